@@ -1,0 +1,182 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/proximity-ve/proximity/internal/problem"
+)
+
+// CommandType names a command. The values are stored in the Raft log:
+// append only, never renumber or reuse.
+type CommandType uint16
+
+// The command types.
+const (
+	CmdReserve       CommandType = 1
+	CmdRelease       CommandType = 2
+	CmdMarkForeign   CommandType = 3
+	CmdInitAdmin     CommandType = 4
+	CmdCreateUser    CommandType = 5
+	CmdCreateToken   CommandType = 6
+	CmdSetNetwork    CommandType = 7
+	CmdSetPools      CommandType = 8
+	CmdUpsertServer  CommandType = 9
+	CmdRemoveServer  CommandType = 10
+	CmdUnmarkForeign CommandType = 11
+)
+
+// batchVersion is the first byte of every log entry this version writes.
+const batchVersion byte = 1
+
+// Command is one state change. Exactly the payload named by Type is set.
+type Command struct {
+	Type      CommandType `json:"type"`
+	RequestID string      `json:"request_id"`
+
+	Reserve      *ReserveCmd      `json:"reserve,omitempty"`
+	Release      *ReleaseCmd      `json:"release,omitempty"`
+	Foreign      *ForeignCmd      `json:"foreign,omitempty"`
+	InitAdmin    *InitAdminCmd    `json:"init_admin,omitempty"`
+	CreateUser   *CreateUserCmd   `json:"create_user,omitempty"`
+	CreateToken  *CreateTokenCmd  `json:"create_token,omitempty"`
+	SetNetwork   *NetworkSettings `json:"set_network,omitempty"`
+	SetPools     *PoolSettings    `json:"set_pools,omitempty"`
+	UpsertServer *Server          `json:"upsert_server,omitempty"`
+	RemoveServer *RemoveServerCmd `json:"remove_server,omitempty"`
+}
+
+// ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if
+// IP, an address, for Owner. ID and CreatedAt are filled in by the server
+// that accepted the request.
+type ReserveCmd struct {
+	ID          string    `json:"id"`
+	Hostname    string    `json:"hostname"`
+	Node        string    `json:"node"`
+	PublicPorts int       `json:"public_ports"`
+	IP          bool      `json:"ip"`
+	Owner       string    `json:"owner"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// ReleaseCmd frees everything reservation ID holds.
+type ReleaseCmd struct {
+	ID string `json:"id"`
+}
+
+// ForeignCmd marks (or unmarks) VMIDs used outside Proximity.
+type ForeignCmd struct {
+	VMIDs []int `json:"vmids"`
+}
+
+// InitAdminCmd creates the first admin user and its token. It succeeds
+// only while no admin exists.
+type InitAdminCmd struct {
+	User  User  `json:"user"`
+	Token Token `json:"token"`
+}
+
+// CreateUserCmd creates a user.
+type CreateUserCmd struct {
+	User User `json:"user"`
+}
+
+// CreateTokenCmd creates an API token for an existing user.
+type CreateTokenCmd struct {
+	Token Token `json:"token"`
+}
+
+// RemoveServerCmd forgets a coordinator server and tombstones its boot ID
+// so that the same incarnation is never added back automatically.
+type RemoveServerCmd struct {
+	ID     string `json:"id"`
+	BootID string `json:"boot_id"`
+}
+
+// Result is the answer to one command. It is stored in the dedup table, so
+// it must survive a JSON round trip.
+type Result struct {
+	ErrKind     problem.Kind `json:"err_kind,omitempty"`
+	ErrDetail   string       `json:"err_detail,omitempty"`
+	Reservation *Reservation `json:"reservation,omitempty"`
+	User        *User        `json:"user,omitempty"`
+	Token       *Token       `json:"token,omitempty"`
+	// Index is the log index of the entry that first applied the command.
+	Index uint64 `json:"index"`
+	// Replayed is true when the answer came from the dedup table. It is
+	// not stored.
+	Replayed bool `json:"-"`
+}
+
+// Err returns the result's error, or nil.
+func (r Result) Err() error {
+	if r.ErrDetail == "" && r.ErrKind == problem.Internal {
+		return nil
+	}
+	return &problem.Error{Kind: r.ErrKind, Detail: r.ErrDetail}
+}
+
+func failure(err error) Result {
+	var k problem.Kind = problem.Internal
+	detail := err.Error()
+	if pe, ok := err.(*problem.Error); ok {
+		k, detail = pe.Kind, pe.Detail
+	}
+	if detail == "" {
+		detail = k.String()
+	}
+	return Result{ErrKind: k, ErrDetail: detail}
+}
+
+// EncodeBatch encodes commands as one log entry.
+func EncodeBatch(cmds []Command) ([]byte, error) {
+	b, err := json.Marshal(cmds)
+	if err != nil {
+		return nil, fmt.Errorf("encode batch: %w", err)
+	}
+	return append([]byte{batchVersion}, b...), nil
+}
+
+// DecodeBatch decodes a log entry.
+func DecodeBatch(data []byte) ([]Command, error) {
+	if len(data) == 0 || data[0] != batchVersion {
+		return nil, fmt.Errorf("decode batch: unknown entry version")
+	}
+	var cmds []Command
+	if err := json.Unmarshal(data[1:], &cmds); err != nil {
+		return nil, fmt.Errorf("decode batch: %w", err)
+	}
+	return cmds, nil
+}
+
+// fingerprint describes what a command asks for, without the fields the
+// accepting server fills in (IDs, timestamps), so that a retry of the same
+// request matches and a different request under the same ID does not.
+func (c *Command) fingerprint() string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(int(c.Type)))
+	switch {
+	case c.Reserve != nil:
+		r := c.Reserve
+		fmt.Fprintf(&b, "|%s|%s|%d|%t|%s", strings.ToLower(r.Hostname), r.Node, r.PublicPorts, r.IP, r.Owner)
+	case c.Release != nil:
+		b.WriteString("|" + c.Release.ID)
+	case c.CreateUser != nil:
+		b.WriteString("|" + c.CreateUser.User.Name + "|" + string(c.CreateUser.User.Role))
+	case c.CreateToken != nil:
+		b.WriteString("|" + c.CreateToken.Token.UserID)
+	case c.Foreign != nil:
+		for _, v := range c.Foreign.VMIDs {
+			b.WriteString("|" + strconv.Itoa(v))
+		}
+	default:
+		// Other commands are configuration writes that carry their whole
+		// content; their fingerprint is the content.
+		raw, _ := json.Marshal(c)
+		b.Write(raw)
+	}
+	return b.String()
+}

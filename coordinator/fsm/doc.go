@@ -1,0 +1,47 @@
+// Package fsm is the coordinator's replicated state machine: the single
+// writer of all shared state.
+//
+// # Log entries
+//
+// Every Raft log entry is a Batch: a version byte followed by the JSON
+// encoding of a list of Commands. The leader's proposer gathers the
+// commands that arrive while the previous entry is being written into one
+// batch (group commit); a single command is a batch of one. Apply answers
+// with a []Result, one per command, in order.
+//
+// # Commands
+//
+// A Command is a tagged union: Type names which payload field is set.
+// Command types are append-only numbers; a type this version does not know
+// is answered with an Internal error result, not a panic, so a mixed-version
+// cluster keeps running while it is being upgraded.
+//
+// Every command carries a RequestID. The FSM keeps a dedup table from
+// request ID to the first result and a fingerprint of the command's
+// payload: a command whose request ID is already in the table is not
+// applied again; it answers with the stored result (or with Conflict when
+// the payload differs, meaning a client reused an ID for another request).
+// Entries are forgotten once they are DedupWindow log indexes old, which is
+// deterministic on every server.
+//
+// # Determinism
+//
+// Apply reads no clock and no randomness and never lets map iteration order
+// choose anything. IDs and timestamps are filled in before a command is
+// proposed. Pools are searched from a cursor that is part of the state, so
+// every server hands out the same VMID, ports and address.
+//
+// # Registry guarantees
+//
+//   - A VMID is held by at most one reservation and is never one marked
+//     foreign.
+//   - A hostname (compared in lower case) is held by at most one reservation.
+//   - A (node, public port) pair is held by at most one reservation.
+//   - An IPv4 address is held by at most one reservation and lies in the
+//     configured subnet, never its network, broadcast or gateway address.
+//   - Reserve takes the whole tuple or nothing; Release frees all of it.
+//
+// Freed VMIDs are not handed out again until the cursor wraps around the
+// range: a destroyed container's backups (named after its VMID) never
+// collide with a new container's.
+package fsm

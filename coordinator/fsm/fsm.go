@@ -1,0 +1,192 @@
+package fsm
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/proximity-ve/proximity/internal/problem"
+)
+
+// DefaultDedupWindow is how many log indexes a request ID is remembered.
+const DefaultDedupWindow = 100_000
+
+// FSM implements raft.FSM over the State. Apply runs on Raft's FSM
+// goroutine; reads from API handlers take the read lock.
+type FSM struct {
+	mu      sync.RWMutex
+	st      *State
+	window  uint64
+	applied atomic.Uint64
+	// onApply, if set, is called after each entry with its index, outside
+	// the lock (used to wake read-index waiters).
+	onApply func(index uint64)
+}
+
+// New returns an FSM with empty state.
+func New(dedupWindow uint64) *FSM {
+	if dedupWindow == 0 {
+		dedupWindow = DefaultDedupWindow
+	}
+	return &FSM{st: newState(), window: dedupWindow}
+}
+
+// OnApply registers a function called after each applied entry.
+func (f *FSM) OnApply(fn func(index uint64)) { f.onApply = fn }
+
+// AppliedIndex is the index of the last entry applied to this FSM.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// Apply applies one log entry. Entries that are not commands (Raft's own
+// configuration and no-op entries) never reach it.
+func (f *FSM) Apply(l *raft.Log) any {
+	cmds, err := DecodeBatch(l.Data)
+	var results []Result
+	f.mu.Lock()
+	if err != nil {
+		// A committed entry that does not decode is a corrupt log or a
+		// command written by a newer version's encoding: refuse to guess.
+		f.mu.Unlock()
+		panic(fmt.Sprintf("fsm: raft log entry %d is corrupt: %v", l.Index, err))
+	}
+	results = make([]Result, len(cmds))
+	for i := range cmds {
+		results[i] = f.st.applyOne(l.Index, &cmds[i], f.window)
+	}
+	f.st.forgetBefore(l.Index, f.window)
+	f.st.Index = l.Index
+	f.mu.Unlock()
+	f.applied.Store(l.Index)
+	if f.onApply != nil {
+		f.onApply(l.Index)
+	}
+	return results
+}
+
+// ApplyCommands applies commands as if they were the entry at index. It is
+// what Apply does after decoding; tests and tools use it directly.
+func (f *FSM) ApplyCommands(index uint64, cmds ...Command) []Result {
+	data, err := EncodeBatch(cmds)
+	if err != nil {
+		panic(err)
+	}
+	return f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data}).([]Result)
+}
+
+// Read runs fn with the state under the read lock. fn must not keep
+// references into the state after it returns.
+func (f *FSM) Read(fn func(s *State)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.st)
+}
+
+// Snapshot captures the state. It is called on the FSM goroutine, so no
+// Apply runs concurrently; the encoding is done here and Persist only
+// writes bytes.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	data, err := f.st.encode()
+	f.mu.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return snapshot(data), nil
+}
+
+// Restore replaces the state with a snapshot.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("restore: read: %w", err)
+	}
+	st, err := decodeState(data)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	f.mu.Lock()
+	f.st = st
+	f.mu.Unlock()
+	f.applied.Store(st.Index)
+	return nil
+}
+
+// Encode returns the canonical encoding of the current state: two FSMs
+// with the same state encode to the same bytes.
+func (f *FSM) Encode() ([]byte, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.encode()
+}
+
+type snapshot []byte
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s snapshot) Release() {}
+
+// applyOne applies one command with deduplication.
+func (s *State) applyOne(index uint64, c *Command, window uint64) Result {
+	if c.RequestID == "" {
+		return failure(problem.E(problem.Invalid, "request_id: required"))
+	}
+	fp := c.fingerprint()
+	if d, ok := s.Dedup[c.RequestID]; ok {
+		if d.Fingerprint != fp {
+			return failure(problem.E(problem.Conflict,
+				"request_id %q was already used for a different request", c.RequestID))
+		}
+		r := d.Result
+		r.Replayed = true
+		return r
+	}
+	r := s.dispatch(index, c)
+	r.Index = index
+	s.remember(index, c.RequestID, fp, r)
+	return r
+}
+
+func (s *State) dispatch(index uint64, c *Command) Result {
+	var err error
+	var r Result
+	switch {
+	case c.Type == CmdReserve && c.Reserve != nil:
+		r.Reservation, err = s.reserve(index, c.Reserve)
+	case c.Type == CmdRelease && c.Release != nil:
+		err = s.release(c.Release.ID)
+	case c.Type == CmdMarkForeign && c.Foreign != nil:
+		err = s.markForeign(c.Foreign.VMIDs, true)
+	case c.Type == CmdUnmarkForeign && c.Foreign != nil:
+		err = s.markForeign(c.Foreign.VMIDs, false)
+	case c.Type == CmdInitAdmin && c.InitAdmin != nil:
+		r.User, r.Token, err = s.initAdmin(index, c.InitAdmin)
+	case c.Type == CmdCreateUser && c.CreateUser != nil:
+		r.User, err = s.createUser(index, c.CreateUser.User)
+	case c.Type == CmdCreateToken && c.CreateToken != nil:
+		r.Token, err = s.createToken(index, c.CreateToken.Token)
+	case c.Type == CmdSetNetwork && c.SetNetwork != nil:
+		err = s.setNetwork(*c.SetNetwork)
+	case c.Type == CmdSetPools && c.SetPools != nil:
+		err = s.setPools(*c.SetPools)
+	case c.Type == CmdUpsertServer && c.UpsertServer != nil:
+		err = s.upsertServer(*c.UpsertServer)
+	case c.Type == CmdRemoveServer && c.RemoveServer != nil:
+		err = s.removeServer(*c.RemoveServer)
+	default:
+		err = problem.E(problem.Internal, "command type %d with its payload is not known to this version", c.Type)
+	}
+	if err != nil {
+		return failure(err)
+	}
+	return r
+}
