@@ -1,0 +1,93 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/proximity-ve/proximity/coordinator/cluster"
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+)
+
+// Backend is what the API needs from the server's cluster node;
+// *cluster.Cluster implements it.
+type Backend interface {
+	ID() string
+	IsLeader() bool
+	Ready() bool
+	Leader() (id, httpAddr string, ok bool)
+	Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
+	ReadIndex(ctx context.Context) error
+	FSM() *fsm.FSM
+	Info() (cluster.Info, error)
+	RemoveServer(ctx context.Context, id, requestID string) error
+}
+
+// Config configures the API.
+type Config struct {
+	Backend Backend
+	Logger  *slog.Logger
+	// Registry receives the API's metrics; /metrics serves it.
+	Registry *prometheus.Registry
+	// RequestTimeout bounds a request, including retries across leader
+	// changes. Default 15s.
+	RequestTimeout time.Duration
+	// Now returns the time stamped on new records. Default time.Now.
+	Now func() time.Time
+}
+
+// API is the HTTP handler.
+type API struct {
+	b       Backend
+	log     *slog.Logger
+	timeout time.Duration
+	now     func() time.Time
+	mux     *http.ServeMux
+	routes  []*route
+	fwd     *http.Client
+	m       *metrics
+}
+
+// New builds the handler.
+func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 15 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	a := &API{
+		b: cfg.Backend, log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now,
+		mux: http.NewServeMux(),
+		fwd: &http.Client{
+			Timeout: 10 * time.Second,
+			Transport: &http.Transport{
+				MaxIdleConnsPerHost: 256,
+				IdleConnTimeout:     30 * time.Second,
+				DisableCompression:  true,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	a.m = newMetrics(cfg.Registry, cfg.Backend)
+	a.routes = a.table()
+	a.register()
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Close releases idle forwarding connections.
+func (a *API) Close() { a.fwd.CloseIdleConnections() }

@@ -1,0 +1,307 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/coordinator/proposer"
+	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/validate"
+)
+
+// Headers between servers and to clients.
+const (
+	hdrForwarded   = "X-Proximity-Forwarded"
+	hdrNotLeader   = "X-Proximity-Not-Leader"
+	hdrRequestID   = "X-Request-ID"
+	hdrIdempotency = "Idempotency-Key"
+	maxBody        = 1 << 20
+)
+
+// request is one API call as handlers see it.
+type request struct {
+	r         *http.Request
+	ctx       context.Context
+	id        string // request ID, in every problem document and log line
+	key       string // idempotency key: the FSM request ID of a write
+	body      []byte
+	user      fsm.User
+	forwarded bool
+}
+
+// NewID returns prefix followed by 96 random bits in hex.
+func NewID(prefix string) string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on Linux; if it ever does, IDs would
+		// collide, which is worse than stopping.
+		panic("crypto/rand: " + err.Error())
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// decode reads the JSON body strictly: unknown fields, trailing data and
+// wrong types are errors that name the field.
+func (rq *request) decode(v any) error {
+	if len(bytes.TrimSpace(rq.body)) == 0 {
+		return problem.E(problem.Invalid, "body: a JSON object is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(rq.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			return problem.E(problem.Invalid, "%s: must be %s", te.Field, te.Type)
+		case errors.As(err, &se):
+			return problem.E(problem.Invalid, "body: malformed JSON at byte %d", se.Offset)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return problem.E(problem.Invalid, "body: %s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		return problem.E(problem.Invalid, "body: %v", err)
+	}
+	if dec.More() {
+		return problem.E(problem.Invalid, "body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// commandID is the FSM request ID for a write: the client's request_id if
+// the body had one, else the idempotency key.
+func (rq *request) commandID(fromBody string) string {
+	if fromBody != "" {
+		return fromBody
+	}
+	return rq.key
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// serve runs one request through authentication, authorization and, for
+// leader routes, the forward-and-retry loop.
+func (a *API) serve(w http.ResponseWriter, r *http.Request, rt *route) {
+	start := time.Now()
+	rq := &request{r: r, forwarded: r.Header.Get(hdrForwarded) != ""}
+	rq.id = r.Header.Get(hdrRequestID)
+	if !rq.forwarded || validate.RequestID("", rq.id) != nil {
+		rq.id = NewID("req_")
+	}
+	w.Header().Set(hdrRequestID, rq.id)
+	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+	defer cancel()
+	rq.ctx = ctx
+	rw := &statusWriter{ResponseWriter: w}
+	defer func() { a.m.observe(rt.name, r.Method, rw.status, time.Since(start)) }()
+
+	if r.Body != nil {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			a.fail(rw, rq, problem.E(problem.TooLarge, "body: larger than %d bytes or unreadable", maxBody))
+			return
+		}
+		rq.body = body
+	}
+	token := bearer(r)
+	if rt.access != public && token == "" {
+		a.fail(rw, rq, problem.E(problem.Unauthenticated, "an Authorization: Bearer token is required"))
+		return
+	}
+	if k := r.Header.Get(hdrIdempotency); k != "" {
+		if err := validate.RequestID(hdrIdempotency, k); err != nil {
+			a.fail(rw, rq, err)
+			return
+		}
+		rq.key = k
+	}
+	if rt.where == local {
+		a.respond(rw, rq, a.runHere(rq, rt, token))
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && rq.key == "" {
+		// Fix the write's identity before it can be retried anywhere.
+		rq.key = NewID("idem_")
+	}
+	backoff := 10 * time.Millisecond
+	for {
+		if a.b.IsLeader() {
+			out := a.runHere(rq, rt, token)
+			if !retryable(out.err) {
+				a.respond(rw, rq, out)
+				return
+			}
+			if rq.forwarded {
+				a.notLeader(rw, rq)
+				return
+			}
+		} else if rq.forwarded {
+			a.notLeader(rw, rq)
+			return
+		} else if a.forward(rw, rq) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			err := problem.E(problem.Unavailable, "no leader answered within %s; retry (writes: with the same Idempotency-Key or request_id)", a.timeout)
+			a.fail(rw, rq, err)
+			return
+		case <-time.After(backoff):
+			backoff = min(backoff*2, 500*time.Millisecond)
+		}
+	}
+}
+
+type outcome struct {
+	status int
+	body   any
+	err    error
+}
+
+// runHere authenticates, authorizes and runs the handler on this server.
+func (a *API) runHere(rq *request, rt *route, token string) outcome {
+	if rt.access != public {
+		var ok bool
+		a.b.FSM().Read(func(s *fsm.State) { rq.user, ok = s.Authenticate(token) })
+		if !ok {
+			return outcome{err: problem.E(problem.Unauthenticated, "the bearer token is not valid")}
+		}
+		if rt.access == adminOnly && rq.user.Role != fsm.RoleAdmin {
+			return outcome{err: problem.E(problem.Permission, "%s %s needs the admin role", rt.method, rt.pattern)}
+		}
+	}
+	if rt.where == leader && (rq.r.Method == http.MethodGet || rq.r.Method == http.MethodHead) {
+		if err := a.b.ReadIndex(rq.ctx); err != nil {
+			return outcome{err: err}
+		}
+	}
+	status, body, err := rt.h(rq)
+	return outcome{status, body, err}
+}
+
+func retryable(err error) bool {
+	return errors.Is(err, proposer.ErrNotLeader) || errors.Is(err, proposer.ErrUnknownOutcome) || errors.Is(err, proposer.ErrClosed)
+}
+
+func (a *API) notLeader(w http.ResponseWriter, rq *request) {
+	w.Header().Set(hdrNotLeader, "true")
+	a.fail(w, rq, problem.E(problem.Unavailable, "this server is not the leader"))
+}
+
+func (a *API) respond(w http.ResponseWriter, rq *request, out outcome) {
+	if out.err != nil {
+		if retryable(out.err) {
+			out.err = problem.Wrap(problem.Unavailable, out.err, "leadership changed during the request; retry (writes: with the same Idempotency-Key or request_id)")
+		}
+		a.fail(w, rq, out.err)
+		return
+	}
+	if out.status == http.StatusNoContent {
+		w.WriteHeader(out.status)
+		return
+	}
+	writeJSON(w, out.status, out.body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(body); err != nil {
+		// Headers are sent; the client sees a truncated body.
+		return
+	}
+}
+
+// fail answers with a problem document; internal errors are logged with
+// their cause and the request ID, and answered without it.
+func (a *API) fail(w http.ResponseWriter, rq *request, err error) {
+	if rq == nil {
+		rq = &request{id: NewID("req_")}
+		w.Header().Set(hdrRequestID, rq.id)
+	}
+	k := problem.KindOf(err)
+	if problem.Status(k) >= 500 && k != problem.Unavailable {
+		a.log.Error("request failed", "request_id", rq.id, "err", err)
+	} else {
+		a.log.Debug("request refused", "request_id", rq.id, "kind", k.String(), "err", err)
+	}
+	problem.Write(w, err, rq.id)
+}
+
+// forward relays the request to the leader. It returns false, having
+// written nothing, when the leader is unknown or unreachable or is no
+// longer the leader; the caller retries.
+func (a *API) forward(w http.ResponseWriter, rq *request) bool {
+	id, addr, ok := a.b.Leader()
+	if !ok || addr == "" || id == a.b.ID() {
+		return false
+	}
+	req, err := http.NewRequestWithContext(rq.ctx, rq.r.Method, "http://"+addr+rq.r.URL.RequestURI(), bytes.NewReader(rq.body))
+	if err != nil {
+		return false
+	}
+	for _, h := range []string{"Authorization", "Content-Type", "Accept"} {
+		if v := rq.r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	if rq.key != "" {
+		req.Header.Set(hdrIdempotency, rq.key)
+	}
+	req.Header.Set(hdrRequestID, rq.id)
+	req.Header.Set(hdrForwarded, a.b.ID())
+	resp, err := a.fwd.Do(req)
+	if err != nil {
+		a.log.Debug("forward to leader", "leader", id, "request_id", rq.id, "err", err)
+		return false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil || (resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(hdrNotLeader) != "") {
+		return false
+	}
+	for _, h := range []string{"Content-Type", "Cache-Control", "Retry-After", "WWW-Authenticate", "Allow", "Location"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(body)
+	return true
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}

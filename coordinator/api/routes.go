@@ -1,0 +1,114 @@
+package api
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/proximity-ve/proximity/internal/problem"
+)
+
+// access is who may call a route.
+type access int
+
+const (
+	public access = iota // anyone, no token
+	anyUser              // any valid token
+	adminOnly            // a token of an admin
+)
+
+// where a route runs.
+type where int
+
+const (
+	local  where = iota // on the server that received it
+	leader              // on the leader; reads use the read index
+)
+
+type handlerFunc func(rq *request) (status int, body any, err error)
+
+type route struct {
+	method  string
+	pattern string // net/http pattern path
+	access  access
+	where   where
+	name    string // for metrics: the pattern
+	h       handlerFunc
+}
+
+// table is every route the API serves. Authorization is declared here and
+// nowhere else.
+func (a *API) table() []*route {
+	return []*route{
+		{method: "GET", pattern: "/healthz", access: public, where: local, h: a.healthz},
+		{method: "GET", pattern: "/readyz", access: public, where: local, h: a.readyz},
+
+		{method: "GET", pattern: "/api/v1/cluster", access: adminOnly, where: local, h: a.getCluster},
+		{method: "DELETE", pattern: "/api/v1/cluster/members/{id}", access: adminOnly, where: leader, h: a.removeMember},
+
+		{method: "GET", pattern: "/api/v1/reservations", access: adminOnly, where: leader, h: a.listReservations},
+		{method: "POST", pattern: "/api/v1/reservations", access: adminOnly, where: leader, h: a.createReservation},
+		{method: "GET", pattern: "/api/v1/reservations/{id}", access: adminOnly, where: leader, h: a.getReservation},
+		{method: "DELETE", pattern: "/api/v1/reservations/{id}", access: adminOnly, where: leader, h: a.deleteReservation},
+
+		{method: "GET", pattern: "/api/v1/users", access: adminOnly, where: leader, h: a.listUsers},
+		{method: "POST", pattern: "/api/v1/users", access: adminOnly, where: leader, h: a.createUser},
+		{method: "POST", pattern: "/api/v1/users/{id}/tokens", access: adminOnly, where: leader, h: a.createToken},
+
+		{method: "GET", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.getNetwork},
+		{method: "PUT", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.putNetwork},
+		{method: "GET", pattern: "/api/v1/settings/registry", access: adminOnly, where: leader, h: a.getPools},
+		{method: "PUT", pattern: "/api/v1/settings/registry", access: adminOnly, where: leader, h: a.putPools},
+	}
+}
+
+// register installs one handler per path; it dispatches on the method so
+// that a wrong method gets a problem document, not net/http's plain text.
+func (a *API) register() {
+	byPath := map[string][]*route{}
+	var paths []string
+	for _, rt := range a.routes {
+		rt.name = rt.method + " " + rt.pattern
+		if _, ok := byPath[rt.pattern]; !ok {
+			paths = append(paths, rt.pattern)
+		}
+		byPath[rt.pattern] = append(byPath[rt.pattern], rt)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		rts := byPath[p]
+		a.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			for _, rt := range rts {
+				if rt.method == r.Method || (rt.method == "GET" && r.Method == "HEAD") {
+					a.serve(w, r, rt)
+					return
+				}
+			}
+			var allowed []string
+			for _, rt := range rts {
+				allowed = append(allowed, rt.method)
+			}
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			a.fail(w, nil, problem.E(problem.Method, "%s is not allowed on %s; use %s", r.Method, p, strings.Join(allowed, ", ")))
+		})
+	}
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, nil, problem.E(problem.NotFound, "no route for %s", r.URL.Path))
+	})
+}
+
+// Routes lists every route as "METHOD PATTERN" with its access level, for
+// the authorization test and the docs.
+func (a *API) Routes() []RouteInfo {
+	var out []RouteInfo
+	for _, rt := range a.routes {
+		out = append(out, RouteInfo{Method: rt.method, Pattern: rt.pattern, Admin: rt.access == adminOnly, Public: rt.access == public})
+	}
+	return out
+}
+
+// RouteInfo describes a route.
+type RouteInfo struct {
+	Method, Pattern string
+	Admin, Public   bool
+}

@@ -1,0 +1,94 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"time"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/validate"
+)
+
+// NewTokenSecret returns a fresh API token secret: 256 random bits.
+func NewTokenSecret() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return "pxt_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+type userJSON struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      fsm.Role  `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func userOut(u fsm.User) userJSON {
+	return userJSON{ID: u.ID, Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt}
+}
+
+func (a *API) createUser(rq *request) (int, any, error) {
+	var in struct {
+		Name string   `json:"name"`
+		Role fsm.Role `json:"role"`
+	}
+	if err := rq.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if err := validate.Label("name", in.Name); err != nil {
+		return 0, nil, err
+	}
+	if in.Role != fsm.RoleAdmin && in.Role != fsm.RoleUser {
+		return 0, nil, problem.E(problem.Invalid, "role: %q must be admin or user", in.Role)
+	}
+	res, err := a.propose(rq, fsm.Command{Type: fsm.CmdCreateUser, RequestID: rq.key, CreateUser: &fsm.CreateUserCmd{
+		User: fsm.User{ID: NewID("usr_"), Name: in.Name, Role: in.Role, CreatedAt: a.now()},
+	}})
+	if err != nil {
+		return 0, nil, err
+	}
+	status := http.StatusCreated
+	if res.Replayed {
+		status = http.StatusOK
+	}
+	return status, userOut(*res.User), nil
+}
+
+func (a *API) listUsers(rq *request) (int, any, error) {
+	q := rq.r.URL.Query()
+	pg, per, err := validate.Pagination(q.Get("page"), q.Get("per_page"))
+	if err != nil {
+		return 0, nil, err
+	}
+	out := page[userJSON]{Items: []userJSON{}, Page: pg, PerPage: per}
+	a.b.FSM().Read(func(s *fsm.State) {
+		users, total := s.ListUsers(pg, per)
+		out.Total = total
+		for _, u := range users {
+			out.Items = append(out.Items, userOut(u))
+		}
+	})
+	return http.StatusOK, out, nil
+}
+
+func (a *API) createToken(rq *request) (int, any, error) {
+	uid := rq.r.PathValue("id")
+	secret := NewTokenSecret()
+	res, err := a.propose(rq, fsm.Command{Type: fsm.CmdCreateToken, RequestID: rq.key, CreateToken: &fsm.CreateTokenCmd{
+		Token: fsm.Token{ID: NewID("tok_"), UserID: uid, Hash: fsm.HashToken(secret), CreatedAt: a.now()},
+	}})
+	if err != nil {
+		return 0, nil, err
+	}
+	if res.Replayed {
+		// Only the hash is stored: a retried request cannot show the
+		// secret of the token it created.
+		return 0, nil, problem.E(problem.Conflict,
+			"this request already created token %s and its secret was shown once; create another token", res.Token.ID)
+	}
+	return http.StatusCreated, map[string]string{"id": res.Token.ID, "token": secret}, nil
+}

@@ -1,0 +1,404 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/coordinator/proposer"
+)
+
+// Config configures one server.
+type Config struct {
+	NodeID          string
+	DataDir         string
+	RaftAddr        string
+	GossipAddr      string
+	HTTPAddr        string
+	GRPCAddr        string
+	BootstrapExpect int
+	Join            []string
+
+	Timing   Timing
+	Proposer proposer.Config
+	Logger   *slog.Logger
+	// LogOutput receives Raft's and memberlist's own logs.
+	LogOutput io.Writer
+	// OnLeaderReady runs (in its own goroutine) each time this server
+	// becomes leader and has applied everything committed before; ctx ends
+	// when leadership is lost.
+	OnLeaderReady func(ctx context.Context)
+}
+
+// Timing holds the Raft and gossip timings.
+type Timing struct {
+	Heartbeat         time.Duration
+	Election          time.Duration
+	LeaderLease       time.Duration
+	Commit            time.Duration
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	// LocalGossip uses memberlist's loopback timings (fast failure
+	// detection, for tests and dev).
+	LocalGossip bool
+	// Reconcile is how often the leader reconciles membership.
+	Reconcile time.Duration
+}
+
+// DefaultTiming returns production timings for a LAN.
+func DefaultTiming() Timing {
+	return Timing{
+		Heartbeat: time.Second, Election: time.Second, LeaderLease: 500 * time.Millisecond,
+		Commit: 50 * time.Millisecond, SnapshotInterval: 2 * time.Minute,
+		SnapshotThreshold: 8192, TrailingLogs: 10240, Reconcile: 5 * time.Second,
+	}
+}
+
+// TestTiming returns timings for servers sharing one loopback machine.
+func TestTiming() Timing {
+	return Timing{
+		Heartbeat: 400 * time.Millisecond, Election: 400 * time.Millisecond, LeaderLease: 200 * time.Millisecond,
+		Commit: 10 * time.Millisecond, SnapshotInterval: 5 * time.Second,
+		SnapshotThreshold: 1024, TrailingLogs: 1024, LocalGossip: true, Reconcile: 300 * time.Millisecond,
+	}
+}
+
+// Cluster is a running server's Raft node and gossip member.
+type Cluster struct {
+	cfg    Config
+	log    *slog.Logger
+	fsm    *fsm.FSM
+	bootID string
+
+	raft  *raft.Raft
+	store *raftboltdb.BoltStore
+	snaps raft.SnapshotStore
+	trans *raft.NetworkTransport
+	ml    *memberlist.Memberlist
+	meta  *metaDelegate
+	prop  *proposer.Proposer
+
+	lead        leaderState
+	leaderReady atomic.Bool
+	applyMu     sync.Mutex
+	applyCh     chan struct{}
+	events      chan struct{}
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	shutOnce sync.Once
+}
+
+// Open starts the server's Raft node and gossip member.
+func Open(cfg Config, f *fsm.FSM) (*Cluster, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.LogOutput == nil {
+		cfg.LogOutput = os.Stderr
+	}
+	if cfg.Timing == (Timing{}) {
+		cfg.Timing = DefaultTiming()
+	}
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "raft"), 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := claimNodeID(cfg.DataDir, cfg.NodeID); err != nil {
+		return nil, err
+	}
+	bootID, err := loadOrCreate(filepath.Join(cfg.DataDir, "boot-id"))
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), fsm: f, bootID: bootID,
+		applyCh: make(chan struct{}), events: make(chan struct{}, 1), stop: make(chan struct{}),
+	}
+	f.OnApply(c.applied)
+	if err := c.openRaft(); err != nil {
+		c.closeStores()
+		return nil, err
+	}
+	if err := c.openGossip(); err != nil {
+		c.Shutdown()
+		return nil, err
+	}
+	c.wg.Add(3)
+	go c.watchLeadership()
+	go c.bootstrap()
+	go c.joinLoop()
+	return c, nil
+}
+
+func checkConfig(cfg *Config) error {
+	var errs []string
+	if cfg.NodeID == "" || strings.ContainsAny(cfg.NodeID, " /\\") {
+		errs = append(errs, "--node-id: required, without spaces or slashes")
+	}
+	if cfg.DataDir == "" {
+		errs = append(errs, "--data-dir: required")
+	}
+	for flag, addr := range map[string]string{"--raft-addr": cfg.RaftAddr, "--gossip-addr": cfg.GossipAddr, "--http-addr": cfg.HTTPAddr} {
+		if err := routable(addr); err != nil {
+			errs = append(errs, flag+": "+err.Error())
+		}
+	}
+	if cfg.BootstrapExpect < 0 || cfg.BootstrapExpect > 7 {
+		errs = append(errs, "--bootstrap-expect: must be 0 (off) to 7")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// routable checks that addr is host:port with a host other servers can
+// reach (not the unspecified address), since it is also advertised.
+func routable(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || port == "0" {
+		return fmt.Errorf("%q is not host:port with a fixed port", addr)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("%q: give an address other servers can reach, not %s", addr, host)
+	}
+	return nil
+}
+
+// claimNodeID records the node ID in the data directory and refuses to
+// open a directory that belongs to another ID.
+func claimNodeID(dir, id string) error {
+	p := filepath.Join(dir, "node-id")
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		if got := strings.TrimSpace(string(b)); got != id {
+			return fmt.Errorf("data dir %s belongs to node %q, not %q", dir, got, id)
+		}
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		return writeFileAtomic(p, []byte(id+"\n"), 0o600)
+	default:
+		return fmt.Errorf("read node id: %w", err)
+	}
+}
+
+func loadOrCreate(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", p, err)
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("boot id: %w", err)
+	}
+	id := hex.EncodeToString(raw[:])
+	return id, writeFileAtomic(p, []byte(id+"\n"), 0o600)
+}
+
+// writeFileAtomic writes a file through a temporary file and a rename, and
+// syncs it, so a crash leaves the old or the new content.
+func writeFileAtomic(p string, data []byte, mode os.FileMode) error {
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+func (c *Cluster) openRaft() error {
+	t := c.cfg.Timing
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.cfg.NodeID)
+	rc.HeartbeatTimeout = t.Heartbeat
+	rc.ElectionTimeout = t.Election
+	rc.LeaderLeaseTimeout = t.LeaderLease
+	rc.CommitTimeout = t.Commit
+	rc.SnapshotInterval = t.SnapshotInterval
+	rc.SnapshotThreshold = t.SnapshotThreshold
+	rc.TrailingLogs = t.TrailingLogs
+	rc.MaxAppendEntries = 256
+	rc.BatchApplyCh = true
+	notify := make(chan bool, 8)
+	rc.NotifyCh = notify
+	rc.Logger = hclog.New(&hclog.LoggerOptions{
+		Name: "raft", Level: hclog.Warn, Output: c.cfg.LogOutput,
+	})
+
+	dir := filepath.Join(c.cfg.DataDir, "raft")
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft store: %w", err)
+	}
+	c.store = store
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 3, rc.Logger)
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	c.snaps = snaps
+	adv, err := net.ResolveTCPAddr("tcp", c.cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("--raft-addr: %w", err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(c.cfg.RaftAddr, adv, 8, 10*time.Second, rc.Logger)
+	if err != nil {
+		return fmt.Errorf("raft transport on %s: %w", c.cfg.RaftAddr, err)
+	}
+	c.trans = trans
+	r, err := raft.NewRaft(rc, c.fsm, store, store, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	c.raft = r
+	c.prop = proposer.New(r, c.cfg.Proposer)
+	go func() {
+		for leader := range notify {
+			c.leaderEvent(leader)
+		}
+	}()
+	return nil
+}
+
+func (c *Cluster) closeStores() {
+	if c.trans != nil {
+		c.trans.Close()
+	}
+	if c.store != nil {
+		c.store.Close()
+	}
+}
+
+// Shutdown stops the server abruptly, as a crash would, except that files
+// are closed: it does not leave the cluster, so a restart with the same
+// data directory rejoins with its state.
+func (c *Cluster) Shutdown() {
+	c.shutOnce.Do(func() {
+		close(c.stop)
+		c.leaderReady.Store(false)
+		if c.prop != nil {
+			c.prop.Close()
+		}
+		if c.ml != nil {
+			if err := c.ml.Shutdown(); err != nil {
+				c.log.Error("gossip shutdown", "err", err)
+			}
+		}
+		if c.raft != nil {
+			if err := c.raft.Shutdown().Error(); err != nil {
+				c.log.Error("raft shutdown", "err", err)
+			}
+		}
+		c.wg.Wait()
+		c.closeStores()
+	})
+}
+
+// ID is this server's node ID.
+func (c *Cluster) ID() string { return c.cfg.NodeID }
+
+// BootID names this incarnation of the data directory.
+func (c *Cluster) BootID() string { return c.bootID }
+
+// FSM is the server's state machine.
+func (c *Cluster) FSM() *fsm.FSM { return c.fsm }
+
+// Raft is the server's Raft node.
+func (c *Cluster) Raft() *raft.Raft { return c.raft }
+
+// Propose submits a command through group commit (leader only).
+func (c *Cluster) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	if c.raft.State() != raft.Leader {
+		return fsm.Result{}, proposer.ErrNotLeader
+	}
+	return c.prop.Propose(ctx, cmd)
+}
+
+func (c *Cluster) applied(uint64) {
+	c.applyMu.Lock()
+	close(c.applyCh)
+	c.applyCh = make(chan struct{})
+	c.applyMu.Unlock()
+}
+
+// WaitApplied waits until the local FSM has applied index.
+func (c *Cluster) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		c.applyMu.Lock()
+		ch := c.applyCh
+		c.applyMu.Unlock()
+		if c.fsm.AppliedIndex() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.stop:
+			return proposer.ErrClosed
+		}
+	}
+}
+
+// ReadIndex makes the local FSM safe for a linearizable read: it returns
+// once this server has confirmed it is still the leader and has applied
+// everything committed before the call. Use it on the leader only.
+func (c *Cluster) ReadIndex(ctx context.Context) error {
+	if !c.leaderReady.Load() {
+		return proposer.ErrNotLeader
+	}
+	idx := c.raft.CommitIndex()
+	if err := c.raft.VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("%w: %v", proposer.ErrNotLeader, err)
+	}
+	return c.WaitApplied(ctx, idx)
+}
+
+// IsLeader reports whether this server is the leader and ready to serve.
+func (c *Cluster) IsLeader() bool { return c.leaderReady.Load() }
+
+// Ready reports whether a leader is known and this server has applied
+// everything it knows to be committed.
+func (c *Cluster) Ready() bool {
+	if _, id := c.raft.LeaderWithID(); id == "" {
+		return false
+	}
+	if c.raft.State() == raft.Leader && !c.leaderReady.Load() {
+		return false
+	}
+	return c.fsm.AppliedIndex() >= c.raft.CommitIndex()
+}

@@ -1,0 +1,237 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// meta is what a server announces over gossip.
+type meta struct {
+	ID     string `json:"id"`
+	Raft   string `json:"raft"`
+	HTTP   string `json:"http"`
+	GRPC   string `json:"grpc,omitempty"`
+	Gossip string `json:"gossip"`
+	Expect int    `json:"expect,omitempty"`
+	Boot   string `json:"boot"`
+	// Member is true once the server belongs to a Raft cluster (it has
+	// state on disk or bootstrapped); servers never bootstrap with one.
+	Member bool `json:"member,omitempty"`
+}
+
+type metaDelegate struct {
+	mu sync.Mutex
+	m  meta
+	c  *Cluster
+}
+
+func (d *metaDelegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b, err := json.Marshal(d.m)
+	if err != nil || len(b) > limit {
+		// The fields are short addresses and IDs; this cannot happen with
+		// a valid configuration, which checkConfig ensures.
+		return nil
+	}
+	return b
+}
+
+func (d *metaDelegate) NotifyMsg([]byte)                           {}
+func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *metaDelegate) LocalState(join bool) []byte                { return nil }
+func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+func (d *metaDelegate) NotifyJoin(n *memberlist.Node)   { d.c.membershipChanged() }
+func (d *metaDelegate) NotifyLeave(n *memberlist.Node)  { d.c.membershipChanged() }
+func (d *metaDelegate) NotifyUpdate(n *memberlist.Node) { d.c.membershipChanged() }
+
+func (d *metaDelegate) setMember() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m.Member {
+		return false
+	}
+	d.m.Member = true
+	return true
+}
+
+func (c *Cluster) openGossip() error {
+	host, portStr, _ := net.SplitHostPort(c.cfg.GossipAddr)
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("--gossip-addr: %w", err)
+	}
+	var mc *memberlist.Config
+	if c.cfg.Timing.LocalGossip {
+		mc = memberlist.DefaultLocalConfig()
+	} else {
+		mc = memberlist.DefaultLANConfig()
+	}
+	mc.Name = c.cfg.NodeID
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	mc.LogOutput = &levelFilter{w: c.cfg.LogOutput}
+	hasState, err := c.hasState()
+	if err != nil {
+		return err
+	}
+	c.meta = &metaDelegate{c: c, m: meta{
+		ID: c.cfg.NodeID, Raft: c.cfg.RaftAddr, HTTP: c.cfg.HTTPAddr, GRPC: c.cfg.GRPCAddr,
+		Gossip: c.cfg.GossipAddr, Expect: c.cfg.BootstrapExpect, Boot: c.bootID, Member: hasState,
+	}}
+	mc.Delegate = c.meta
+	mc.Events = c.meta
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("gossip on %s: %w", c.cfg.GossipAddr, err)
+	}
+	c.ml = ml
+	return nil
+}
+
+// markMember announces that this server belongs to a Raft cluster.
+func (c *Cluster) markMember() {
+	if c.meta.setMember() {
+		if err := c.ml.UpdateNode(5 * time.Second); err != nil {
+			c.log.Warn("announce membership", "err", err)
+		}
+	}
+}
+
+func (c *Cluster) membershipChanged() {
+	select {
+	case c.events <- struct{}{}:
+	default:
+	}
+}
+
+// members returns the live servers seen over gossip, sorted by ID.
+func (c *Cluster) members() []meta {
+	var out []meta
+	for _, n := range c.ml.Members() {
+		if n.State != memberlist.StateAlive {
+			continue
+		}
+		var m meta
+		if err := json.Unmarshal(n.Meta, &m); err != nil || m.ID != n.Name || m.Raft == "" {
+			continue
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// memberMeta returns a live server's announcement.
+func (c *Cluster) memberMeta(id string) (meta, bool) {
+	for _, m := range c.members() {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return meta{}, false
+}
+
+func (c *Cluster) peersFile() string { return filepath.Join(c.cfg.DataDir, "gossip-peers.json") }
+
+// savePeers remembers the gossip addresses of the servers seen, so that a
+// restart can find the cluster without --join.
+func (c *Cluster) savePeers() {
+	var addrs []string
+	for _, m := range c.members() {
+		if m.ID != c.cfg.NodeID {
+			addrs = append(addrs, m.Gossip)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	b, _ := json.Marshal(addrs)
+	old, _ := os.ReadFile(c.peersFile())
+	if bytes.Equal(old, b) {
+		return
+	}
+	if err := writeFileAtomic(c.peersFile(), b, 0o600); err != nil {
+		c.log.Warn("remember gossip peers", "err", err)
+	}
+}
+
+func (c *Cluster) joinCandidates() []string {
+	seen := map[string]bool{c.cfg.GossipAddr: true}
+	var out []string
+	add := func(a string) {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, a := range c.cfg.Join {
+		add(a)
+	}
+	var saved []string
+	if b, err := os.ReadFile(c.peersFile()); err == nil {
+		if err := json.Unmarshal(b, &saved); err != nil {
+			c.log.Warn("ignoring unreadable gossip peers file", "err", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		c.log.Warn("read gossip peers", "err", err)
+	}
+	for _, a := range saved {
+		add(a)
+	}
+	c.fsm.Read(func(s *fsmState) {
+		for _, sv := range s.ListServers() {
+			if sv.GossipAddr != "" {
+				add(sv.GossipAddr)
+			}
+		}
+	})
+	return out
+}
+
+// joinLoop joins the gossip pool and rejoins whenever this server finds
+// itself alone while it knows of others, with capped backoff.
+func (c *Cluster) joinLoop() {
+	defer c.wg.Done()
+	backoff := 200 * time.Millisecond
+	for {
+		if c.ml.NumMembers() <= 1 {
+			if cands := c.joinCandidates(); len(cands) > 0 {
+				if n, err := c.ml.Join(cands); err != nil && n == 0 {
+					c.log.Debug("gossip join", "peers", cands, "err", err)
+					backoff = min(backoff*2, 5*time.Second)
+				} else {
+					backoff = 200 * time.Millisecond
+				}
+			}
+		}
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// levelFilter passes on only memberlist's warnings and errors.
+type levelFilter struct{ w io.Writer }
+
+func (l *levelFilter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("[WARN]")) || bytes.Contains(p, []byte("[ERR]")) {
+		return l.w.Write(p)
+	}
+	return len(p), nil
+}

@@ -1,0 +1,174 @@
+// Command proximity-coordinator runs a coordinator server, or the
+// embedded default for development (`dev`).
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/proximity-ve/proximity/coordinator/cluster"
+	"github.com/proximity-ve/proximity/coordinator/server"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "proximity-coordinator",
+		Short:         "Proximity coordinator: the registry, the operator API and the work queue",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serverCmd(), devCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "proximity-coordinator:", err)
+		os.Exit(1)
+	}
+}
+
+func logger() *slog.Logger {
+	level := slog.LevelInfo
+	if err := level.UnmarshalText([]byte(os.Getenv("PROXIMITY_LOG_LEVEL"))); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func serverCmd() *cobra.Command {
+	var cfg server.Config
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run one coordinator server (alone, or one of a 3 or 5 server cluster)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = logger()
+			cfg.Timing = cluster.DefaultTiming()
+			return run(cmd.Context(), cfg, false)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.NodeID, "node-id", "", "this server's unique ID (required)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for Raft state, snapshots and the admin token (required)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", "", "host:port of the operator API (required)")
+	f.StringVar(&cfg.GRPCAddr, "grpc-addr", "", "host:port of the agent gRPC service (required)")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "host:port for Raft traffic, reachable by the other servers (required)")
+	f.StringVar(&cfg.GossipAddr, "gossip-addr", "", "host:port for gossip discovery, reachable by the other servers (required)")
+	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many servers are seen (3 or 5)")
+	f.StringArrayVar(&cfg.Join, "join", nil, "gossip address of a server to join (repeatable)")
+	for _, name := range []string{"node-id", "data-dir", "http-addr", "grpc-addr", "raft-addr", "gossip-addr"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+func devCmd() *cobra.Command {
+	var httpAddr, dataDir string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the embedded default: one coordinator on loopback",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			host, _, err := net.SplitHostPort(httpAddr)
+			if err != nil {
+				return fmt.Errorf("--http-addr: %w", err)
+			}
+			if dataDir == "" {
+				if dataDir, err = os.MkdirTemp("", "proximity-dev-"); err != nil {
+					return err
+				}
+			}
+			ports, err := freePorts(host, 3)
+			if err != nil {
+				return err
+			}
+			cfg := server.Config{
+				NodeID: "dev", DataDir: dataDir, HTTPAddr: httpAddr,
+				GRPCAddr:   net.JoinHostPort(host, strconv.Itoa(ports[0])),
+				RaftAddr:   net.JoinHostPort(host, strconv.Itoa(ports[1])),
+				GossipAddr: net.JoinHostPort(host, strconv.Itoa(ports[2])),
+				Logger:     logger(), Timing: cluster.DefaultTiming(),
+			}
+			cfg.Timing.LocalGossip = true
+			return run(cmd.Context(), cfg, true)
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:7070", "host:port of the operator API")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default: a new temporary directory)")
+	return cmd
+}
+
+// freePorts finds n free TCP ports on host. Raft and gossip addresses are
+// stored in the Raft configuration, so dev mode picks them once per data
+// directory; it keeps them in a file there so a restart reuses them.
+func freePorts(host string, n int) ([]int, error) {
+	var out []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer l.Close()
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	return out, nil
+}
+
+func run(parent context.Context, cfg server.Config, dev bool) error {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if dev {
+		if err := reuseDevAddrs(&cfg); err != nil {
+			return err
+		}
+	}
+	srv, err := server.Start(cfg)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("coordinator started", "node", cfg.NodeID, "api", srv.URL(), "data_dir", cfg.DataDir)
+	if dev {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		token, err := srv.WaitAdminToken(wctx)
+		cancel()
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+		fmt.Printf("Proximity is running.\n  API:         %s\n  Admin token: %s\n  Data dir:    %s\n\n"+
+			"  export PROXIMITY_ADDR=%s PROXIMITY_TOKEN=%s\n\nPress Ctrl-C to stop.\n",
+			srv.URL(), token, cfg.DataDir, srv.URL(), token)
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// reuseDevAddrs keeps dev mode's Raft and gossip addresses stable across
+// restarts with the same data directory.
+func reuseDevAddrs(cfg *server.Config) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	p := cfg.DataDir + "/dev-addrs"
+	if b, err := os.ReadFile(p); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) == 3 {
+			cfg.GRPCAddr, cfg.RaftAddr, cfg.GossipAddr = f[0], f[1], f[2]
+			return nil
+		}
+	}
+	return os.WriteFile(p, []byte(cfg.GRPCAddr+" "+cfg.RaftAddr+" "+cfg.GossipAddr+"\n"), 0o600)
+}

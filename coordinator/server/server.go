@@ -1,0 +1,235 @@
+// Package server assembles one coordinator server: the cluster node (Raft
+// and gossip), the operator API on --http-addr, and the first admin token.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/proximity-ve/proximity/coordinator/api"
+	"github.com/proximity-ve/proximity/coordinator/cluster"
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/coordinator/proposer"
+)
+
+// AdminTokenFile is the file, in the data directory of the server that
+// bootstrapped the cluster, that holds the first admin token.
+const AdminTokenFile = "admin.token"
+
+// Config is a server's configuration; the fields mirror the flags of
+// `proximity-coordinator server`.
+type Config struct {
+	NodeID          string
+	DataDir         string
+	HTTPAddr        string
+	GRPCAddr        string
+	RaftAddr        string
+	GossipAddr      string
+	BootstrapExpect int
+	Join            []string
+
+	Timing    cluster.Timing
+	Proposer  proposer.Config
+	Logger    *slog.Logger
+	LogOutput io.Writer
+}
+
+// Server is a running coordinator server.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	cl   *cluster.Cluster
+	api  *api.API
+	http *http.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+// Start starts a server and returns once it is listening.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), done: make(chan struct{})}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--http-addr: %w", err)
+	}
+	s.ln = ln
+	f := fsm.New(0)
+	cl, err := cluster.Open(cluster.Config{
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, GossipAddr: cfg.GossipAddr,
+		HTTPAddr: cfg.HTTPAddr, GRPCAddr: cfg.GRPCAddr, BootstrapExpect: cfg.BootstrapExpect, Join: cfg.Join,
+		Timing: cfg.Timing, Proposer: cfg.Proposer, Logger: cfg.Logger, LogOutput: cfg.LogOutput,
+		OnLeaderReady: s.onLeaderReady,
+	}, f)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.cl = cl
+	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry()})
+	s.http = &http.Server{
+		Handler:           s.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Cluster is the server's cluster node.
+func (s *Server) Cluster() *cluster.Cluster { return s.cl }
+
+// URL is the base URL of the server's API.
+func (s *Server) URL() string { return "http://" + s.cfg.HTTPAddr }
+
+// AdminTokenPath is where this server writes the first admin token if it
+// bootstraps the cluster.
+func (s *Server) AdminTokenPath() string { return filepath.Join(s.cfg.DataDir, AdminTokenFile) }
+
+// Shutdown stops the server: in-flight requests get until ctx ends, then
+// the cluster node stops without leaving, so a restart rejoins.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, s.http.Close())
+	}
+	<-s.done
+	s.api.Close()
+	s.cl.Shutdown()
+	return err
+}
+
+// Kill stops the server at once, like a crash that still closes files:
+// connections are cut and nothing is handed over.
+func (s *Server) Kill() {
+	s.http.Close()
+	<-s.done
+	s.api.Close()
+	s.cl.Shutdown()
+}
+
+// onLeaderReady makes sure the cluster has an admin: the first leader
+// creates the admin token, writes it to <data-dir>/admin.token (0600), and
+// stores only its hash through Raft.
+//
+// The secret is written to a pending file before it is proposed, so a
+// crash between the commit and the rename cannot lose it: the next leader
+// term on this server finds the pending file and, if its hash is in the
+// FSM, renames it.
+func (s *Server) onLeaderReady(ctx context.Context) {
+	final := s.AdminTokenPath()
+	pending := final + ".pending"
+	var hasAdmin bool
+	s.cl.FSM().Read(func(st *fsm.State) { hasAdmin = st.HasAdmin() })
+	if hasAdmin {
+		s.settlePending(pending, final)
+		return
+	}
+	secret := ""
+	if b, err := os.ReadFile(pending); err == nil {
+		secret = strings.TrimSpace(string(b))
+	}
+	if secret == "" {
+		secret = api.NewTokenSecret()
+		if err := writePrivate(pending, secret+"\n"); err != nil {
+			s.log.Error("write pending admin token", "err", err)
+			return
+		}
+	}
+	hash := fsm.HashToken(secret)
+	uid := api.NewID("usr_")
+	cmd := fsm.Command{Type: fsm.CmdInitAdmin, RequestID: "init-admin/" + hash[:24], InitAdmin: &fsm.InitAdminCmd{
+		User:  fsm.User{ID: uid, Name: "admin", Role: fsm.RoleAdmin, CreatedAt: time.Now()},
+		Token: fsm.Token{ID: api.NewID("tok_"), UserID: uid, Hash: hash, CreatedAt: time.Now()},
+	}}
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		res, err := s.cl.Propose(pctx, cmd)
+		cancel()
+		if errors.Is(err, proposer.ErrNotLeader) {
+			return
+		}
+		if err != nil {
+			s.log.Warn("create admin token", "err", err)
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		if err := res.Err(); err != nil {
+			s.log.Info("admin exists already", "detail", err)
+		}
+		s.settlePending(pending, final)
+		return
+	}
+}
+
+// settlePending renames the pending token file into place if its token is
+// the one the cluster holds, and removes it otherwise.
+func (s *Server) settlePending(pending, final string) {
+	b, err := os.ReadFile(pending)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		s.log.Error("read pending admin token", "err", err)
+		return
+	}
+	var ours bool
+	s.cl.FSM().Read(func(st *fsm.State) { ours = st.HasTokenHash(fsm.HashToken(strings.TrimSpace(string(b)))) })
+	if !ours {
+		if err := os.Remove(pending); err != nil {
+			s.log.Error("remove stale pending admin token", "err", err)
+		}
+		return
+	}
+	if err := os.Rename(pending, final); err != nil {
+		s.log.Error("install admin token", "err", err)
+		return
+	}
+	s.log.Info("admin token written", "path", final)
+}
+
+func writePrivate(p, content string) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, werr := f.WriteString(content)
+	serr := f.Sync()
+	return errors.Join(werr, serr, f.Close())
+}
+
+// WaitAdminToken waits for the admin token file and returns the token.
+func (s *Server) WaitAdminToken(ctx context.Context) (string, error) {
+	for {
+		b, err := os.ReadFile(s.AdminTokenPath())
+		if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			return strings.TrimSpace(string(b)), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for %s: %w", s.AdminTokenPath(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
