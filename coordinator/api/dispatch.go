@@ -176,9 +176,7 @@ type outcome struct {
 // runHere authenticates, authorizes and runs the handler on this server.
 func (a *API) runHere(rq *request, rt *route, token string) outcome {
 	if rt.access != public {
-		var ok bool
-		a.b.FSM().Read(func(s *fsm.State) { rq.user, ok = s.Authenticate(token) })
-		if !ok {
+		if !a.authenticate(rq, token) {
 			return outcome{err: problem.E(problem.Unauthenticated, "the bearer token is not valid")}
 		}
 		if rt.access == adminOnly && rq.user.Role != fsm.RoleAdmin {
@@ -193,6 +191,29 @@ func (a *API) runHere(rq *request, rt *route, token string) outcome {
 	status, body, err := rt.h(rq)
 	return outcome{status, body, err}
 }
+
+// authenticate looks the token up in the local FSM. A follower may not yet
+// have applied a token the leader just created, so a follower gives
+// replication a moment before it refuses a token it does not know.
+func (a *API) authenticate(rq *request, token string) bool {
+	deadline := time.Now().Add(followerAuthWait)
+	for {
+		var ok bool
+		a.b.FSM().Read(func(s *fsm.State) { rq.user, ok = s.Authenticate(token) })
+		if ok || a.b.IsLeader() || time.Now().After(deadline) {
+			return ok
+		}
+		select {
+		case <-rq.ctx.Done():
+			return false
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// followerAuthWait is how long a follower waits for an unknown token to be
+// replicated to it: a few heartbeats.
+const followerAuthWait = 1500 * time.Millisecond
 
 func retryable(err error) bool {
 	return errors.Is(err, proposer.ErrNotLeader) || errors.Is(err, proposer.ErrUnknownOutcome) || errors.Is(err, proposer.ErrClosed)

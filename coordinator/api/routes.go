@@ -12,9 +12,9 @@ import (
 type access int
 
 const (
-	public access = iota // anyone, no token
-	anyUser              // any valid token
-	adminOnly            // a token of an admin
+	public    access = iota // anyone, no token
+	anyUser                 // any valid token
+	adminOnly               // a token of an admin
 )
 
 // where a route runs.

@@ -98,8 +98,6 @@ type Cluster struct {
 
 	lead        leaderState
 	leaderReady atomic.Bool
-	applyMu     sync.Mutex
-	applyCh     chan struct{}
 	events      chan struct{}
 
 	stop     chan struct{}
@@ -133,9 +131,8 @@ func Open(cfg Config, f *fsm.FSM) (*Cluster, error) {
 	}
 	c := &Cluster{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), fsm: f, bootID: bootID,
-		applyCh: make(chan struct{}), events: make(chan struct{}, 1), stop: make(chan struct{}),
+		events: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
-	f.OnApply(c.applied)
 	if err := c.openRaft(); err != nil {
 		c.closeStores()
 		return nil, err
@@ -348,44 +345,27 @@ func (c *Cluster) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, err
 	return c.prop.Propose(ctx, cmd)
 }
 
-func (c *Cluster) applied(uint64) {
-	c.applyMu.Lock()
-	close(c.applyCh)
-	c.applyCh = make(chan struct{})
-	c.applyMu.Unlock()
-}
-
-// WaitApplied waits until the local FSM has applied index.
-func (c *Cluster) WaitApplied(ctx context.Context, index uint64) error {
-	for {
-		c.applyMu.Lock()
-		ch := c.applyCh
-		c.applyMu.Unlock()
-		if c.fsm.AppliedIndex() >= index {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.stop:
-			return proposer.ErrClosed
-		}
-	}
-}
-
-// ReadIndex makes the local FSM safe for a linearizable read: it returns
-// once this server has confirmed it is still the leader and has applied
-// everything committed before the call. Use it on the leader only.
+// ReadIndex makes the local FSM safe for a linearizable read. It returns
+// once this server has confirmed with a quorum, after the call began, that
+// it is still the leader, and has applied every entry committed before it
+// became leader (the term-start barrier). Together these cover every
+// acknowledged write: writes of earlier terms through the barrier, writes of
+// this term because the leader acknowledges a write only after its own FSM
+// has applied it. Entries committed but not yet applied were not
+// acknowledged, so they are concurrent with the read and it may order
+// itself before them. (Waiting for the commit index itself would not work:
+// Raft's no-op, barrier and configuration entries never reach the FSM.)
 func (c *Cluster) ReadIndex(ctx context.Context) error {
 	if !c.leaderReady.Load() {
 		return proposer.ErrNotLeader
 	}
-	idx := c.raft.CommitIndex()
 	if err := c.raft.VerifyLeader().Error(); err != nil {
 		return fmt.Errorf("%w: %v", proposer.ErrNotLeader, err)
 	}
-	return c.WaitApplied(ctx, idx)
+	if !c.leaderReady.Load() {
+		return proposer.ErrNotLeader
+	}
+	return ctx.Err()
 }
 
 // IsLeader reports whether this server is the leader and ready to serve.
@@ -400,5 +380,5 @@ func (c *Cluster) Ready() bool {
 	if c.raft.State() == raft.Leader && !c.leaderReady.Load() {
 		return false
 	}
-	return c.fsm.AppliedIndex() >= c.raft.CommitIndex()
+	return c.raft.AppliedIndex() >= c.raft.CommitIndex()
 }

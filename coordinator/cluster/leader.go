@@ -226,7 +226,7 @@ func (c *Cluster) Info() (Info, error) {
 	}
 	in.Term = c.raft.CurrentTerm()
 	in.CommitIndex = c.raft.CommitIndex()
-	in.AppliedIndex = c.fsm.AppliedIndex()
+	in.AppliedIndex = c.raft.AppliedIndex()
 	return in, nil
 }
 

@@ -21,9 +21,6 @@ type FSM struct {
 	st      *State
 	window  uint64
 	applied atomic.Uint64
-	// onApply, if set, is called after each entry with its index, outside
-	// the lock (used to wake read-index waiters).
-	onApply func(index uint64)
 }
 
 // New returns an FSM with empty state.
@@ -33,9 +30,6 @@ func New(dedupWindow uint64) *FSM {
 	}
 	return &FSM{st: newState(), window: dedupWindow}
 }
-
-// OnApply registers a function called after each applied entry.
-func (f *FSM) OnApply(fn func(index uint64)) { f.onApply = fn }
 
 // AppliedIndex is the index of the last entry applied to this FSM.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
@@ -60,9 +54,6 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.st.Index = l.Index
 	f.mu.Unlock()
 	f.applied.Store(l.Index)
-	if f.onApply != nil {
-		f.onApply(l.Index)
-	}
 	return results
 }
 

@@ -1,0 +1,269 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/proximity-ve/proximity/coordinator/cluster"
+)
+
+// testCluster runs n coordinator servers in this process on a private
+// loopback address (127.x.y.z), with real Raft on disk, real gossip and
+// real HTTP.
+type testCluster struct {
+	t     testing.TB
+	host  string
+	dir   string
+	nodes []*testNode
+	token string
+	http  *http.Client
+}
+
+type testNode struct {
+	cfg Config
+	mu  sync.Mutex
+	srv *Server
+}
+
+func (n *testNode) server() *Server {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.srv
+}
+
+func (n *testNode) url() string { return "http://" + n.cfg.HTTPAddr }
+
+// quietLogger keeps test output readable; set PROXIMITY_TEST_LOG=1 to see
+// the servers' logs.
+func quietLogger() (*slog.Logger, io.Writer) {
+	if os.Getenv("PROXIMITY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})), os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard
+}
+
+// freeLoopbackHost picks a random 127.x.y.z on which ports 7100-7200 are
+// free, so parallel test binaries never collide.
+func freeLoopbackHost(t testing.TB) string {
+	for i := 0; i < 50; i++ {
+		host := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "7100"))
+		if err == nil {
+			l.Close()
+			return host
+		}
+	}
+	t.Fatal("no free loopback address")
+	return ""
+}
+
+func newTestCluster(t testing.TB, n int) *testCluster {
+	t.Helper()
+	tc := &testCluster{
+		t: t, host: freeLoopbackHost(t), dir: t.TempDir(),
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}},
+	}
+	for i := 0; i < n; i++ {
+		tc.nodes = append(tc.nodes, tc.nodeConfig(i, n))
+	}
+	for i := range tc.nodes {
+		tc.start(i)
+	}
+	t.Cleanup(tc.stopAll)
+	tc.waitLeader()
+	tc.token = tc.waitToken()
+	return tc
+}
+
+func (tc *testCluster) nodeConfig(i, expect int) *testNode {
+	base := 7100 + i*4
+	addr := func(off int) string { return net.JoinHostPort(tc.host, strconv.Itoa(base+off)) }
+	log, out := quietLogger()
+	cfg := Config{
+		NodeID: fmt.Sprintf("c%d", i+1), DataDir: filepath.Join(tc.dir, fmt.Sprintf("c%d", i+1)),
+		HTTPAddr: addr(0), RaftAddr: addr(1), GossipAddr: addr(2), GRPCAddr: addr(3),
+		Timing: cluster.TestTiming(), Logger: log.With("server", i+1), LogOutput: out,
+	}
+	if expect > 1 {
+		cfg.BootstrapExpect = expect
+		cfg.Join = []string{net.JoinHostPort(tc.host, strconv.Itoa(7100+2))}
+	}
+	return &testNode{cfg: cfg}
+}
+
+func (tc *testCluster) start(i int) {
+	tc.t.Helper()
+	n := tc.nodes[i]
+	var srv *Server
+	var err error
+	// A just-closed port can take a moment to be free again.
+	for try := 0; try < 50; try++ {
+		if srv, err = Start(n.cfg); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		tc.t.Fatalf("start %s: %v", n.cfg.NodeID, err)
+	}
+	n.mu.Lock()
+	n.srv = srv
+	n.mu.Unlock()
+}
+
+// kill stops server i abruptly.
+func (tc *testCluster) kill(i int) {
+	n := tc.nodes[i]
+	n.mu.Lock()
+	srv := n.srv
+	n.srv = nil
+	n.mu.Unlock()
+	if srv != nil {
+		srv.Kill()
+	}
+}
+
+func (tc *testCluster) stopAll() {
+	for i := range tc.nodes {
+		tc.kill(i)
+	}
+	tc.http.CloseIdleConnections()
+}
+
+// leader returns the index of the node that is leader and ready.
+func (tc *testCluster) leader() int {
+	for i, n := range tc.nodes {
+		if s := n.server(); s != nil && s.Cluster().IsLeader() {
+			return i
+		}
+	}
+	return -1
+}
+
+func (tc *testCluster) waitLeader() int {
+	tc.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if i := tc.leader(); i >= 0 {
+			return i
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tc.t.Fatal("no leader within 30s")
+	return -1
+}
+
+func (tc *testCluster) waitToken() string {
+	tc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		for _, n := range tc.nodes {
+			b, err := os.ReadFile(filepath.Join(n.cfg.DataDir, AdminTokenFile))
+			if err == nil && len(b) > 0 {
+				return string(bytes.TrimSpace(b))
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tc.t.Fatal("no admin token written")
+	return ""
+}
+
+// call sends one request to node i and decodes a JSON answer into out.
+func (tc *testCluster) call(i int, method, path, token string, body any, hdr map[string]string, out any) (int, error) {
+	return doJSON(tc.http, tc.nodes[i].url(), method, path, token, body, hdr, out)
+}
+
+func doJSON(c *http.Client, base, method, path, token string, body any, hdr map[string]string, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s: %w", raw, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// reservation is the wire shape of a reservation.
+type reservation struct {
+	ID          string `json:"id"`
+	VMID        int    `json:"vmid"`
+	Hostname    string `json:"hostname"`
+	Node        string `json:"node"`
+	PublicPorts []int  `json:"public_ports"`
+	IP          string `json:"ip"`
+	Owner       string `json:"owner"`
+	Index       uint64 `json:"index"`
+}
+
+type reservationPage struct {
+	Items   []reservation `json:"items"`
+	Total   int           `json:"total"`
+	Page    int           `json:"page"`
+	PerPage int           `json:"per_page"`
+}
+
+// listAll reads every reservation through node i.
+func (tc *testCluster) listAll(i int) []reservation {
+	tc.t.Helper()
+	var all []reservation
+	for page := 1; ; page++ {
+		var p reservationPage
+		st, err := tc.call(i, "GET", fmt.Sprintf("/api/v1/reservations?page=%d&per_page=100", page), tc.token, nil, nil, &p)
+		if err != nil || st != 200 {
+			tc.t.Fatalf("list reservations: %d %v", st, err)
+		}
+		all = append(all, p.Items...)
+		if len(all) >= p.Total || len(p.Items) == 0 {
+			return all
+		}
+	}
+}
+
+type problemDoc struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	RequestID string `json:"request_id"`
+}
