@@ -96,6 +96,8 @@ type Cluster struct {
 	meta  *metaDelegate
 	prop  *proposer.Proposer
 
+	liveMu      sync.Mutex
+	live        map[string]meta // live servers by ID, from gossip events
 	lead        leaderState
 	leaderReady atomic.Bool
 	events      chan struct{}
@@ -131,7 +133,7 @@ func Open(cfg Config, f *fsm.FSM) (*Cluster, error) {
 	}
 	c := &Cluster{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), fsm: f, bootID: bootID,
-		events: make(chan struct{}, 1), stop: make(chan struct{}),
+		events: make(chan struct{}, 1), stop: make(chan struct{}), live: map[string]meta{},
 	}
 	if err := c.openRaft(); err != nil {
 		c.closeStores()

@@ -54,9 +54,12 @@ func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil 
 func (d *metaDelegate) LocalState(join bool) []byte                { return nil }
 func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
-func (d *metaDelegate) NotifyJoin(n *memberlist.Node)   { d.c.membershipChanged() }
-func (d *metaDelegate) NotifyLeave(n *memberlist.Node)  { d.c.membershipChanged() }
-func (d *metaDelegate) NotifyUpdate(n *memberlist.Node) { d.c.membershipChanged() }
+// The event callbacks run while memberlist holds its node lock, which is
+// the only time a *memberlist.Node may be read: the table of live servers
+// is kept here from them, never from Members().
+func (d *metaDelegate) NotifyJoin(n *memberlist.Node)   { d.c.track(n, true) }
+func (d *metaDelegate) NotifyLeave(n *memberlist.Node)  { d.c.track(n, false) }
+func (d *metaDelegate) NotifyUpdate(n *memberlist.Node) { d.c.track(n, true) }
 
 func (d *metaDelegate) setMember() bool {
 	d.mu.Lock()
@@ -118,19 +121,29 @@ func (c *Cluster) membershipChanged() {
 	}
 }
 
+// track records a server's announcement as it joins or changes, and
+// forgets it when it leaves or fails.
+func (c *Cluster) track(n *memberlist.Node, alive bool) {
+	var m meta
+	ok := alive && json.Unmarshal(n.Meta, &m) == nil && m.ID == n.Name && m.Raft != ""
+	c.liveMu.Lock()
+	if ok {
+		c.live[n.Name] = m
+	} else {
+		delete(c.live, n.Name)
+	}
+	c.liveMu.Unlock()
+	c.membershipChanged()
+}
+
 // members returns the live servers seen over gossip, sorted by ID.
 func (c *Cluster) members() []meta {
-	var out []meta
-	for _, n := range c.ml.Members() {
-		if n.State != memberlist.StateAlive {
-			continue
-		}
-		var m meta
-		if err := json.Unmarshal(n.Meta, &m); err != nil || m.ID != n.Name || m.Raft == "" {
-			continue
-		}
+	c.liveMu.Lock()
+	out := make([]meta, 0, len(c.live))
+	for _, m := range c.live {
 		out = append(out, m)
 	}
+	c.liveMu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }

@@ -161,7 +161,8 @@ func (c *Command) fingerprint() string {
 	switch {
 	case c.Reserve != nil:
 		r := c.Reserve
-		fmt.Fprintf(&b, "|%s|%s|%d|%t|%s", strings.ToLower(r.Hostname), r.Node, r.PublicPorts, r.IP, r.Owner)
+		b.WriteString("|" + strings.ToLower(r.Hostname) + "|" + r.Node + "|" + strconv.Itoa(r.PublicPorts) +
+			"|" + strconv.FormatBool(r.IP) + "|" + r.Owner)
 	case c.Release != nil:
 		b.WriteString("|" + c.Release.ID)
 	case c.CreateUser != nil:

@@ -53,7 +53,7 @@ type Config struct {
 
 // DefaultConfig returns the production settings.
 func DefaultConfig() Config {
-	return Config{MaxBatch: 1024, MaxInflight: 2, EnqueueTimeout: 5 * time.Second}
+	return Config{MaxBatch: 1024, MaxInflight: 1, EnqueueTimeout: 5 * time.Second}
 }
 
 type pending struct {
@@ -96,7 +96,7 @@ func New(r Applier, cfg Config) *Proposer {
 }
 
 // Close stops the proposer. Commands not yet proposed fail with
-// ErrNotLeader; commands in flight finish.
+// ErrNotLeader (or ErrClosed); commands in flight finish first.
 func (p *Proposer) Close() {
 	select {
 	case <-p.quit:
@@ -120,13 +120,29 @@ func (p *Proposer) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, er
 	select {
 	case <-pd.done:
 		return pd.res, pd.err
+	case <-p.dead:
+		// The loop has ended and every batch it took has finished: a
+		// command not answered by now was never taken.
+		select {
+		case <-pd.done:
+			return pd.res, pd.err
+		default:
+			return fsm.Result{}, ErrClosed
+		}
 	case <-ctx.Done():
 		return fsm.Result{}, fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
 	}
 }
 
 func (p *Proposer) loop() {
-	defer close(p.dead)
+	defer func() {
+		// Wait for the batches in flight, so that when dead is closed
+		// every command taken has its answer.
+		for i := 0; i < cap(p.sem); i++ {
+			p.sem <- struct{}{}
+		}
+		close(p.dead)
+	}()
 	for {
 		// Take an in-flight slot first: while all slots are busy, commands
 		// pile up in the channel and form the next batch.

@@ -97,6 +97,9 @@ func (tc *testCluster) nodeConfig(i, expect int) *testNode {
 		HTTPAddr: addr(0), RaftAddr: addr(1), GossipAddr: addr(2), GRPCAddr: addr(3),
 		Timing: cluster.TestTiming(), Logger: log.With("server", i+1), LogOutput: out,
 	}
+	if v, err := strconv.Atoi(os.Getenv("PROXIMITY_TEST_INFLIGHT")); err == nil {
+		cfg.Proposer.MaxInflight = v
+	}
 	if expect > 1 {
 		cfg.BootstrapExpect = expect
 		cfg.Join = []string{net.JoinHostPort(tc.host, strconv.Itoa(7100+2))}

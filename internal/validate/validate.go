@@ -5,17 +5,36 @@ package validate
 
 import (
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/proximity-ve/proximity/internal/problem"
 )
 
-var (
-	labelRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	nodeNameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$`)
-)
+// label reports whether s is an RFC 1123 label: 1–63 letters, digits and
+// inner hyphens. It runs on every reservation, so it is written out rather
+// than a regular expression.
+func label(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // Hostname checks an RFC 1123 host name (dot-separated labels of 1–63
 // letters, digits and inner hyphens; at most 253 characters; not all
@@ -28,17 +47,15 @@ func Hostname(field, s string) (string, error) {
 	if len(h) > 253 {
 		return "", problem.E(problem.Invalid, "%s: longer than 253 characters", field)
 	}
-	allDigits := true
-	for _, label := range strings.Split(h, ".") {
-		if !labelRE.MatchString(label) {
+	numeric := true
+	for _, l := range strings.Split(h, ".") {
+		if !label(l) {
 			return "", problem.E(problem.Invalid,
 				"%s: %q is not an RFC 1123 host name (labels of 1-63 letters, digits and inner hyphens)", field, s)
 		}
-		if _, err := strconv.Atoi(label); err != nil {
-			allDigits = false
-		}
+		numeric = numeric && allDigits(l)
 	}
-	if allDigits {
+	if numeric {
 		return "", problem.E(problem.Invalid, "%s: %q is all numeric", field, s)
 	}
 	return h, nil
@@ -50,7 +67,7 @@ func NodeName(field, s string) error {
 	if s == "" {
 		return problem.E(problem.Invalid, "%s: required", field)
 	}
-	if !nodeNameRE.MatchString(s) {
+	if !label(s) {
 		return problem.E(problem.Invalid, "%s: %q is not a valid Proxmox node name", field, s)
 	}
 	return nil

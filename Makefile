@@ -1,0 +1,49 @@
+# Proximity build, test and run targets. `make help` lists them.
+
+GO          ?= go
+BIN         := bin
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PKGS        := ./...
+# Race detection on the packages whose concurrency is their point.
+RACE_PKGS   := ./coordinator/...
+
+.PHONY: all build test test-unit test-race lint generate run bench bench-registry help clean
+
+all: build
+
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "%-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build proximity-coordinator, proximity-agent and proximityctl into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent
+
+test: lint build test-race ## lint, build, and run every test with the race detector
+
+test-unit: ## run the tests without the race detector (faster)
+	$(GO) test -count=1 -timeout 10m $(PKGS)
+
+test-race:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+lint: ## gofmt, go vet, staticcheck, package docs
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+	@missing=$$($(GO) list -f '{{if not .Doc}}{{.ImportPath}}{{end}}' $(PKGS)); \
+	  if [ -n "$$missing" ]; then echo "packages without a package comment:"; echo "$$missing"; exit 1; fi
+
+generate: ## regenerate committed generated code (protobuf)
+	$(GO) generate $(PKGS)
+
+run: build ## run Proximity on its embedded default (one coordinator on loopback)
+	$(BIN)/proximity-coordinator dev
+
+bench: ## micro-benchmarks (state machine, proposer)
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+bench-registry: build ## registry throughput: 3 coordinators against 3 etcd members (needs etcd-server)
+	cd bench/registry && $(GO) run . -coordinator ../../$(BIN)/proximity-coordinator
+
+clean: ## remove build output
+	rm -rf $(BIN)

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// client talks to the operator API.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// apiError is an answer in problem+json (or any non-2xx answer).
+type apiError struct {
+	Status    int    `json:"status"`
+	Title     string `json:"title"`
+	Detail    string `json:"detail"`
+	RequestID string `json:"request_id"`
+}
+
+func (e *apiError) Error() string {
+	msg := fmt.Sprintf("%d %s: %s", e.Status, e.Title, e.Detail)
+	if e.RequestID != "" {
+		msg += " (request " + e.RequestID + ")"
+	}
+	return msg
+}
+
+func newClient(getenv func(string) string, timeout time.Duration) (*client, error) {
+	addr := strings.TrimRight(getenv("PROXIMITY_ADDR"), "/")
+	if addr == "" {
+		return nil, fmt.Errorf("PROXIMITY_ADDR is not set (for example http://127.0.0.1:7070)")
+	}
+	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
+		addr = "http://" + addr
+	}
+	token := getenv("PROXIMITY_TOKEN")
+	if token == "" {
+		return nil, fmt.Errorf("PROXIMITY_TOKEN is not set")
+	}
+	return &client{base: addr, token: token, http: &http.Client{Timeout: timeout}}, nil
+}
+
+// do sends a request; a 2xx answer is decoded into out (if not nil).
+func (c *client) do(ctx context.Context, method, path string, in, out any, hdr map[string]string) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &apiError{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+		if err := json.Unmarshal(raw, e); err != nil || e.Detail == "" {
+			e.Detail = strings.TrimSpace(string(raw))
+		}
+		return e
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,392 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+type reservation struct {
+	ID          string `json:"id"`
+	VMID        int    `json:"vmid"`
+	Hostname    string `json:"hostname"`
+	Node        string `json:"node"`
+	PublicPorts []int  `json:"public_ports"`
+	IP          string `json:"ip,omitempty"`
+	Owner       string `json:"owner"`
+	Index       uint64 `json:"index"`
+	CreatedAt   string `json:"created_at"`
+}
+
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	output         string
+	timeout        time.Duration
+}
+
+func (e *env) client() (*client, error) { return newClient(e.getenv, e.timeout) }
+
+func (e *env) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), e.timeout)
+}
+
+// print writes v as JSON, or as a table from rows when --output table.
+func (e *env) print(v any, header []string, rows [][]string) error {
+	switch e.output {
+	case "json":
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "table":
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(header, "\t"))
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(r, "\t"))
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("--output: %q must be table or json", e.output)
+}
+
+func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	root := &cobra.Command{
+		Use:           "proximityctl",
+		Short:         "Operate a Proximity cluster (reads PROXIMITY_ADDR and PROXIMITY_TOKEN)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVarP(&e.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().DurationVar(&e.timeout, "timeout", 30*time.Second, "deadline for each command")
+	root.AddCommand(reservationsCmd(e), clusterCmd(e), usersCmd(e), settingsCmd(e))
+	return root
+}
+
+func reservationRows(rs []reservation) [][]string {
+	var rows [][]string
+	for _, r := range rs {
+		ports := make([]string, len(r.PublicPorts))
+		for i, p := range r.PublicPorts {
+			ports[i] = strconv.Itoa(p)
+		}
+		rows = append(rows, []string{r.ID, strconv.Itoa(r.VMID), r.Hostname, r.Node, dash(strings.Join(ports, ",")), dash(r.IP), r.Owner})
+	}
+	return rows
+}
+
+var reservationHeader = []string{"ID", "VMID", "HOSTNAME", "NODE", "PORTS", "IP", "OWNER"}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func reservationsCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "reservations", Aliases: []string{"res"}, Short: "Reserve and release VMIDs, ports, hostnames and addresses"}
+	var page, perPage int
+	var hostname string
+	list := &cobra.Command{
+		Use: "list", Short: "List reservations", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			q := url.Values{"page": {strconv.Itoa(page)}, "per_page": {strconv.Itoa(perPage)}}
+			if hostname != "" {
+				q.Set("hostname", hostname)
+			}
+			var out struct {
+				Items   []reservation `json:"items"`
+				Total   int           `json:"total"`
+				Page    int           `json:"page"`
+				PerPage int           `json:"per_page"`
+			}
+			if err := c.do(ctx, "GET", "/api/v1/reservations?"+q.Encode(), nil, &out, nil); err != nil {
+				return err
+			}
+			return e.print(out, reservationHeader, reservationRows(out.Items))
+		},
+	}
+	list.Flags().IntVar(&page, "page", 1, "page number (from 1)")
+	list.Flags().IntVar(&perPage, "per-page", 50, "items per page (1-100)")
+	list.Flags().StringVar(&hostname, "hostname", "", "only the reservation holding this hostname")
+
+	var node, owner, requestID string
+	var ports int
+	var ip bool
+	create := &cobra.Command{
+		Use: "create HOSTNAME --node NODE", Short: "Reserve a VMID, hostname, public ports and optionally an address", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			in := map[string]any{"hostname": args[0], "node": node, "public_ports": ports, "ip": ip}
+			if owner != "" {
+				in["owner"] = owner
+			}
+			if requestID != "" {
+				in["request_id"] = requestID
+			}
+			var r reservation
+			if err := c.do(ctx, "POST", "/api/v1/reservations", in, &r, nil); err != nil {
+				return err
+			}
+			return e.print(r, reservationHeader, reservationRows([]reservation{r}))
+		},
+	}
+	create.Flags().StringVar(&node, "node", "", "Proxmox node the ports are on (required)")
+	create.Flags().IntVar(&ports, "ports", 0, "number of public ports")
+	create.Flags().BoolVar(&ip, "ip", false, "also reserve an address from the configured subnet")
+	create.Flags().StringVar(&owner, "owner", "", "owner recorded with the reservation")
+	create.Flags().StringVar(&requestID, "request-id", "", "make the request idempotent: repeating it returns the first answer")
+	_ = create.MarkFlagRequired("node")
+
+	get := &cobra.Command{
+		Use: "get ID", Short: "Show one reservation", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			var r reservation
+			if err := c.do(ctx, "GET", "/api/v1/reservations/"+url.PathEscape(args[0]), nil, &r, nil); err != nil {
+				return err
+			}
+			return e.print(r, reservationHeader, reservationRows([]reservation{r}))
+		},
+	}
+	del := &cobra.Command{
+		Use: "delete ID", Aliases: []string{"release"}, Short: "Release a reservation and everything it holds", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			if err := c.do(ctx, "DELETE", "/api/v1/reservations/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "released %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(list, create, get, del)
+	return cmd
+}
+
+type clusterInfo struct {
+	Self struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	} `json:"self"`
+	Leader struct {
+		ID       string `json:"id"`
+		HTTPAddr string `json:"http_addr"`
+	} `json:"leader"`
+	Members []struct {
+		ID       string `json:"id"`
+		RaftAddr string `json:"raft_addr"`
+		HTTPAddr string `json:"http_addr"`
+		Suffrage string `json:"suffrage"`
+	} `json:"members"`
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+func clusterCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use: "cluster", Short: "Show the coordinator cluster", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			var in clusterInfo
+			if err := c.do(ctx, "GET", "/api/v1/cluster", nil, &in, nil); err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, m := range in.Members {
+				role := m.Suffrage
+				if m.ID == in.Leader.ID {
+					role += " (leader)"
+				}
+				rows = append(rows, []string{m.ID, role, m.RaftAddr, dash(m.HTTPAddr)})
+			}
+			return e.print(in, []string{"ID", "ROLE", "RAFT", "HTTP"}, rows)
+		},
+	}
+	remove := &cobra.Command{
+		Use: "remove ID", Short: "Remove a server from the cluster for good", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			if err := c.do(ctx, "DELETE", "/api/v1/cluster/members/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "removed %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(remove)
+	return cmd
+}
+
+type user struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	CreatedAt string `json:"created_at"`
+}
+
+func usersCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "users", Short: "Manage users and their API tokens"}
+	list := &cobra.Command{
+		Use: "list", Short: "List users", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			var out struct {
+				Items []user `json:"items"`
+				Total int    `json:"total"`
+			}
+			if err := c.do(ctx, "GET", "/api/v1/users?per_page=100", nil, &out, nil); err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, u := range out.Items {
+				rows = append(rows, []string{u.ID, u.Name, u.Role})
+			}
+			return e.print(out, []string{"ID", "NAME", "ROLE"}, rows)
+		},
+	}
+	var role string
+	create := &cobra.Command{
+		Use: "create NAME", Short: "Create a user", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			var u user
+			if err := c.do(ctx, "POST", "/api/v1/users", map[string]string{"name": args[0], "role": role}, &u, nil); err != nil {
+				return err
+			}
+			return e.print(u, []string{"ID", "NAME", "ROLE"}, [][]string{{u.ID, u.Name, u.Role}})
+		},
+	}
+	create.Flags().StringVar(&role, "role", "user", "admin or user")
+	token := &cobra.Command{
+		Use: "token USER_ID", Short: "Create an API token for a user (the secret is shown once)", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			var t struct {
+				ID    string `json:"id"`
+				Token string `json:"token"`
+			}
+			if err := c.do(ctx, "POST", "/api/v1/users/"+url.PathEscape(args[0])+"/tokens", nil, &t, nil); err != nil {
+				return err
+			}
+			return e.print(t, []string{"ID", "TOKEN"}, [][]string{{t.ID, t.Token}})
+		},
+	}
+	cmd.AddCommand(list, create, token)
+	return cmd
+}
+
+type network struct {
+	Subnet  string   `json:"subnet"`
+	Gateway string   `json:"gateway"`
+	DNS     []string `json:"dns"`
+	Bridge  string   `json:"bridge"`
+}
+
+func settingsCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "settings", Short: "Show and change cluster settings"}
+	show := func(n network) error {
+		return e.print(n, []string{"SUBNET", "GATEWAY", "DNS", "BRIDGE"},
+			[][]string{{dash(n.Subnet), dash(n.Gateway), dash(strings.Join(n.DNS, ",")), dash(n.Bridge)}})
+	}
+	get := &cobra.Command{
+		Use: "network", Short: "Show the container network settings", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			var n network
+			if err := c.do(ctx, "GET", "/api/v1/settings/network", nil, &n, nil); err != nil {
+				return err
+			}
+			return show(n)
+		},
+	}
+	var n network
+	set := &cobra.Command{
+		Use: "set-network", Short: "Set the container network settings", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.ctx()
+			defer cancel()
+			if n.DNS == nil {
+				n.DNS = []string{}
+			}
+			var out network
+			if err := c.do(ctx, "PUT", "/api/v1/settings/network", n, &out, nil); err != nil {
+				return err
+			}
+			return show(out)
+		},
+	}
+	set.Flags().StringVar(&n.Subnet, "subnet", "", "IPv4 subnet in CIDR form; empty for DHCP")
+	set.Flags().StringVar(&n.Gateway, "gateway", "", "gateway inside the subnet")
+	set.Flags().StringSliceVar(&n.DNS, "dns", nil, "DNS servers (up to 3)")
+	set.Flags().StringVar(&n.Bridge, "bridge", "", "Proxmox bridge for container NICs")
+	cmd.AddCommand(get, set)
+	return cmd
+}

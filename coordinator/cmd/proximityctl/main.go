@@ -1,0 +1,29 @@
+// Command proximityctl is the operator command line for a Proximity
+// cluster. It reads the API address from PROXIMITY_ADDR and the token from
+// PROXIMITY_TOKEN.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// run executes one command line and returns the exit status: 0 on
+// success, 1 when the server refused or failed, 2 for usage errors.
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	root := newRoot(stdout, stderr, getenv)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(stderr, "proximityctl:", err)
+		if _, ok := err.(*apiError); ok {
+			return 1
+		}
+		return 2
+	}
+	return 0
+}

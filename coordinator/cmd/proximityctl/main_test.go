@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proximity-ve/proximity/coordinator/cluster"
+	"github.com/proximity-ve/proximity/coordinator/server"
+)
+
+func startServer(t *testing.T) (addr, token string) {
+	t.Helper()
+	host := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
+	at := func(p int) string { return net.JoinHostPort(host, fmt.Sprint(p)) }
+	srv, err := server.Start(server.Config{
+		NodeID: "ctl", DataDir: t.TempDir(), HTTPAddr: at(7300), RaftAddr: at(7301), GossipAddr: at(7302), GRPCAddr: at(7303),
+		Timing: cluster.TestTiming(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LogOutput: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Kill)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	token, err = srv.WaitAdminToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv.URL(), token
+}
+
+func ctl(t *testing.T, addr, token string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb, func(k string) string {
+		return map[string]string{"PROXIMITY_ADDR": addr, "PROXIMITY_TOKEN": token}[k]
+	})
+	return code, out.String(), errb.String()
+}
+
+func TestReservationsCommandLine(t *testing.T) {
+	addr, token := startServer(t)
+	code, out, errs := ctl(t, addr, token, "reservations", "create", "web", "--node", "pve1", "--ports", "2", "-o", "json")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errs)
+	}
+	var r reservation
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.VMID != 10000 || len(r.PublicPorts) != 2 || r.Hostname != "web" {
+		t.Fatalf("create output: %v %s", err, out)
+	}
+	code, out, _ = ctl(t, addr, token, "reservations", "list")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "ID ") || !strings.Contains(lines[1], "30000,30001") {
+		t.Fatalf("list table: %d\n%s", code, out)
+	}
+	if code, out, _ = ctl(t, addr, token, "reservations", "get", r.ID, "-o", "json"); code != 0 || !strings.Contains(out, r.ID) {
+		t.Fatalf("get: %d %s", code, out)
+	}
+	// A refusal exits 1 and shows the detail and the request ID.
+	code, _, errs = ctl(t, addr, token, "reservations", "create", "WEB", "--node", "pve1")
+	if code != 1 || !strings.Contains(errs, "already reserved") || !strings.Contains(errs, "request req_") {
+		t.Fatalf("conflict: %d %s", code, errs)
+	}
+	if code, _, errs = ctl(t, addr, token, "reservations", "delete", r.ID); code != 0 {
+		t.Fatalf("delete: %d %s", code, errs)
+	}
+	if code, _, _ = ctl(t, addr, token, "reservations", "get", r.ID); code != 1 {
+		t.Fatalf("get after delete: %d", code)
+	}
+}
+
+func TestCommandLineUsersClusterSettings(t *testing.T) {
+	addr, token := startServer(t)
+	code, out, errs := ctl(t, addr, token, "users", "create", "bob", "-o", "json")
+	var u user
+	if code != 0 || json.Unmarshal([]byte(out), &u) != nil || u.Role != "user" {
+		t.Fatalf("users create: %d %s %s", code, out, errs)
+	}
+	code, out, _ = ctl(t, addr, token, "users", "token", u.ID, "-o", "json")
+	var tok struct{ Token string }
+	if code != 0 || json.Unmarshal([]byte(out), &tok) != nil || !strings.HasPrefix(tok.Token, "pxt_") {
+		t.Fatalf("users token: %d %s", code, out)
+	}
+	// Bob is not an admin.
+	if code, _, errs = ctl(t, addr, tok.Token, "reservations", "list"); code != 1 || !strings.Contains(errs, "403") {
+		t.Fatalf("user listing reservations: %d %s", code, errs)
+	}
+	if code, out, _ = ctl(t, addr, token, "cluster"); code != 0 || !strings.Contains(out, "voter (leader)") {
+		t.Fatalf("cluster: %d %s", code, out)
+	}
+	code, out, errs = ctl(t, addr, token, "settings", "set-network", "--subnet", "10.5.0.0/24", "--gateway", "10.5.0.1", "--dns", "10.5.0.1", "--bridge", "vmbr0")
+	if code != 0 || !strings.Contains(out, "10.5.0.0/24") {
+		t.Fatalf("set-network: %d %s %s", code, out, errs)
+	}
+	if code, _, errs = ctl(t, addr, token, "settings", "set-network", "--subnet", "10.5.0.0/24", "--gateway", "10.6.0.1"); code != 1 || !strings.Contains(errs, "gateway") {
+		t.Fatalf("bad set-network: %d %s", code, errs)
+	}
+}
+
+func TestCommandLineNeedsAddressAndToken(t *testing.T) {
+	if code, _, errs := ctl(t, "", "x", "cluster"); code != 2 || !strings.Contains(errs, "PROXIMITY_ADDR") {
+		t.Fatalf("no address: %d %s", code, errs)
+	}
+	if code, _, errs := ctl(t, "http://127.0.0.1:1", "", "cluster"); code != 2 || !strings.Contains(errs, "PROXIMITY_TOKEN") {
+		t.Fatalf("no token: %d %s", code, errs)
+	}
+	if code, _, _ := ctl(t, "http://127.0.0.1:1", "x", "cluster", "--output", "yaml"); code == 0 {
+		t.Fatal("bad --output accepted")
+	}
+}
