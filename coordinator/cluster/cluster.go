@@ -286,8 +286,13 @@ func (c *Cluster) openRaft() error {
 	c.raft = r
 	c.prop = proposer.New(r, c.cfg.Proposer)
 	go func() {
-		for leader := range notify {
-			c.leaderEvent(leader)
+		for {
+			select {
+			case leader := <-notify:
+				c.leaderEvent(leader)
+			case <-c.stop:
+				return
+			}
 		}
 	}()
 	return nil
