@@ -50,7 +50,7 @@ func newClient(getenv func(string) string, timeout time.Duration) (*client, erro
 }
 
 // do sends a request; a 2xx answer is decoded into out (if not nil).
-func (c *client) do(ctx context.Context, method, path string, in, out any, hdr map[string]string) error {
+func (c *client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -67,9 +67,6 @@ func (c *client) do(ctx context.Context, method, path string, in, out any, hdr m
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -33,10 +33,16 @@ type env struct {
 	timeout        time.Duration
 }
 
-func (e *env) client() (*client, error) { return newClient(e.getenv, e.timeout) }
-
-func (e *env) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), e.timeout)
+// call sends one request within the command's deadline; a 2xx answer is
+// decoded into out (if not nil).
+func (e *env) call(method, path string, in, out any) error {
+	c, err := newClient(e.getenv, e.timeout)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	return c.do(ctx, method, path, in, out)
 }
 
 // print writes v as JSON, or as a table from rows when --output table.
@@ -101,12 +107,6 @@ func reservationsCmd(e *env) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List reservations", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
 			q := url.Values{"page": {strconv.Itoa(page)}, "per_page": {strconv.Itoa(perPage)}}
 			if hostname != "" {
 				q.Set("hostname", hostname)
@@ -117,7 +117,7 @@ func reservationsCmd(e *env) *cobra.Command {
 				Page    int           `json:"page"`
 				PerPage int           `json:"per_page"`
 			}
-			if err := c.do(ctx, "GET", "/api/v1/reservations?"+q.Encode(), nil, &out, nil); err != nil {
+			if err := e.call("GET", "/api/v1/reservations?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
 			return e.print(out, reservationHeader, reservationRows(out.Items))
@@ -133,12 +133,6 @@ func reservationsCmd(e *env) *cobra.Command {
 	create := &cobra.Command{
 		Use: "create HOSTNAME --node NODE", Short: "Reserve a VMID, hostname, public ports and optionally an address", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
 			in := map[string]any{"hostname": args[0], "node": node, "public_ports": ports, "ip": ip}
 			if owner != "" {
 				in["owner"] = owner
@@ -147,7 +141,7 @@ func reservationsCmd(e *env) *cobra.Command {
 				in["request_id"] = requestID
 			}
 			var r reservation
-			if err := c.do(ctx, "POST", "/api/v1/reservations", in, &r, nil); err != nil {
+			if err := e.call("POST", "/api/v1/reservations", in, &r); err != nil {
 				return err
 			}
 			return e.print(r, reservationHeader, reservationRows([]reservation{r}))
@@ -163,14 +157,8 @@ func reservationsCmd(e *env) *cobra.Command {
 	get := &cobra.Command{
 		Use: "get ID", Short: "Show one reservation", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
 			var r reservation
-			if err := c.do(ctx, "GET", "/api/v1/reservations/"+url.PathEscape(args[0]), nil, &r, nil); err != nil {
+			if err := e.call("GET", "/api/v1/reservations/"+url.PathEscape(args[0]), nil, &r); err != nil {
 				return err
 			}
 			return e.print(r, reservationHeader, reservationRows([]reservation{r}))
@@ -179,13 +167,7 @@ func reservationsCmd(e *env) *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete ID", Aliases: []string{"release"}, Short: "Release a reservation and everything it holds", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
-			if err := c.do(ctx, "DELETE", "/api/v1/reservations/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
+			if err := e.call("DELETE", "/api/v1/reservations/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stderr, "released %s\n", args[0])
@@ -220,14 +202,8 @@ func clusterCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "cluster", Short: "Show the coordinator cluster", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
 			var in clusterInfo
-			if err := c.do(ctx, "GET", "/api/v1/cluster", nil, &in, nil); err != nil {
+			if err := e.call("GET", "/api/v1/cluster", nil, &in); err != nil {
 				return err
 			}
 			var rows [][]string
@@ -244,13 +220,7 @@ func clusterCmd(e *env) *cobra.Command {
 	remove := &cobra.Command{
 		Use: "remove ID", Short: "Remove a server from the cluster for good", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
-			if err := c.do(ctx, "DELETE", "/api/v1/cluster/members/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
+			if err := e.call("DELETE", "/api/v1/cluster/members/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stderr, "removed %s\n", args[0])
@@ -273,17 +243,11 @@ func usersCmd(e *env) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List users", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
 			var out struct {
 				Items []user `json:"items"`
 				Total int    `json:"total"`
 			}
-			if err := c.do(ctx, "GET", "/api/v1/users?per_page=100", nil, &out, nil); err != nil {
+			if err := e.call("GET", "/api/v1/users?per_page=100", nil, &out); err != nil {
 				return err
 			}
 			var rows [][]string
@@ -297,14 +261,8 @@ func usersCmd(e *env) *cobra.Command {
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create a user", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
 			var u user
-			if err := c.do(ctx, "POST", "/api/v1/users", map[string]string{"name": args[0], "role": role}, &u, nil); err != nil {
+			if err := e.call("POST", "/api/v1/users", map[string]string{"name": args[0], "role": role}, &u); err != nil {
 				return err
 			}
 			return e.print(u, []string{"ID", "NAME", "ROLE"}, [][]string{{u.ID, u.Name, u.Role}})
@@ -314,17 +272,11 @@ func usersCmd(e *env) *cobra.Command {
 	token := &cobra.Command{
 		Use: "token USER_ID", Short: "Create an API token for a user (the secret is shown once)", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
 			var t struct {
 				ID    string `json:"id"`
 				Token string `json:"token"`
 			}
-			if err := c.do(ctx, "POST", "/api/v1/users/"+url.PathEscape(args[0])+"/tokens", nil, &t, nil); err != nil {
+			if err := e.call("POST", "/api/v1/users/"+url.PathEscape(args[0])+"/tokens", nil, &t); err != nil {
 				return err
 			}
 			return e.print(t, []string{"ID", "TOKEN"}, [][]string{{t.ID, t.Token}})
@@ -350,14 +302,8 @@ func settingsCmd(e *env) *cobra.Command {
 	get := &cobra.Command{
 		Use: "network", Short: "Show the container network settings", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
 			var n network
-			if err := c.do(ctx, "GET", "/api/v1/settings/network", nil, &n, nil); err != nil {
+			if err := e.call("GET", "/api/v1/settings/network", nil, &n); err != nil {
 				return err
 			}
 			return show(n)
@@ -367,17 +313,11 @@ func settingsCmd(e *env) *cobra.Command {
 	set := &cobra.Command{
 		Use: "set-network", Short: "Set the container network settings", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := e.ctx()
-			defer cancel()
 			if n.DNS == nil {
 				n.DNS = []string{}
 			}
 			var out network
-			if err := c.do(ctx, "PUT", "/api/v1/settings/network", n, &out, nil); err != nil {
+			if err := e.call("PUT", "/api/v1/settings/network", n, &out); err != nil {
 				return err
 			}
 			return show(out)
