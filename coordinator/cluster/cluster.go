@@ -43,8 +43,9 @@ type Config struct {
 	LogOutput io.Writer
 	// OnLeaderReady runs (in its own goroutine) each time this server
 	// becomes leader and has applied everything committed before; ctx ends
-	// when leadership is lost.
-	OnLeaderReady func(ctx context.Context)
+	// when leadership is lost. It may run before Open returns, so it gets
+	// the cluster as an argument.
+	OnLeaderReady func(ctx context.Context, c *Cluster)
 }
 
 // Timing holds the Raft and gossip timings.

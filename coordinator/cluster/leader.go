@@ -79,7 +79,7 @@ func (c *Cluster) leadTerm(ctx context.Context) {
 	c.leaderReady.Store(true)
 	c.log.Info("leading", "term", c.raft.Stats()["term"])
 	if c.cfg.OnLeaderReady != nil {
-		go c.cfg.OnLeaderReady(ctx)
+		go c.cfg.OnLeaderReady(ctx, c)
 	}
 	tick := time.NewTicker(c.cfg.Timing.Reconcile)
 	defer tick.Stop()

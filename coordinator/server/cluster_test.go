@@ -388,3 +388,36 @@ func TestJoinAndRemoveServer(t *testing.T) {
 		t.Fatalf("remove unknown member: %d, want 404", st)
 	}
 }
+
+func TestNoLeaderAnswers503WithRetryAfter(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	// The survivor gives up on a request after two seconds.
+	survivor := (tc.waitLeader() + 1) % 3
+	tc.kill(survivor)
+	tc.nodes[survivor].cfg.RequestTimeout = 2 * time.Second
+	tc.start(survivor)
+	for i := range tc.nodes {
+		if i != survivor {
+			tc.kill(i)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, h, b := tc.raw(survivor, "POST", "/api/v1/reservations", tc.token, `{"hostname":"lonely","node":"pve1"}`, nil)
+		if st == 503 {
+			assertProblem(t, st, h, b, 503)
+			if h.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 503 without a quorum; last answer %d %s", st, b)
+		}
+	}
+	if st, h, b := tc.raw(survivor, "GET", "/readyz", "", "", nil); st != 503 {
+		t.Fatalf("readyz without a leader: %d %s", st, b)
+	} else {
+		assertProblem(t, st, h, b, 503)
+	}
+}

@@ -39,10 +39,13 @@ type Config struct {
 	BootstrapExpect int
 	Join            []string
 
-	Timing    cluster.Timing
-	Proposer  proposer.Config
-	Logger    *slog.Logger
-	LogOutput io.Writer
+	Timing   cluster.Timing
+	Proposer proposer.Config
+	// RequestTimeout bounds an API request including retries across
+	// leader changes (default 15s).
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+	LogOutput      io.Writer
 }
 
 // Server is a running coordinator server.
@@ -79,7 +82,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.cl = cl
-	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry()})
+	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout})
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -137,13 +140,13 @@ func (s *Server) Kill() {
 // crash between the commit and the rename cannot lose it: the next leader
 // term on this server finds the pending file and, if its hash is in the
 // FSM, renames it.
-func (s *Server) onLeaderReady(ctx context.Context) {
+func (s *Server) onLeaderReady(ctx context.Context, cl *cluster.Cluster) {
 	final := s.AdminTokenPath()
 	pending := final + ".pending"
 	var hasAdmin bool
-	s.cl.FSM().Read(func(st *fsm.State) { hasAdmin = st.HasAdmin() })
+	cl.FSM().Read(func(st *fsm.State) { hasAdmin = st.HasAdmin() })
 	if hasAdmin {
-		s.settlePending(pending, final)
+		s.settlePending(cl, pending, final)
 		return
 	}
 	secret := ""
@@ -165,7 +168,7 @@ func (s *Server) onLeaderReady(ctx context.Context) {
 	}}
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		res, err := s.cl.Propose(pctx, cmd)
+		res, err := cl.Propose(pctx, cmd)
 		cancel()
 		if errors.Is(err, proposer.ErrNotLeader) {
 			return
@@ -178,14 +181,14 @@ func (s *Server) onLeaderReady(ctx context.Context) {
 		if err := res.Err(); err != nil {
 			s.log.Info("admin exists already", "detail", err)
 		}
-		s.settlePending(pending, final)
+		s.settlePending(cl, pending, final)
 		return
 	}
 }
 
 // settlePending renames the pending token file into place if its token is
 // the one the cluster holds, and removes it otherwise.
-func (s *Server) settlePending(pending, final string) {
+func (s *Server) settlePending(cl *cluster.Cluster, pending, final string) {
 	b, err := os.ReadFile(pending)
 	if errors.Is(err, os.ErrNotExist) {
 		return
@@ -195,7 +198,7 @@ func (s *Server) settlePending(pending, final string) {
 		return
 	}
 	var ours bool
-	s.cl.FSM().Read(func(st *fsm.State) { ours = st.HasTokenHash(fsm.HashToken(strings.TrimSpace(string(b)))) })
+	cl.FSM().Read(func(st *fsm.State) { ours = st.HasTokenHash(fsm.HashToken(strings.TrimSpace(string(b)))) })
 	if !ours {
 		if err := os.Remove(pending); err != nil {
 			s.log.Error("remove stale pending admin token", "err", err)
