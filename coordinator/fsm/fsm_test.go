@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/raft"
 
 	"github.com/proximity-ve/proximity/internal/problem"
 )
@@ -382,3 +383,7 @@ type memSink struct{ bytes.Buffer }
 func (m *memSink) ID() string    { return "mem" }
 func (m *memSink) Cancel() error { return nil }
 func (m *memSink) Close() error  { return nil }
+
+func rawLog(index uint64, data []byte) *raft.Log {
+	return &raft.Log{Index: index, Type: raft.LogCommand, Data: data}
+}
