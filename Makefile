@@ -14,9 +14,9 @@ all: build
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "%-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build proximity-coordinator, proximity-agent and proximityctl into bin/
+build: ## build proximity-coordinator, proximity-agent, proximityctl and the pvesim simulator into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent
+	$(GO) build -trimpath -o $(BIN)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent ./internal/pvesim/cmd/pvesim
 
 test: lint build test-race ## lint, build, and run every test with the race detector
 

@@ -1,0 +1,102 @@
+package pvesim
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+var pveamSpecs = map[string]spec{
+	"available": {opts: map[string]optKind{"section": optString}, usage: "pveam available [OPTIONS]"},
+	"list":      {args: []string{"storage"}, usage: "pveam list <storage>"},
+	"download":  {args: []string{"storage", "template"}, usage: "pveam download <storage> <template>"},
+	"update":    {usage: "pveam update"},
+}
+
+type pveam struct {
+	st             *Store
+	stdout, stderr io.Writer
+}
+
+func (c *pveam) run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(c.stderr, "ERROR: no command specified")
+		return 255
+	}
+	sp, ok := pveamSpecs[args[0]]
+	if !ok {
+		fmt.Fprintf(c.stderr, "ERROR: unknown command 'pveam %s'\n", args[0])
+		return 255
+	}
+	p, err := sp.parse(args[1:])
+	if err == nil {
+		err = c.dispatch(args[0], sp, p)
+	}
+	if err != nil {
+		fmt.Fprintln(c.stderr, strings.TrimRight(err.Error(), "\n"))
+		return 255
+	}
+	return 0
+}
+
+// templateSize is the simulated size of every template, in bytes.
+const templateSize = 129_446_297
+
+func (c *pveam) dispatch(cmd string, sp spec, p parsed) error {
+	switch cmd {
+	case "update":
+		fmt.Fprintln(c.stdout, "update successful")
+		return nil
+	case "available":
+		return c.st.View(func(n *Node) error {
+			if s := p.opts["section"]; s != "" && s != "system" {
+				return nil
+			}
+			for _, t := range n.Available {
+				fmt.Fprintf(c.stdout, "%-15s %-60s %s\n", "system", t, "amd64")
+			}
+			return nil
+		})
+	case "list":
+		return c.st.View(func(n *Node) error {
+			s, ok := n.Storage(p.pos[0])
+			if !ok {
+				return fail("storage '%s' does not exist", p.pos[0])
+			}
+			if !s.Supports("vztmpl") {
+				return fail("Storage does not support templates!")
+			}
+			fmt.Fprintf(c.stdout, "%-60s %-6s\n", "NAME", "SIZE")
+			for _, t := range n.Templates[s.ID] {
+				fmt.Fprintf(c.stdout, "%-60s %-4.2fMB\n", s.ID+":vztmpl/"+t, float64(templateSize)/(1<<20))
+			}
+			return nil
+		})
+	case "download":
+		return c.st.Update(func(n *Node) error {
+			storage, tmpl := p.pos[0], p.pos[1]
+			known := false
+			for _, a := range n.Available {
+				known = known || a == tmpl
+			}
+			if !known {
+				return paramErrors{"template": "no such template"}.err(sp.usage)
+			}
+			s, ok := n.Storage(storage)
+			if !ok || !s.Supports("vztmpl") {
+				return fail("storage '%s' does not support templates", storage)
+			}
+			t := n.newTask("download", tmpl, func(line string) { fmt.Fprintln(c.stdout, line) })
+			t.log("downloading http://download.proxmox.com/images/system/%s to /var/lib/vz/template/cache/%s", tmpl, tmpl)
+			t.log("download of '%s' to '/var/lib/vz/template/cache/%s' finished", tmpl, tmpl)
+			for _, have := range n.Templates[storage] {
+				if have == tmpl {
+					return t.finish(c.st.Dir, n, nil)
+				}
+			}
+			n.Templates[storage] = append(n.Templates[storage], tmpl)
+			return t.finish(c.st.Dir, n, nil)
+		})
+	}
+	return fail("command %s not simulated", cmd)
+}
