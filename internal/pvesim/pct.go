@@ -20,10 +20,14 @@ var pctSpecs = map[string]spec{
 		"nameserver": optString, "searchdomain": optString, "ostype": optString, "arch": optString,
 		"protection": optBool, "ssh-public-keys": optString, "timezone": optString,
 	}},
-	"start":    {args: []string{"vmid"}, opts: map[string]optKind{"skiplock": optBool, "debug": optBool}, usage: "pct start <vmid> [OPTIONS]"},
-	"stop":     {args: []string{"vmid"}, opts: map[string]optKind{"skiplock": optBool, "overrule-shutdown": optBool}, usage: "pct stop <vmid> [OPTIONS]"},
-	"shutdown": {args: []string{"vmid"}, opts: map[string]optKind{"timeout": optInt, "forceStop": optBool}, usage: "pct shutdown <vmid> [OPTIONS]"},
-	"destroy":  {args: []string{"vmid"}, opts: map[string]optKind{"force": optBool, "purge": optBool, "destroy-unreferenced-disks": optBool}, usage: "pct destroy <vmid> [OPTIONS]"},
+	"start":        {args: []string{"vmid"}, opts: map[string]optKind{"skiplock": optBool, "debug": optBool}, usage: "pct start <vmid> [OPTIONS]"},
+	"stop":         {args: []string{"vmid"}, opts: map[string]optKind{"skiplock": optBool, "overrule-shutdown": optBool}, usage: "pct stop <vmid> [OPTIONS]"},
+	"shutdown":     {args: []string{"vmid"}, opts: map[string]optKind{"timeout": optInt, "forceStop": optBool}, usage: "pct shutdown <vmid> [OPTIONS]"},
+	"snapshot":     {args: []string{"vmid", "snapname"}, opts: map[string]optKind{"description": optString}, usage: "pct snapshot <vmid> <snapname> [OPTIONS]"},
+	"delsnapshot":  {args: []string{"vmid", "snapname"}, opts: map[string]optKind{"force": optBool}, usage: "pct delsnapshot <vmid> <snapname> [OPTIONS]"},
+	"listsnapshot": {args: []string{"vmid"}, usage: "pct listsnapshot <vmid>"},
+	"rollback":     {args: []string{"vmid", "snapname"}, opts: map[string]optKind{"start": optBool}, usage: "pct rollback <vmid> <snapname> [OPTIONS]"},
+	"destroy":      {args: []string{"vmid"}, opts: map[string]optKind{"force": optBool, "purge": optBool, "destroy-unreferenced-disks": optBool}, usage: "pct destroy <vmid> [OPTIONS]"},
 }
 
 // pct runs one pct command against the store.
@@ -84,6 +88,21 @@ func (c *pct) dispatch(cmd string, sp spec, p parsed) error {
 		return c.stop(id, cmd, p.opts["skiplock"] == "1")
 	case "destroy":
 		return c.destroy(id, p.opts["force"] == "1")
+	case "snapshot":
+		return c.snapshot(id, p.pos[1], p.opts["description"])
+	case "delsnapshot":
+		return c.delsnapshot(id, p.pos[1])
+	case "listsnapshot":
+		return c.st.View(func(n *Node) error {
+			ct, err := n.ct(id)
+			if err != nil {
+				return err
+			}
+			c.listsnapshot(ct)
+			return nil
+		})
+	case "rollback":
+		return c.rollback(id, p.pos[1], p.opts["start"] == "1")
 	}
 	return fail("command %s not simulated", cmd)
 }

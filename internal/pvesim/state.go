@@ -37,6 +37,17 @@ type CT struct {
 	Lock   string            `json:"lock,omitempty"`
 	PID    int               `json:"pid,omitempty"`
 	Uptime int64             `json:"started_at,omitempty"`
+	// Snapshots by name; Parent is the snapshot "current" descends from.
+	Snapshots map[string]*Snapshot `json:"snapshots,omitempty"`
+	Parent    string               `json:"parent,omitempty"`
+}
+
+// Snapshot is a saved configuration (the simulator keeps no disk data).
+type Snapshot struct {
+	Parent      string            `json:"parent,omitempty"`
+	Time        int64             `json:"snaptime"`
+	Description string            `json:"description,omitempty"`
+	Config      map[string]string `json:"config"`
 }
 
 // Task is a finished or running worker.

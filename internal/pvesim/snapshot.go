@@ -1,0 +1,143 @@
+package pvesim
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// snapshotCapable reports whether the CT's root disk is on a storage that
+// can snapshot (lvmthin here; a raw image on a dir storage cannot).
+func snapshotCapable(n *Node, ct *CT) bool {
+	storage, _, _ := strings.Cut(ct.Config["rootfs"], ":")
+	s, ok := n.Storage(storage)
+	return ok && s.Type != "dir"
+}
+
+func copyConfig(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (c *pct) snapshot(id int, name, description string) error {
+	if name == "current" || name == "vzdump" {
+		return fail("unable to use snapshot name '%s' (reserved name)", name)
+	}
+	return c.st.Update(func(n *Node) error {
+		ct, err := n.ct(id)
+		if err != nil {
+			return err
+		}
+		if err := locked(ct); err != nil {
+			return err
+		}
+		t := n.newTask("vzsnapshot", strconv.Itoa(id), c.out)
+		switch {
+		case ct.Snapshots[name] != nil:
+			err = fail("snapshot name '%s' already used", name)
+		case !snapshotCapable(n, ct):
+			err = fail("snapshot feature is not available")
+		default:
+			if ct.Snapshots == nil {
+				ct.Snapshots = map[string]*Snapshot{}
+			}
+			ct.Snapshots[name] = &Snapshot{Parent: ct.Parent, Time: time.Now().Unix(), Description: description, Config: copyConfig(ct.Config)}
+			ct.Parent = name
+		}
+		return t.finish(c.st.Dir, n, err)
+	})
+}
+
+func (c *pct) delsnapshot(id int, name string) error {
+	return c.st.Update(func(n *Node) error {
+		ct, err := n.ct(id)
+		if err != nil {
+			return err
+		}
+		if err := locked(ct); err != nil {
+			return err
+		}
+		t := n.newTask("vzdelsnapshot", strconv.Itoa(id), c.out)
+		snap, ok := ct.Snapshots[name]
+		if !ok {
+			return t.finish(c.st.Dir, n, fail("snapshot '%s' does not exist", name))
+		}
+		// Children and "current" move up to the deleted snapshot's parent.
+		for _, s := range ct.Snapshots {
+			if s.Parent == name {
+				s.Parent = snap.Parent
+			}
+		}
+		if ct.Parent == name {
+			ct.Parent = snap.Parent
+		}
+		delete(ct.Snapshots, name)
+		return t.finish(c.st.Dir, n, nil)
+	})
+}
+
+func (c *pct) rollback(id int, name string, start bool) error {
+	return c.st.Update(func(n *Node) error {
+		ct, err := n.ct(id)
+		if err != nil {
+			return err
+		}
+		if err := locked(ct); err != nil {
+			return err
+		}
+		t := n.newTask("vzrollback", strconv.Itoa(id), c.out)
+		snap, ok := ct.Snapshots[name]
+		if !ok {
+			return t.finish(c.st.Dir, n, fail("snapshot '%s' does not exist", name))
+		}
+		// A running container is hard-stopped first, as Proxmox does.
+		ct.Status, ct.PID, ct.Uptime = "stopped", 0, 0
+		ct.Config = copyConfig(snap.Config)
+		ct.Parent = name
+		if err := t.finish(c.st.Dir, n, nil); err != nil || !start {
+			return err
+		}
+		return c.startLocked(n, id, false)
+	})
+}
+
+// listsnapshot prints the snapshot tree as pct does: roots by time, each
+// line "<prefix> <name> <time> <description>" with the prefix "`->"
+// indented one space per level, and "current" last under its parent.
+func (c *pct) listsnapshot(ct *CT) {
+	children := map[string][]string{}
+	for name, s := range ct.Snapshots {
+		children[s.Parent] = append(children[s.Parent], name)
+	}
+	for _, kids := range children {
+		sort.Slice(kids, func(i, j int) bool {
+			a, b := ct.Snapshots[kids[i]], ct.Snapshots[kids[j]]
+			return a.Time < b.Time || (a.Time == b.Time && kids[i] < kids[j])
+		})
+	}
+	var walk func(parent string, depth int)
+	line := func(depth int, name, when, desc string) {
+		prefix := strings.Repeat(" ", depth) + "`->"
+		fmt.Fprintf(c.stdout, "%s %-*s %-23s %s\n", prefix, 30-len(prefix), name, when, desc)
+	}
+	walk = func(parent string, depth int) {
+		for _, name := range children[parent] {
+			s := ct.Snapshots[name]
+			desc, _, _ := strings.Cut(s.Description, "\n")
+			if desc == "" {
+				desc = "no-description"
+			}
+			line(depth, name, time.Unix(s.Time, 0).Format("2006-01-02 15:04:05"), desc)
+			walk(name, depth+1)
+		}
+		if parent == ct.Parent {
+			line(depth, "current", "", "You are here!")
+		}
+	}
+	walk("", 0)
+}
