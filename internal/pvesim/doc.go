@@ -11,8 +11,8 @@
 // "TASK ERROR: msg", run synchronously as the CLI does.
 //
 // This version implements `pvesim init`; pct list, status, config, create,
-// start, stop, shutdown, destroy, snapshot, delsnapshot, listsnapshot and
-// rollback; and pveam update, available, list and
+// start, stop, shutdown, destroy, set, snapshot, delsnapshot, listsnapshot
+// and rollback; and pveam update, available, list and
 // download. vzdump, the other pct commands, the HTTPS API and the
 // switchable faults are still to come.
 package pvesim

@@ -20,9 +20,15 @@ var pctSpecs = map[string]spec{
 		"nameserver": optString, "searchdomain": optString, "ostype": optString, "arch": optString,
 		"protection": optBool, "ssh-public-keys": optString, "timezone": optString,
 	}},
-	"start":        {args: []string{"vmid"}, opts: map[string]optKind{"skiplock": optBool, "debug": optBool}, usage: "pct start <vmid> [OPTIONS]"},
-	"stop":         {args: []string{"vmid"}, opts: map[string]optKind{"skiplock": optBool, "overrule-shutdown": optBool}, usage: "pct stop <vmid> [OPTIONS]"},
-	"shutdown":     {args: []string{"vmid"}, opts: map[string]optKind{"timeout": optInt, "forceStop": optBool}, usage: "pct shutdown <vmid> [OPTIONS]"},
+	"start":    {args: []string{"vmid"}, opts: map[string]optKind{"skiplock": optBool, "debug": optBool}, usage: "pct start <vmid> [OPTIONS]"},
+	"stop":     {args: []string{"vmid"}, opts: map[string]optKind{"skiplock": optBool, "overrule-shutdown": optBool}, usage: "pct stop <vmid> [OPTIONS]"},
+	"shutdown": {args: []string{"vmid"}, opts: map[string]optKind{"timeout": optInt, "forceStop": optBool}, usage: "pct shutdown <vmid> [OPTIONS]"},
+	"set": {args: []string{"vmid"}, usage: "pct set <vmid> [OPTIONS]", opts: map[string]optKind{
+		"hostname": optString, "memory": optInt, "swap": optInt, "cores": optInt, "net0": optString,
+		"features": optString, "onboot": optBool, "tags": optString, "nameserver": optString,
+		"searchdomain": optString, "protection": optBool, "description": optString, "delete": optString,
+		"digest": optString,
+	}},
 	"snapshot":     {args: []string{"vmid", "snapname"}, opts: map[string]optKind{"description": optString}, usage: "pct snapshot <vmid> <snapname> [OPTIONS]"},
 	"delsnapshot":  {args: []string{"vmid", "snapname"}, opts: map[string]optKind{"force": optBool}, usage: "pct delsnapshot <vmid> <snapname> [OPTIONS]"},
 	"listsnapshot": {args: []string{"vmid"}, usage: "pct listsnapshot <vmid>"},
@@ -88,6 +94,8 @@ func (c *pct) dispatch(cmd string, sp spec, p parsed) error {
 		return c.stop(id, cmd, p.opts["skiplock"] == "1")
 	case "destroy":
 		return c.destroy(id, p.opts["force"] == "1")
+	case "set":
+		return c.set(id, sp, p)
 	case "snapshot":
 		return c.snapshot(id, p.pos[1], p.opts["description"])
 	case "delsnapshot":
@@ -364,5 +372,56 @@ func (c *pct) destroy(id int, force bool) error {
 		t.log("  Logical volume \"vm-%d-disk-0\" successfully removed.", id)
 		delete(n.CTs, id)
 		return t.finish(c.st.Dir, n, nil)
+	})
+}
+
+// settable are the config keys pct set may change here.
+var settable = []string{"hostname", "memory", "swap", "cores", "net0", "features", "onboot", "tags",
+	"nameserver", "searchdomain", "protection", "description"}
+
+// set changes configuration keys synchronously (no task), as pct set does.
+func (c *pct) set(id int, sp spec, p parsed) error {
+	o := p.opts
+	changes := 0
+	for k := range o {
+		if k != "digest" {
+			changes++
+		}
+	}
+	if changes == 0 {
+		return fail("no options specified")
+	}
+	pe := paramErrors{}
+	if h, ok := o["hostname"]; ok && (len(h) > 255 || !dnsNameRE.MatchString(h)) {
+		pe["hostname"] = "invalid format - value does not look like a valid DNS name"
+	}
+	intOpt(pe, o, "memory", 16, 1<<31, 0)
+	intOpt(pe, o, "swap", 0, 1<<31, 0)
+	intOpt(pe, o, "cores", 1, 8192, 0)
+	if err := pe.err(sp.usage); err != nil {
+		return err
+	}
+	return c.st.Update(func(n *Node) error {
+		ct, err := n.ct(id)
+		if err != nil {
+			return err
+		}
+		if err := locked(ct); err != nil {
+			return err
+		}
+		for _, k := range settable {
+			if v, ok := o[k]; ok {
+				if k == "net0" {
+					v = netConfig(v, id)
+				}
+				ct.Config[k] = v
+			}
+		}
+		if d, ok := o["delete"]; ok {
+			for _, k := range strings.Split(d, ",") {
+				delete(ct.Config, strings.TrimSpace(k))
+			}
+		}
+		return nil
 	})
 }

@@ -217,3 +217,19 @@ func TestBinaryAsPct(t *testing.T) {
 		t.Fatalf("stderr %q", stderr.String())
 	}
 }
+
+func TestPctSet(t *testing.T) {
+	s := newSim(t)
+	s.withTemplate()
+	s.ok("pct", "create", "130", "local:vztmpl/"+debian, "--rootfs", "local-lvm:4", "--tags", "a;b")
+	s.fails("no options specified", "pct", "set", "130")
+	s.fails("400 Parameter verification failed.\nmemory: value must have a minimum value of 16\npct set <vmid> [OPTIONS]", "pct", "set", "130", "--memory", "4")
+	s.fails("Configuration file 'nodes/pve/lxc/131.conf' does not exist", "pct", "set", "131", "--memory", "64")
+	if code, out, _ := s.run("pct", "set", "130", "-hostname", "renamed", "--onboot", "--delete", "tags"); code != 0 || out != "" {
+		t.Fatalf("set: %d %q", code, out)
+	}
+	cfg := s.ok("pct", "config", "130")
+	if !strings.Contains(cfg, "hostname: renamed\n") || !strings.Contains(cfg, "onboot: 1\n") || strings.Contains(cfg, "tags:") {
+		t.Fatalf("config after set:\n%s", cfg)
+	}
+}

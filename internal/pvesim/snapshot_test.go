@@ -14,13 +14,7 @@ func TestPctSnapshots(t *testing.T) {
 	s.fails("unable to use snapshot name 'current' (reserved name)", "pct", "snapshot", "120", "current")
 	s.ok("pct", "snapshot", "120", "before", "--description", "first\nsecond line")
 	s.fails("snapshot name 'before' already used", "pct", "snapshot", "120", "before")
-	// Change the config (pct set is not simulated yet), then snapshot again.
-	if err := (&Store{Dir: s.dir, Node: "pve", LockTimeout: 1e9}).Update(func(n *Node) error {
-		n.CTs[120].Config["memory"] = "2048"
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s.ok("pct", "set", "120", "--memory", "2048")
 	s.ok("pct", "snapshot", "120", "after")
 	tree := s.ok("pct", "listsnapshot", "120")
 	// Name column: 30 minus the prefix width, then one space.
