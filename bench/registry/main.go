@@ -1,5 +1,6 @@
-// Command registry measures the coordinator's reservation throughput and
-// latency against etcd doing the same atomic reservation, on one machine.
+// Package main is the registry benchmark. It measures the coordinator's
+// reservation throughput and latency against etcd doing the same atomic
+// reservation, on one machine.
 //
 // It starts three proximity-coordinator servers (--bootstrap-expect 3) and,
 // separately, three etcd members, all on loopback with their data on the

@@ -2,6 +2,7 @@ package pvesim
 
 import (
 	"fmt"
+	"io"
 	"regexp"
 	"sort"
 	"strconv"
@@ -28,6 +29,30 @@ type spec struct {
 	args  []string
 	opts  map[string]optKind
 	usage string
+}
+
+// runTool runs one subcommand of a Proxmox CLI tool: it looks the command
+// up, parses its arguments and prints any failure to stderr with exit 255,
+// as the Perl CLI handlers do.
+func runTool(tool string, specs map[string]spec, args []string, stderr io.Writer, dispatch func(cmd string, sp spec, p parsed) error) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "ERROR: no command specified")
+		return 255
+	}
+	sp, ok := specs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "ERROR: unknown command '%s %s'\n", tool, args[0])
+		return 255
+	}
+	p, err := sp.parse(args[1:])
+	if err == nil {
+		err = dispatch(args[0], sp, p)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, strings.TrimRight(err.Error(), "\n"))
+		return 255
+	}
+	return 0
 }
 
 type parsed struct {

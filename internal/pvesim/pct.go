@@ -43,24 +43,7 @@ type pct struct {
 }
 
 func (c *pct) run(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(c.stderr, "ERROR: no command specified")
-		return 255
-	}
-	sp, ok := pctSpecs[args[0]]
-	if !ok {
-		fmt.Fprintf(c.stderr, "ERROR: unknown command 'pct %s'\n", args[0])
-		return 255
-	}
-	p, err := sp.parse(args[1:])
-	if err == nil {
-		err = c.dispatch(args[0], sp, p)
-	}
-	if err != nil {
-		fmt.Fprintln(c.stderr, strings.TrimRight(err.Error(), "\n"))
-		return 255
-	}
-	return 0
+	return runTool("pct", pctSpecs, args, c.stderr, c.dispatch)
 }
 
 func (c *pct) dispatch(cmd string, sp spec, p parsed) error {
@@ -401,14 +384,7 @@ func (c *pct) set(id int, sp spec, p parsed) error {
 	if err := pe.err(sp.usage); err != nil {
 		return err
 	}
-	return c.st.Update(func(n *Node) error {
-		ct, err := n.ct(id)
-		if err != nil {
-			return err
-		}
-		if err := locked(ct); err != nil {
-			return err
-		}
+	return c.onCT(id, func(n *Node, ct *CT) error {
 		for _, k := range settable {
 			if v, ok := o[k]; ok {
 				if k == "net0" {

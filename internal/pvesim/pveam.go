@@ -3,7 +3,6 @@ package pvesim
 import (
 	"fmt"
 	"io"
-	"strings"
 )
 
 var pveamSpecs = map[string]spec{
@@ -19,24 +18,7 @@ type pveam struct {
 }
 
 func (c *pveam) run(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(c.stderr, "ERROR: no command specified")
-		return 255
-	}
-	sp, ok := pveamSpecs[args[0]]
-	if !ok {
-		fmt.Fprintf(c.stderr, "ERROR: unknown command 'pveam %s'\n", args[0])
-		return 255
-	}
-	p, err := sp.parse(args[1:])
-	if err == nil {
-		err = c.dispatch(args[0], sp, p)
-	}
-	if err != nil {
-		fmt.Fprintln(c.stderr, strings.TrimRight(err.Error(), "\n"))
-		return 255
-	}
-	return 0
+	return runTool("pveam", pveamSpecs, args, c.stderr, c.dispatch)
 }
 
 // templateSize is the simulated size of every template, in bytes.

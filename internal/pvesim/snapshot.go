@@ -8,6 +8,22 @@ import (
 	"time"
 )
 
+// onCT runs fn on container id under the state lock after the checks every
+// configuration-changing command makes first: the container exists and
+// holds no lock.
+func (c *pct) onCT(id int, fn func(n *Node, ct *CT) error) error {
+	return c.st.Update(func(n *Node) error {
+		ct, err := n.ct(id)
+		if err != nil {
+			return err
+		}
+		if err := locked(ct); err != nil {
+			return err
+		}
+		return fn(n, ct)
+	})
+}
+
 // snapshotCapable reports whether the CT's root disk is on a storage that
 // can snapshot (lvmthin here; a raw image on a dir storage cannot).
 func snapshotCapable(n *Node, ct *CT) bool {
@@ -28,15 +44,9 @@ func (c *pct) snapshot(id int, name, description string) error {
 	if name == "current" || name == "vzdump" {
 		return fail("unable to use snapshot name '%s' (reserved name)", name)
 	}
-	return c.st.Update(func(n *Node) error {
-		ct, err := n.ct(id)
-		if err != nil {
-			return err
-		}
-		if err := locked(ct); err != nil {
-			return err
-		}
+	return c.onCT(id, func(n *Node, ct *CT) error {
 		t := n.newTask("vzsnapshot", strconv.Itoa(id), c.out)
+		var err error
 		switch {
 		case ct.Snapshots[name] != nil:
 			err = fail("snapshot name '%s' already used", name)
@@ -54,14 +64,7 @@ func (c *pct) snapshot(id int, name, description string) error {
 }
 
 func (c *pct) delsnapshot(id int, name string) error {
-	return c.st.Update(func(n *Node) error {
-		ct, err := n.ct(id)
-		if err != nil {
-			return err
-		}
-		if err := locked(ct); err != nil {
-			return err
-		}
+	return c.onCT(id, func(n *Node, ct *CT) error {
 		t := n.newTask("vzdelsnapshot", strconv.Itoa(id), c.out)
 		snap, ok := ct.Snapshots[name]
 		if !ok {
@@ -82,14 +85,7 @@ func (c *pct) delsnapshot(id int, name string) error {
 }
 
 func (c *pct) rollback(id int, name string, start bool) error {
-	return c.st.Update(func(n *Node) error {
-		ct, err := n.ct(id)
-		if err != nil {
-			return err
-		}
-		if err := locked(ct); err != nil {
-			return err
-		}
+	return c.onCT(id, func(n *Node, ct *CT) error {
 		t := n.newTask("vzrollback", strconv.Itoa(id), c.out)
 		snap, ok := ct.Snapshots[name]
 		if !ok {

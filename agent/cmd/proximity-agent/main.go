@@ -1,4 +1,4 @@
-// Command proximity-agent is the Proximity node agent.
+// Package main is proximity-agent, the Proximity node agent.
 package main
 
 import (

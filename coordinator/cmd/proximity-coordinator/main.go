@@ -1,4 +1,4 @@
-// Command proximity-coordinator runs a coordinator server, or the
+// Package main is proximity-coordinator. It runs a coordinator server, or the
 // embedded default for development (`dev`).
 package main
 

@@ -1,4 +1,4 @@
-// Command proximityctl is the operator command line for a Proximity
+// Package main is proximityctl, the operator command line for a Proximity
 // cluster. It reads the API address from PROXIMITY_ADDR and the token from
 // PROXIMITY_TOKEN.
 package main

@@ -1,4 +1,4 @@
-// Command pvesim is a simulated Proxmox VE node: `pvesim init`, or, called
+// Package main is pvesim, a simulated Proxmox VE node: `pvesim init`, or, called
 // as pct through a symlink, Proxmox's pct. See package pvesim.
 package main
 
