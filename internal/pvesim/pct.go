@@ -3,6 +3,7 @@ package pvesim
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,8 @@ var pctSpecs = map[string]spec{
 	"delsnapshot":  {args: []string{"vmid", "snapname"}, opts: map[string]optKind{"force": optBool}, usage: "pct delsnapshot <vmid> <snapname> [OPTIONS]"},
 	"listsnapshot": {args: []string{"vmid"}, usage: "pct listsnapshot <vmid>"},
 	"rollback":     {args: []string{"vmid", "snapname"}, opts: map[string]optKind{"start": optBool}, usage: "pct rollback <vmid> <snapname> [OPTIONS]"},
+	"reboot":       {args: []string{"vmid"}, opts: map[string]optKind{"timeout": optInt}, usage: "pct reboot <vmid> [OPTIONS]"},
+	"unlock":       {args: []string{"vmid"}, usage: "pct unlock <vmid>"},
 	"destroy":      {args: []string{"vmid"}, opts: map[string]optKind{"force": optBool, "purge": optBool, "destroy-unreferenced-disks": optBool}, usage: "pct destroy <vmid> [OPTIONS]"},
 }
 
@@ -73,7 +76,9 @@ func (c *pct) dispatch(cmd string, sp spec, p parsed) error {
 		})
 	case "start":
 		return c.start(id, p.opts["skiplock"] == "1")
-	case "stop", "shutdown":
+	case "unlock":
+		return c.unlock(id)
+	case "stop", "shutdown", "reboot":
 		return c.stop(id, cmd, p.opts["skiplock"] == "1")
 	case "destroy":
 		return c.destroy(id, p.opts["force"] == "1")
@@ -176,76 +181,85 @@ func (c *pct) create(id int, pe paramErrors, sp spec, p parsed) error {
 	if err := pe.err(sp.usage); err != nil {
 		return err
 	}
-	return c.st.Update(func(n *Node) error {
-		if _, ok := n.CTs[id]; ok {
-			return fail("CT %d already exists on node '%s'", id, n.Name)
+	tmpl := p.pos[1]
+	storage := o["storage"]
+	if storage == "" {
+		storage = "local"
+	}
+	rootStorage, size := storage, "4"
+	if r, ok := o["rootfs"]; ok {
+		d := diskSizeRE.FindStringSubmatch(r)
+		if d == nil {
+			return paramErrors{"rootfs": "invalid format - unable to parse volume ID '" + r + "'"}.err(sp.usage)
 		}
-		for _, v := range n.VMs {
-			if v == id {
-				return fail("VM %d already exists on node '%s'", id, n.Name)
+		rootStorage, size = d[1], d[2]
+	}
+	file := ""
+	err := c.st.run(work{typ: "vzcreate", vmid: id, lock: "create",
+		begin: func(n *Node) error {
+			if err := n.vmidFree(id); err != nil {
+				return err
 			}
-		}
-		tmpl := p.pos[1]
-		m := volidRE.FindStringSubmatch(tmpl)
-		file := strings.TrimPrefix(m2(m), "vztmpl/")
-		found := false
-		for _, f := range n.Templates[m1(m)] {
-			found = found || f == file
-		}
-		if m == nil || !found {
-			return fail("volume '%s' does not exist", tmpl)
-		}
-		storage := o["storage"]
-		if storage == "" {
-			storage = "local"
-		}
-		rootStorage, size := storage, "4"
-		if r, ok := o["rootfs"]; ok {
-			d := diskSizeRE.FindStringSubmatch(r)
-			if d == nil {
-				return paramErrors{"rootfs": "invalid format - unable to parse volume ID '" + r + "'"}.err(sp.usage)
+			m := volidRE.FindStringSubmatch(tmpl)
+			file = strings.TrimPrefix(m2(m), "vztmpl/")
+			if m == nil || !slices.Contains(n.Templates[m1(m)], file) {
+				return fail("volume '%s' does not exist", tmpl)
 			}
-			rootStorage, size = d[1], d[2]
-		}
-		s, ok := n.Storage(rootStorage)
-		if !ok {
-			return fail("storage '%s' does not exist", rootStorage)
-		}
-		if !s.Supports("rootdir") {
-			return paramErrors{"storage": fmt.Sprintf("storage '%s' does not support container directories", rootStorage)}.err(sp.usage)
-		}
-		t := n.newTask("vzcreate", strconv.Itoa(id), c.out)
-		disk := fmt.Sprintf("vm-%d-disk-0", id)
-		t.log("  Logical volume \"%s\" created.", disk)
-		t.log("extracting archive '/var/lib/vz/template/cache/%s'", file)
-		t.log("Total bytes read: 524288000 (500MiB, 250MiB/s)")
-		t.log("Detected container architecture: amd64")
-		cfg := map[string]string{
-			"arch": "amd64", "hostname": "CT" + strconv.Itoa(id), "memory": strconv.Itoa(memory),
-			"swap": strconv.Itoa(swap), "ostype": osType(file),
-			"rootfs":       fmt.Sprintf("%s:%s,size=%sG", rootStorage, disk, size),
-			"unprivileged": "1",
-		}
-		for _, k := range []string{"hostname", "features", "onboot", "tags", "nameserver", "searchdomain", "ostype", "arch", "protection", "unprivileged", "timezone"} {
-			if v, ok := o[k]; ok {
-				cfg[k] = v
+			s, ok := n.Storage(rootStorage)
+			if !ok {
+				return fail("storage '%s' does not exist", rootStorage)
 			}
-		}
-		if cores > 0 {
-			cfg["cores"] = strconv.Itoa(cores)
-		}
-		if v, ok := o["net0"]; ok {
-			cfg["net0"] = netConfig(v, id)
-		}
-		n.CTs[id] = &CT{VMID: id, Config: cfg, Status: "stopped"}
-		if err := t.finish(c.st.Dir, n, nil); err != nil {
-			return err
-		}
-		if o["start"] == "1" {
-			return c.startLocked(n, id, false)
-		}
-		return nil
-	})
+			if !s.Supports("rootdir") {
+				return paramErrors{"storage": fmt.Sprintf("storage '%s' does not support container directories", rootStorage)}.err(sp.usage)
+			}
+			disk := fmt.Sprintf("vm-%d-disk-0", id)
+			cfg := map[string]string{
+				"arch": "amd64", "hostname": "CT" + strconv.Itoa(id), "memory": strconv.Itoa(memory),
+				"swap": strconv.Itoa(swap), "ostype": osType(file),
+				"rootfs":       fmt.Sprintf("%s:%s,size=%sG", rootStorage, disk, size),
+				"unprivileged": "1",
+			}
+			for _, k := range []string{"hostname", "features", "onboot", "tags", "nameserver", "searchdomain", "ostype", "arch", "protection", "unprivileged", "timezone", "description"} {
+				if v, ok := o[k]; ok {
+					cfg[k] = v
+				}
+			}
+			if cores > 0 {
+				cfg["cores"] = strconv.Itoa(cores)
+			}
+			if v, ok := o["net0"]; ok {
+				cfg["net0"] = netConfig(v, id)
+			}
+			n.CTs[id] = &CT{VMID: id, Config: cfg, Status: "stopped"}
+			return nil
+		},
+		body: func(n *Node, t *task) error {
+			t.log("  Logical volume \"vm-%d-disk-0\" created.", id)
+			t.log("extracting archive '/var/lib/vz/template/cache/%s'", file)
+			t.log("Total bytes read: 524288000 (500MiB, 250MiB/s)")
+			t.log("Detected container architecture: amd64")
+			if n.CTs[id] == nil {
+				return fail("unable to create CT %d - configuration vanished", id)
+			}
+			return nil
+		},
+		onFail: func(n *Node) { delete(n.CTs, id) },
+	}, c.out)
+	if err != nil || o["start"] != "1" {
+		return err
+	}
+	return c.start(id, false)
+}
+
+// vmidFree is PVE::Cluster::check_vmid_unused.
+func (n *Node) vmidFree(id int) error {
+	if _, ok := n.CTs[id]; ok {
+		return fail("CT %d already exists on node '%s'", id, n.Name)
+	}
+	if slices.Contains(n.VMs, id) {
+		return fail("VM %d already exists on node '%s'", id, n.Name)
+	}
+	return nil
 }
 
 func m1(m []string) string {
@@ -291,70 +305,104 @@ func netConfig(v string, id int) string {
 }
 
 func (c *pct) start(id int, skiplock bool) error {
-	return c.st.Update(func(n *Node) error { return c.startLocked(n, id, skiplock) })
+	return c.st.run(work{typ: "vzstart", vmid: id,
+		begin: func(n *Node) error {
+			if ct := n.CTs[id]; ct != nil && ct.Status == "running" {
+				return fail("CT %d already running", id)
+			}
+			return nil
+		},
+		body: func(n *Node, t *task) error {
+			ct, err := n.ct(id)
+			switch {
+			case err != nil:
+				return err
+			case ct.Config["template"] == "1":
+				return fail("you can't start a CT if it's a template")
+			case ct.Status == "running":
+				return fail("CT %d already running", id)
+			case !skiplock || ct.Lock != "mounted":
+				if err := locked(ct); err != nil {
+					return err
+				}
+			}
+			n.NextPID++
+			ct.Status, ct.PID, ct.Uptime = "running", n.NextPID, time.Now().Unix()
+			return nil
+		},
+	}, c.out)
 }
 
-func (c *pct) startLocked(n *Node, id int, skiplock bool) error {
-	ct, ok := n.CTs[id]
-	if ok && ct.Status == "running" {
-		return fail("CT %d already running", id)
-	}
-	t := n.newTask("vzstart", strconv.Itoa(id), c.out)
-	var err error
-	switch {
-	case !ok:
-		err = configMissing(n, id)
-	case ct.Config["template"] == "1":
-		err = fail("you can't start a CT if it's a template")
-	case !skiplock || ct.Lock != "mounted":
-		err = locked(ct)
-	}
-	if err == nil {
-		n.NextPID++
-		ct.Status, ct.PID, ct.Uptime = "running", n.NextPID, time.Now().Unix()
-	}
-	return t.finish(c.st.Dir, n, err)
-}
-
+// stop covers stop, shutdown and reboot: the container must exist, run and
+// hold no lock (stop --skiplock ignores it).
 func (c *pct) stop(id int, cmd string, skiplock bool) error {
-	return c.st.Update(func(n *Node) error {
-		ct, err := n.ct(id)
-		if err != nil {
-			return err
-		}
-		if ct.Status != "running" {
-			return fail("CT %d not running", id)
-		}
-		if !skiplock {
-			if err := locked(ct); err != nil {
+	return c.st.run(work{typ: "vz" + cmd, vmid: id,
+		begin: func(n *Node) error {
+			ct, err := n.ct(id)
+			if err != nil {
 				return err
 			}
-		}
-		t := n.newTask("vz"+cmd, strconv.Itoa(id), c.out)
-		ct.Status, ct.PID, ct.Uptime = "stopped", 0, 0
-		return t.finish(c.st.Dir, n, nil)
-	})
+			if ct.Status != "running" {
+				if cmd == "reboot" {
+					return fail("VM %d not running", id)
+				}
+				return fail("CT %d not running", id)
+			}
+			if skiplock {
+				return nil
+			}
+			return locked(ct)
+		},
+		body: func(n *Node, t *task) error {
+			ct, err := n.ct(id)
+			if err != nil {
+				return err
+			}
+			ct.Status, ct.PID, ct.Uptime = "stopped", 0, 0
+			if cmd == "reboot" {
+				n.NextPID++
+				ct.Status, ct.PID, ct.Uptime = "running", n.NextPID, time.Now().Unix()
+			}
+			return nil
+		},
+	}, c.out)
 }
 
 func (c *pct) destroy(id int, force bool) error {
+	return c.st.run(work{typ: "vzdestroy", vmid: id, lock: "destroyed",
+		begin: func(n *Node) error {
+			ct, err := n.ct(id)
+			if err != nil {
+				return err
+			}
+			if ct.Status == "running" && !force {
+				return fail("unable to destroy CT %d - container is running", id)
+			}
+			if ct.Config["protection"] == "1" {
+				return fail("can't remove CT %d - protection mode enabled", id)
+			}
+			return locked(ct)
+		},
+		body: func(n *Node, t *task) error {
+			t.log("  Logical volume \"vm-%d-disk-0\" successfully removed.", id)
+			delete(n.CTs, id)
+			return nil
+		},
+	}, c.out)
+}
+
+// unlock is pct unlock: it removes any lock, synchronously.
+func (c *pct) unlock(id int) error {
 	return c.st.Update(func(n *Node) error {
 		ct, err := n.ct(id)
 		if err != nil {
 			return err
 		}
-		if ct.Status == "running" && !force {
-			return fail("unable to destroy CT %d - container is running", id)
+		if ct.Lock == "" {
+			return fail("no lock found trying to remove any lock")
 		}
-		if ct.Config["protection"] == "1" {
-			return fail("can't remove CT %d - protection mode enabled", id)
-		}
-		if err := locked(ct); err != nil {
-			return err
-		}
-		t := n.newTask("vzdestroy", strconv.Itoa(id), c.out)
-		t.log("  Logical volume \"vm-%d-disk-0\" successfully removed.", id)
-		delete(n.CTs, id)
-		return t.finish(c.st.Dir, n, nil)
+		ct.Lock = ""
+		return nil
 	})
 }
 

@@ -1,8 +1,10 @@
 package pvesim
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 var pveamSpecs = map[string]spec{
@@ -55,30 +57,34 @@ func (c *pveam) dispatch(cmd string, sp spec, p parsed) error {
 			return nil
 		})
 	case "download":
-		return c.st.Update(func(n *Node) error {
-			storage, tmpl := p.pos[0], p.pos[1]
-			known := false
-			for _, a := range n.Available {
-				known = known || a == tmpl
-			}
-			if !known {
-				return paramErrors{"template": "no such template"}.err(sp.usage)
-			}
-			s, ok := n.Storage(storage)
-			if !ok || !s.Supports("vztmpl") {
-				return fail("storage '%s' does not support templates", storage)
-			}
-			t := n.newTask("download", tmpl, func(line string) { fmt.Fprintln(c.stdout, line) })
-			t.log("downloading http://download.proxmox.com/images/system/%s to /var/lib/vz/template/cache/%s", tmpl, tmpl)
-			t.log("download of '%s' to '/var/lib/vz/template/cache/%s' finished", tmpl, tmpl)
-			for _, have := range n.Templates[storage] {
-				if have == tmpl {
-					return t.finish(c.st.Dir, n, nil)
+		storage, tmpl := p.pos[0], p.pos[1]
+		err := c.st.run(work{typ: "download", id: tmpl,
+			begin: func(n *Node) error {
+				if !slices.Contains(n.Available, tmpl) {
+					return paramErrors{"template": "no such template"}.err(sp.usage)
 				}
-			}
-			n.Templates[storage] = append(n.Templates[storage], tmpl)
-			return t.finish(c.st.Dir, n, nil)
-		})
+				if s, ok := n.Storage(storage); !ok || !s.Supports("vztmpl") {
+					return fail("storage '%s' does not support templates", storage)
+				}
+				return nil
+			},
+			body: func(n *Node, t *task) error {
+				t.log("downloading http://download.proxmox.com/images/system/%s to /var/lib/vz/template/cache/%s", tmpl, tmpl)
+				t.log("download of '%s' to '/var/lib/vz/template/cache/%s' finished", tmpl, tmpl)
+				if !slices.Contains(n.Templates[storage], tmpl) {
+					n.Templates[storage] = append(n.Templates[storage], tmpl)
+				}
+				return nil
+			},
+		}, func(line string) { fmt.Fprintln(c.stdout, line) })
+		var tf *taskFailure
+		if errors.As(err, &tf) {
+			// pveam download has no $upid_exit: a failed worker prints its
+			// error and exits 0.
+			fmt.Fprintln(c.stderr, err)
+			return nil
+		}
+		return err
 	}
 	return fail("command %s not simulated", cmd)
 }

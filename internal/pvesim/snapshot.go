@@ -3,7 +3,6 @@ package pvesim
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -40,35 +39,52 @@ func copyConfig(m map[string]string) map[string]string {
 	return out
 }
 
+// ctWork is a task on an existing, unlocked container that holds lock
+// while it runs.
+func (c *pct) ctWork(typ string, id int, lock string, body func(n *Node, ct *CT, t *task) error) error {
+	return c.st.run(work{typ: typ, vmid: id, lock: lock,
+		begin: func(n *Node) error {
+			ct, err := n.ct(id)
+			if err != nil {
+				return err
+			}
+			return locked(ct)
+		},
+		body: func(n *Node, t *task) error {
+			ct, err := n.ct(id)
+			if err != nil {
+				return err
+			}
+			return body(n, ct, t)
+		},
+	}, c.out)
+}
+
 func (c *pct) snapshot(id int, name, description string) error {
 	if name == "current" || name == "vzdump" {
 		return fail("unable to use snapshot name '%s' (reserved name)", name)
 	}
-	return c.onCT(id, func(n *Node, ct *CT) error {
-		t := n.newTask("vzsnapshot", strconv.Itoa(id), c.out)
-		var err error
+	return c.ctWork("vzsnapshot", id, "snapshot", func(n *Node, ct *CT, t *task) error {
 		switch {
 		case ct.Snapshots[name] != nil:
-			err = fail("snapshot name '%s' already used", name)
+			return fail("snapshot name '%s' already used", name)
 		case !snapshotCapable(n, ct):
-			err = fail("snapshot feature is not available")
-		default:
-			if ct.Snapshots == nil {
-				ct.Snapshots = map[string]*Snapshot{}
-			}
-			ct.Snapshots[name] = &Snapshot{Parent: ct.Parent, Time: time.Now().Unix(), Description: description, Config: copyConfig(ct.Config)}
-			ct.Parent = name
+			return fail("snapshot feature is not available")
 		}
-		return t.finish(c.st.Dir, n, err)
+		if ct.Snapshots == nil {
+			ct.Snapshots = map[string]*Snapshot{}
+		}
+		ct.Snapshots[name] = &Snapshot{Parent: ct.Parent, Time: time.Now().Unix(), Description: description, Config: copyConfig(ct.Config)}
+		ct.Parent = name
+		return nil
 	})
 }
 
 func (c *pct) delsnapshot(id int, name string) error {
-	return c.onCT(id, func(n *Node, ct *CT) error {
-		t := n.newTask("vzdelsnapshot", strconv.Itoa(id), c.out)
+	return c.ctWork("vzdelsnapshot", id, "snapshot-delete", func(n *Node, ct *CT, t *task) error {
 		snap, ok := ct.Snapshots[name]
 		if !ok {
-			return t.finish(c.st.Dir, n, fail("snapshot '%s' does not exist", name))
+			return fail("snapshot '%s' does not exist", name)
 		}
 		// Children and "current" move up to the deleted snapshot's parent.
 		for _, s := range ct.Snapshots {
@@ -80,26 +96,26 @@ func (c *pct) delsnapshot(id int, name string) error {
 			ct.Parent = snap.Parent
 		}
 		delete(ct.Snapshots, name)
-		return t.finish(c.st.Dir, n, nil)
+		return nil
 	})
 }
 
 func (c *pct) rollback(id int, name string, start bool) error {
-	return c.onCT(id, func(n *Node, ct *CT) error {
-		t := n.newTask("vzrollback", strconv.Itoa(id), c.out)
+	err := c.ctWork("vzrollback", id, "rollback", func(n *Node, ct *CT, t *task) error {
 		snap, ok := ct.Snapshots[name]
 		if !ok {
-			return t.finish(c.st.Dir, n, fail("snapshot '%s' does not exist", name))
+			return fail("snapshot '%s' does not exist", name)
 		}
 		// A running container is hard-stopped first, as Proxmox does.
 		ct.Status, ct.PID, ct.Uptime = "stopped", 0, 0
 		ct.Config = copyConfig(snap.Config)
 		ct.Parent = name
-		if err := t.finish(c.st.Dir, n, nil); err != nil || !start {
-			return err
-		}
-		return c.startLocked(n, id, false)
+		return nil
 	})
+	if err != nil || !start {
+		return err
+	}
+	return c.start(id, false)
 }
 
 // listsnapshot prints the snapshot tree as pct does: roots by time, each

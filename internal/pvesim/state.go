@@ -40,6 +40,12 @@ type CT struct {
 	// Snapshots by name; Parent is the snapshot "current" descends from.
 	Snapshots map[string]*Snapshot `json:"snapshots,omitempty"`
 	Parent    string               `json:"parent,omitempty"`
+	// Files are files inside the container (pushed or written by exec),
+	// path → content.
+	Files map[string]string `json:"files,omitempty"`
+	// NetIn and NetOut count bytes for the status counters.
+	NetIn  int64 `json:"netin,omitempty"`
+	NetOut int64 `json:"netout,omitempty"`
 }
 
 // Snapshot is a saved configuration (the simulator keeps no disk data).
@@ -55,8 +61,25 @@ type Task struct {
 	UPID   string `json:"upid"`
 	Type   string `json:"type"`
 	ID     string `json:"id"`
+	User   string `json:"user"`
 	Status string `json:"status"` // running, stopped
 	Exit   string `json:"exitstatus,omitempty"`
+	Owner  int    `json:"owner"` // OS process running the worker
+	Start  int64  `json:"starttime"`
+	End    int64  `json:"endtime,omitempty"`
+}
+
+// Backup is a vzdump archive on a storage. The simulator keeps the
+// container's configuration in it, which is what a restore reads back.
+type Backup struct {
+	Volid     string            `json:"volid"`
+	VMID      int               `json:"vmid"`
+	Size      int64             `json:"size"`
+	Ctime     int64             `json:"ctime"`
+	Notes     string            `json:"notes,omitempty"`
+	Protected bool              `json:"protected,omitempty"`
+	Config    map[string]string `json:"config"`
+	Files     map[string]string `json:"files,omitempty"`
 }
 
 // Node is the whole state of one simulated node.
@@ -68,7 +91,12 @@ type Node struct {
 	Available []string            `json:"available"` // templates pveam can download
 	Templates map[string][]string `json:"templates"` // storage → downloaded template files
 	Tasks     []Task              `json:"tasks"`
+	Backups   []Backup            `json:"backups"`
 	NextPID   int                 `json:"next_pid"`
+	Faults    Faults              `json:"faults"`
+	// MemoryMB and DiskGB are the node's capacity.
+	MemoryMB int `json:"memory_mb"`
+	DiskGB   int `json:"disk_gb"`
 }
 
 // Storage returns a storage by ID.
@@ -137,6 +165,8 @@ func (s *Store) Init() error {
 			},
 			Templates: map[string][]string{},
 			NextPID:   4096,
+			MemoryMB:  65536,
+			DiskGB:    1024,
 		}
 		return nil
 	})
@@ -199,6 +229,7 @@ func (s *Store) load(allowEmpty bool) (*Node, error) {
 	if n.Templates == nil {
 		n.Templates = map[string][]string{}
 	}
+	n.reapTasks()
 	return &n, nil
 }
 
