@@ -10,9 +10,16 @@
 // Long operations are tasks with UPIDs and task logs ending in "TASK OK" or
 // "TASK ERROR: msg", run synchronously as the CLI does.
 //
-// This version implements `pvesim init`; pct list, status, config, create,
-// start, stop, shutdown, destroy, set, snapshot, delsnapshot, listsnapshot
-// and rollback; and pveam update, available, list and
-// download. vzdump, the other pct commands, the HTTPS API and the
-// switchable faults are still to come.
+// Long operations are workers: they hold the container's lock (create,
+// backup, snapshot, ...) outside the state lock while they run, so other
+// commands see "CT is locked (x)". A worker whose process died shows as
+// "unexpected status", as Proxmox shows it.
+//
+// Implemented: `pvesim init`, `pvesim serve` (the HTTPS API subset, see
+// API), `pvesim fault` (latency, task time, transient failures, hangs,
+// crashes, string VMIDs; see Faults) and `pvesim take` (a VMID used behind
+// Proximity's back); pct list, status, config, create, restore, start,
+// stop, shutdown, reboot, destroy, clone, set, snapshot, delsnapshot,
+// listsnapshot, rollback, unlock, exec and push; vzdump; and pveam update,
+// available, list and download.
 package pvesim

@@ -14,6 +14,8 @@ import (
 type Faults struct {
 	// LatencyMS is added to every task and every API request.
 	LatencyMS int `json:"latency_ms,omitempty"`
+	// TaskMS is how long every task runs (with its locks held).
+	TaskMS int `json:"task_ms,omitempty"`
 	// FailRate is the fraction of tasks that fail with a transient error
 	// (a config lock timeout). Draws come from a seeded sequence, so a run
 	// is reproducible.
@@ -63,7 +65,7 @@ func (s *Store) SetFaults(f Faults) error {
 	})
 }
 
-// ParseFaults reads `pvesim fault` arguments: latency=200ms fail-rate=0.1
+// ParseFaults reads `pvesim fault` arguments: latency=200ms task-time=2s fail-rate=0.1
 // fail-next=2 hang=vzcreate,vzdump crash=vzcreate string-vmid=1, or clear.
 func ParseFaults(args []string) (Faults, error) {
 	var f Faults
@@ -82,6 +84,10 @@ func ParseFaults(args []string) (Faults, error) {
 			var d time.Duration
 			d, err = time.ParseDuration(v)
 			f.LatencyMS = int(d / time.Millisecond)
+		case "task-time":
+			var d time.Duration
+			d, err = time.ParseDuration(v)
+			f.TaskMS = int(d / time.Millisecond)
 		case "fail-rate":
 			f.FailRate, err = strconv.ParseFloat(v, 64)
 			if err == nil && (f.FailRate < 0 || f.FailRate > 1) {
@@ -96,7 +102,7 @@ func ParseFaults(args []string) (Faults, error) {
 		case "string-vmid":
 			f.StringVMID = v == "1" || v == "true"
 		default:
-			return f, fmt.Errorf("unknown fault %q (latency, fail-rate, fail-next, hang, crash, string-vmid, clear)", k)
+			return f, fmt.Errorf("unknown fault %q (latency, task-time, fail-rate, fail-next, hang, crash, string-vmid, clear)", k)
 		}
 		if err != nil {
 			return f, fmt.Errorf("fault %s: %v", k, err)

@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
+	"strconv"
 )
 
-// Main runs the simulator as the program named by argv0: `pct` behaves as
-// Proxmox's pct; `pvesim` takes `init` or `pct ...`. It returns the exit
+// Tools are the Proxmox commands the simulator answers to by name.
+var Tools = []string{"pct", "vzdump", "pveam"}
+
+// Main runs the simulator as the program named by argv0: `pct`, `vzdump`
+// and `pveam` behave as Proxmox's tools; `pvesim` takes init, serve,
+// fault, take, or a tool name and its arguments. It returns the exit
 // status. State is in env("PVESIM_DIR"), the node name env("PVESIM_NODE").
 func Main(argv0 string, args []string, env func(string) string, stdout, stderr io.Writer) int {
 	st, err := Open(env("PVESIM_DIR"), env("PVESIM_NODE"))
@@ -16,27 +20,59 @@ func Main(argv0 string, args []string, env func(string) string, stdout, stderr i
 		fmt.Fprintln(stderr, "pvesim:", err)
 		return 2
 	}
-	switch name := filepath.Base(argv0); name {
+	name := filepath.Base(argv0)
+	if name == "pvesim" && len(args) > 0 {
+		switch args[0] {
+		case "pct", "vzdump", "pveam":
+			name, args = args[0], args[1:]
+		}
+	}
+	switch name {
 	case "pct":
 		return (&pct{st: st, stdout: stdout, stderr: stderr}).run(args)
 	case "pveam":
 		return (&pveam{st: st, stdout: stdout, stderr: stderr}).run(args)
+	case "vzdump":
+		return vzdump(st, args, stdout, stderr)
 	case "pvesim":
-		if len(args) > 0 && args[0] == "pct" {
-			return (&pct{st: st, stdout: stdout, stderr: stderr}).run(args[1:])
-		}
-		if len(args) == 1 && args[0] == "init" {
-			if err := st.Init(); err != nil {
-				fmt.Fprintln(stderr, "pvesim:", err)
-				return 1
-			}
+		return pvesimCmd(st, args, env, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "pvesim: %s is not simulated (simulated: %v)\n", name, Tools)
+	return 2
+}
+
+const usage = `usage: pvesim init
+       pvesim serve --addr HOST:PORT [--token USER@REALM!ID=SECRET]
+       pvesim fault [clear] [latency=D] [task-time=D] [fail-rate=F] [fail-next=N] [hang=TYPES] [crash=TYPES] [string-vmid=1]
+       pvesim take VMID [--vm]
+       pvesim pct|vzdump|pveam ARGS (or run as pct, vzdump or pveam through a symlink)`
+
+func pvesimCmd(st *Store, args []string, env func(string) string, stdout, stderr io.Writer) int {
+	var err error
+	switch {
+	case len(args) == 1 && args[0] == "init":
+		if err = st.Init(); err == nil {
 			fmt.Fprintf(stdout, "initialized node %s in %s\n", st.Node, st.Dir)
-			return 0
 		}
-		fmt.Fprintln(stderr, "usage: pvesim init | pvesim pct ARGS (or run as pct through a symlink)")
-		return 2
+	case len(args) >= 1 && args[0] == "serve":
+		err = serveCmd(st, args[1:], env, stdout)
+	case len(args) >= 1 && args[0] == "fault":
+		var f Faults
+		if f, err = ParseFaults(args[1:]); err == nil {
+			err = st.SetFaults(f)
+		}
+	case (len(args) == 2 || len(args) == 3 && args[2] == "--vm") && args[0] == "take":
+		var id int
+		if id, err = strconv.Atoi(args[1]); err == nil {
+			err = st.Take(id, len(args) == 3)
+		}
 	default:
-		fmt.Fprintf(stderr, "pvesim: %s is not simulated yet (simulated: %s)\n", name, strings.Join([]string{"pct", "pveam"}, ", "))
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
+	if err != nil {
+		fmt.Fprintln(stderr, "pvesim:", err)
+		return 1
+	}
+	return 0
 }

@@ -35,8 +35,17 @@ var pctSpecs = map[string]spec{
 	"listsnapshot": {args: []string{"vmid"}, usage: "pct listsnapshot <vmid>"},
 	"rollback":     {args: []string{"vmid", "snapname"}, opts: map[string]optKind{"start": optBool}, usage: "pct rollback <vmid> <snapname> [OPTIONS]"},
 	"reboot":       {args: []string{"vmid"}, opts: map[string]optKind{"timeout": optInt}, usage: "pct reboot <vmid> [OPTIONS]"},
-	"unlock":       {args: []string{"vmid"}, usage: "pct unlock <vmid>"},
-	"destroy":      {args: []string{"vmid"}, opts: map[string]optKind{"force": optBool, "purge": optBool, "destroy-unreferenced-disks": optBool}, usage: "pct destroy <vmid> [OPTIONS]"},
+	"clone": {args: []string{"vmid", "newid"}, usage: "pct clone <vmid> <newid> [OPTIONS]", opts: map[string]optKind{
+		"hostname": optString, "description": optString, "snapname": optString, "full": optBool,
+		"storage": optString, "target": optString, "pool": optString, "bwlimit": optInt,
+	}},
+	"restore": {args: []string{"vmid", "ostemplate"}, usage: "pct restore <vmid> <ostemplate> [OPTIONS]", opts: map[string]optKind{
+		"storage": optString, "force": optBool, "unique": optBool, "unprivileged": optBool,
+		"hostname": optString, "memory": optInt, "cores": optInt, "ignore-unpack-errors": optBool, "bwlimit": optInt,
+	}},
+	"push":    {args: []string{"vmid", "file", "destination"}, opts: map[string]optKind{"perms": optString, "user": optString, "group": optString}, usage: "pct push <vmid> <file> <destination> [OPTIONS]"},
+	"unlock":  {args: []string{"vmid"}, usage: "pct unlock <vmid>"},
+	"destroy": {args: []string{"vmid"}, opts: map[string]optKind{"force": optBool, "purge": optBool, "destroy-unreferenced-disks": optBool}, usage: "pct destroy <vmid> [OPTIONS]"},
 }
 
 // pct runs one pct command against the store.
@@ -46,6 +55,9 @@ type pct struct {
 }
 
 func (c *pct) run(args []string) int {
+	if len(args) > 0 && args[0] == "exec" {
+		return c.exec(args[1:])
+	}
 	return runTool("pct", pctSpecs, args, c.stderr, c.dispatch)
 }
 
@@ -78,6 +90,16 @@ func (c *pct) dispatch(cmd string, sp spec, p parsed) error {
 		return c.start(id, p.opts["skiplock"] == "1")
 	case "unlock":
 		return c.unlock(id)
+	case "restore":
+		return c.restore(id, p.pos[1], p.opts)
+	case "push":
+		return c.push(id, p.pos[1], p.pos[2])
+	case "clone":
+		newid := vmid(pe, p.pos[1])
+		if err := pe.err(sp.usage); err != nil {
+			return err
+		}
+		return c.clone(id, newid, p.opts)
 	case "stop", "shutdown", "reboot":
 		return c.stop(id, cmd, p.opts["skiplock"] == "1")
 	case "destroy":

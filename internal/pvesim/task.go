@@ -160,6 +160,7 @@ func (s *Store) run(w work, out func(string)) error {
 		return err
 	}
 	f.sleep()
+	time.Sleep(time.Duration(f.TaskMS) * time.Millisecond)
 	if f.has(f.Hang, w.typ) {
 		select {} // until the caller's deadline kills us
 	}

@@ -1,0 +1,223 @@
+package pve
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	proxmox "github.com/luthermonson/go-proxmox"
+)
+
+// vmstatus is the API's container status, decoded tolerantly: vmid may be
+// a number or a string, and counters may be missing or null.
+type vmstatus struct {
+	VMID     num    `json:"vmid"`
+	Name     string `json:"name"`
+	Status   string `json:"status"`
+	Lock     string `json:"lock"`
+	Tags     string `json:"tags"`
+	Template num    `json:"template"`
+	CPUs     num    `json:"cpus"`
+	MaxCPU   num    `json:"maxcpu"`
+	CPU      num    `json:"cpu"`
+	Mem      num    `json:"mem"`
+	MaxMem   num    `json:"maxmem"`
+	Disk     num    `json:"disk"`
+	MaxDisk  num    `json:"maxdisk"`
+	NetIn    num    `json:"netin"`
+	NetOut   num    `json:"netout"`
+	Uptime   num    `json:"uptime"`
+	Type     string `json:"type"`
+	Node     string `json:"node"`
+}
+
+func (v vmstatus) container() Container {
+	cpus := float64(v.CPUs)
+	if cpus == 0 {
+		cpus = float64(v.MaxCPU)
+	}
+	return Container{
+		VMID: int(v.VMID), Name: v.Name, Status: v.Status, Lock: v.Lock, Tags: v.Tags, Template: v.Template == 1,
+		CPUs: cpus, CPU: float64(v.CPU), Mem: uint64(v.Mem), MaxMem: uint64(v.MaxMem), Disk: uint64(v.Disk),
+		MaxDisk: uint64(v.MaxDisk), NetIn: uint64(v.NetIn), NetOut: uint64(v.NetOut), Uptime: uint64(v.Uptime),
+	}
+}
+
+func (l *Local) nodePath(format string, args ...any) string {
+	return "/nodes/" + url.PathEscape(l.opt.Node) + fmt.Sprintf(format, args...)
+}
+
+func (l *Local) Containers(ctx context.Context) ([]Container, error) {
+	var list []vmstatus
+	if err := l.get(ctx, l.nodePath("/lxc"), &list); err != nil {
+		return nil, err
+	}
+	out := make([]Container, 0, len(list))
+	for _, v := range list {
+		out = append(out, v.container())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].VMID < out[j].VMID })
+	return out, nil
+}
+
+func (l *Local) UsedVMIDs(ctx context.Context) ([]int, error) {
+	var list []vmstatus
+	if err := l.get(ctx, "/cluster/resources?type=vm", &list); err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, len(list))
+	for _, v := range list {
+		if v.VMID > 0 {
+			out = append(out, int(v.VMID))
+		}
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+func (l *Local) Status(ctx context.Context, vmid int) (Container, error) {
+	var v vmstatus
+	if err := l.get(ctx, l.nodePath("/lxc/%d/status/current", vmid), &v); err != nil {
+		return Container{}, err
+	}
+	c := v.container()
+	if c.VMID == 0 {
+		c.VMID = vmid
+	}
+	return c, nil
+}
+
+func (l *Local) Node(ctx context.Context) (NodeStatus, error) {
+	var v struct {
+		Memory  struct{ Total, Free num } `json:"memory"`
+		RootFS  struct{ Total, Avail num } `json:"rootfs"`
+		CPUInfo struct{ CPUs num } `json:"cpuinfo"`
+		Version string `json:"pveversion"`
+	}
+	if err := l.get(ctx, l.nodePath("/status"), &v); err != nil {
+		return NodeStatus{}, err
+	}
+	return NodeStatus{MemTotal: uint64(v.Memory.Total), MemFree: uint64(v.Memory.Free), DiskTotal: uint64(v.RootFS.Total),
+		DiskFree: uint64(v.RootFS.Avail), CPUs: int(v.CPUInfo.CPUs), Version: v.Version}, nil
+}
+
+func (l *Local) Snapshots(ctx context.Context, vmid int) ([]SnapshotInfo, error) {
+	var list []struct {
+		Name, Parent, Description string
+		Snaptime                  num
+	}
+	if err := l.get(ctx, l.nodePath("/lxc/%d/snapshot", vmid), &list); err != nil {
+		return nil, err
+	}
+	var out []SnapshotInfo
+	for _, s := range list {
+		if s.Name != "current" {
+			out = append(out, SnapshotInfo{Name: s.Name, Parent: s.Parent, Description: s.Description, Time: int64(s.Snaptime)})
+		}
+	}
+	return out, nil
+}
+
+func (l *Local) Config(ctx context.Context, vmid int) (map[string]string, error) {
+	var raw map[string]str
+	if err := l.get(ctx, l.nodePath("/lxc/%d/config", vmid), &raw); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		if k != "digest" && k != "lxc" {
+			out[k] = string(v)
+		}
+	}
+	return out, nil
+}
+
+func (l *Local) Backups(ctx context.Context, storage string, vmid int) ([]BackupFile, error) {
+	path := l.nodePath("/storage/%s/content?content=backup", url.PathEscape(storage))
+	if vmid > 0 {
+		path += "&vmid=" + strconv.Itoa(vmid)
+	}
+	var list []struct {
+		Volid     string `json:"volid"`
+		VMID      num    `json:"vmid"`
+		Size      num    `json:"size"`
+		Ctime     num    `json:"ctime"`
+		Notes     string `json:"notes"`
+		Protected num    `json:"protected"`
+	}
+	if err := l.get(ctx, path, &list); err != nil {
+		return nil, err
+	}
+	out := make([]BackupFile, 0, len(list))
+	for _, b := range list {
+		out = append(out, BackupFile{Volid: b.Volid, VMID: int(b.VMID), Size: uint64(b.Size), Ctime: int64(b.Ctime), Notes: b.Notes, Protected: b.Protected == 1})
+	}
+	return out, nil
+}
+
+// DeleteBackup removes an archive; the API answers with a task, which is
+// waited for.
+func (l *Local) DeleteBackup(ctx context.Context, volid string) error {
+	storage, _, ok := strings.Cut(volid, ":")
+	if !ok {
+		return &Error{Kind: ErrInvalid, Text: "not a volume ID: " + volid}
+	}
+	ctx, cancel := l.deadline(ctx, l.opt.TaskTimeout)
+	defer cancel()
+	var upid string
+	if err := l.apiErr(ctx, l.api.Delete(ctx, l.nodePath("/storage/%s/content/%s", url.PathEscape(storage), url.PathEscape(volid)), &upid)); err != nil {
+		return err
+	}
+	if upid == "" {
+		return nil
+	}
+	return l.WaitTask(ctx, upid)
+}
+
+func (l *Local) ActiveTasks(ctx context.Context, vmid int) ([]TaskInfo, error) {
+	var list []struct {
+		UPID, Type, ID, Status string
+	}
+	if err := l.get(ctx, l.nodePath("/tasks?source=active&vmid=%d", vmid), &list); err != nil {
+		return nil, err
+	}
+	var out []TaskInfo
+	for _, t := range list {
+		out = append(out, TaskInfo{UPID: t.UPID, Type: t.Type, ID: t.ID, Status: "running"})
+	}
+	return out, nil
+}
+
+// WaitTask polls a task's status until it stops. Unlike go-proxmox's
+// Task.Wait it reports a failed task as an error, and it counts
+// "WARNINGS: n" as success, as pct does.
+func (l *Local) WaitTask(ctx context.Context, upid string) error {
+	ctx, cancel := l.deadline(ctx, l.opt.TaskTimeout)
+	defer cancel()
+	interval := 100 * time.Millisecond
+	for {
+		t := proxmox.NewTask(proxmox.UPID(upid), l.api)
+		pctx, pcancel := context.WithTimeout(ctx, l.opt.APITimeout)
+		err := l.apiErr(pctx, t.Ping(pctx))
+		pcancel()
+		if err != nil {
+			return err
+		}
+		if t.Status == "stopped" {
+			if t.ExitStatus == "OK" || strings.HasPrefix(t.ExitStatus, "WARNINGS:") {
+				return nil
+			}
+			return Classify(t.ExitStatus)
+		}
+		select {
+		case <-ctx.Done():
+			return &Error{Kind: ErrTimeout, Text: "task " + upid + " still running at the deadline"}
+		case <-time.After(interval):
+		}
+		interval = min(interval*2, 2*time.Second)
+	}
+}

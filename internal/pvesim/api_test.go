@@ -1,0 +1,71 @@
+package pvesim
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestVzdumpAndRestoreCLI(t *testing.T) {
+	s := newSim(t)
+	s.withTemplate()
+	s.ok("pct", "create", "100", "local:vztmpl/"+debian, "--rootfs", "local-lvm:8", "--hostname", "pihole")
+	code, _, errs := s.run("vzdump", "100", "--compress", "zstd", "--storage", "local")
+	if code != 0 || !strings.Contains(errs, "INFO: backup mode: stop\n") ||
+		!strings.Contains(errs, "INFO: creating vzdump archive '/var/lib/vz/dump/vzdump-lxc-100-") ||
+		!strings.HasSuffix(errs, "INFO: Backup job finished successfully\n") {
+		t.Fatalf("vzdump: %d\n%s", code, errs)
+	}
+	code, _, errs = s.run("vzdump", "101")
+	if code != 255 || !strings.Contains(errs, "ERROR: Backup of VM 101 failed - Configuration file 'nodes/pve/lxc/101.conf' does not exist\n") {
+		t.Fatalf("vzdump missing: %d\n%s", code, errs)
+	}
+	s.fails("volume 'local:backup/x.tar.zst' does not exist", "pct", "restore", "100", "local:backup/x.tar.zst", "--storage", "local-lvm")
+}
+
+func TestAPIErrorsAndAuth(t *testing.T) {
+	s := newSim(t)
+	st, _ := Open(s.dir, "pve")
+	srv, err := Serve(st, "127.0.0.1:0", "root@pam!t=secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	get := func(path, auth string) (string, map[string]any) {
+		req, _ := http.NewRequest("GET", srv.URL()+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		var body map[string]any
+		_ = json.Unmarshal(b, &body)
+		return res.Status, body
+	}
+	const auth = "PVEAPIToken=root@pam!t=secret"
+	if status, _ := get("/version", "PVEAPIToken=root@pam!t=wrong"); status != "401 No ticket" {
+		t.Fatalf("wrong token: %s", status)
+	}
+	status, body := get("/nodes/pve/lxc/100/status/current", auth)
+	if status != "500 Configuration file 'nodes/pve/lxc/100.conf' does not exist" || body["message"] != "Configuration file 'nodes/pve/lxc/100.conf' does not exist\n" {
+		t.Fatalf("missing CT: %s %v", status, body)
+	}
+	status, body = get("/nodes/pve/lxc/99/config", auth)
+	if !strings.HasPrefix(status, "400 ") || body["errors"].(map[string]any)["vmid"] != "invalid format - value does not look like a valid VM ID" {
+		t.Fatalf("bad vmid: %s %v", status, body)
+	}
+	if status, body = get("/cluster/nextid", auth); status != "200 OK" || body["data"] != "100" {
+		t.Fatalf("nextid: %s %v", status, body)
+	}
+	if status, _ = get("/nodes/pve/qemu", auth); status != "501 Method 'GET /nodes/pve/qemu' not implemented" {
+		t.Fatalf("unimplemented: %s", status)
+	}
+}
