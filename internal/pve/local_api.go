@@ -93,10 +93,10 @@ func (l *Local) Status(ctx context.Context, vmid int) (Container, error) {
 
 func (l *Local) Node(ctx context.Context) (NodeStatus, error) {
 	var v struct {
-		Memory  struct{ Total, Free num } `json:"memory"`
+		Memory  struct{ Total, Free num }  `json:"memory"`
 		RootFS  struct{ Total, Avail num } `json:"rootfs"`
-		CPUInfo struct{ CPUs num } `json:"cpuinfo"`
-		Version string `json:"pveversion"`
+		CPUInfo struct{ CPUs num }         `json:"cpuinfo"`
+		Version string                     `json:"pveversion"`
 	}
 	if err := l.get(ctx, l.nodePath("/status"), &v); err != nil {
 		return NodeStatus{}, err
