@@ -27,6 +27,13 @@ const (
 	CmdUpsertServer  CommandType = 9
 	CmdRemoveServer  CommandType = 10
 	CmdUnmarkForeign CommandType = 11
+	CmdSetCA         CommandType = 12
+	CmdJoinToken     CommandType = 13
+	CmdJoinNode      CommandType = 14
+	CmdNodeStatus    CommandType = 15
+	CmdCreateTask    CommandType = 16
+	CmdCompleteTask  CommandType = 17
+	CmdReissueTask   CommandType = 18
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -47,6 +54,13 @@ type Command struct {
 	SetPools     *PoolSettings    `json:"set_pools,omitempty"`
 	UpsertServer *Server          `json:"upsert_server,omitempty"`
 	RemoveServer *RemoveServerCmd `json:"remove_server,omitempty"`
+	SetCA        *CAState         `json:"set_ca,omitempty"`
+	JoinToken    *JoinToken       `json:"join_token,omitempty"`
+	JoinNode     *JoinNodeCmd     `json:"join_node,omitempty"`
+	NodeStatus   *NodeStatusCmd   `json:"node_status,omitempty"`
+	CreateTask   *Task            `json:"create_task,omitempty"`
+	CompleteTask *CompleteTaskCmd `json:"complete_task,omitempty"`
+	ReissueTask  *ReissueTaskCmd  `json:"reissue_task,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if
@@ -104,6 +118,8 @@ type Result struct {
 	Reservation *Reservation `json:"reservation,omitempty"`
 	User        *User        `json:"user,omitempty"`
 	Token       *Token       `json:"token,omitempty"`
+	Node        *NodeRecord  `json:"node,omitempty"`
+	Task        *Task        `json:"task,omitempty"`
 	// Index is the log index of the entry that first applied the command.
 	Index uint64 `json:"index"`
 	// Replayed is true when the answer came from the dedup table. It is

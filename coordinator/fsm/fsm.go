@@ -173,6 +173,20 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		err = s.upsertServer(*c.UpsertServer)
 	case c.Type == CmdRemoveServer && c.RemoveServer != nil:
 		err = s.removeServer(*c.RemoveServer)
+	case c.Type == CmdSetCA && c.SetCA != nil:
+		err = s.setCA(*c.SetCA)
+	case c.Type == CmdJoinToken && c.JoinToken != nil:
+		err = s.createJoinToken(*c.JoinToken)
+	case c.Type == CmdJoinNode && c.JoinNode != nil:
+		r.Node, err = s.joinNode(*c.JoinNode)
+	case c.Type == CmdNodeStatus && c.NodeStatus != nil:
+		r.Node, err = s.setNodeStatus(*c.NodeStatus)
+	case c.Type == CmdCreateTask && c.CreateTask != nil:
+		r.Task, err = s.createTask(index, *c.CreateTask)
+	case c.Type == CmdCompleteTask && c.CompleteTask != nil:
+		r.Task, err = s.completeTask(*c.CompleteTask)
+	case c.Type == CmdReissueTask && c.ReissueTask != nil:
+		r.Task, err = s.reissueTask(index, *c.ReissueTask)
 	default:
 		err = problem.E(problem.Internal, "command type %d with its payload is not known to this version", c.Type)
 	}

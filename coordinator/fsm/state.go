@@ -28,6 +28,12 @@ type State struct {
 	// Tombstones are removed servers' boot IDs, by server ID.
 	Tombstones map[string]string `json:"tombstones"`
 
+	CA         *CAState               `json:"ca,omitempty"`
+	JoinTokens map[string]*JoinToken  `json:"join_tokens"` // by hash
+	Nodes      map[string]*NodeRecord `json:"nodes"`
+	Tasks      map[string]*Task       `json:"tasks"`
+	TaskSeq    uint64                 `json:"task_seq"`
+
 	Dedup map[string]*dedupEntry `json:"dedup"`
 
 	byHostname map[string]string         // lower-case hostname → reservation ID
@@ -60,6 +66,9 @@ func newState() *State {
 		Servers:      map[string]*Server{},
 		Tombstones:   map[string]string{},
 		Dedup:        map[string]*dedupEntry{},
+		JoinTokens:   map[string]*JoinToken{},
+		Nodes:        map[string]*NodeRecord{},
+		Tasks:        map[string]*Task{},
 	}
 	s.reindex()
 	return s
@@ -151,6 +160,15 @@ func decodeState(data []byte) (*State, error) {
 	}
 	if s.Dedup == nil {
 		s.Dedup = map[string]*dedupEntry{}
+	}
+	if s.JoinTokens == nil {
+		s.JoinTokens = map[string]*JoinToken{}
+	}
+	if s.Nodes == nil {
+		s.Nodes = map[string]*NodeRecord{}
+	}
+	if s.Tasks == nil {
+		s.Tasks = map[string]*Task{}
 	}
 	s.reindex()
 	return s, nil

@@ -1,0 +1,322 @@
+package fsm
+
+import (
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/validate"
+)
+
+// CAState is the cluster CA. The first leader creates it; every server
+// signs with it when it leads.
+type CAState struct {
+	CertDER []byte `json:"cert_der"`
+	KeyDER  []byte `json:"key_der"`
+}
+
+// JoinToken is a single-use enrolment token, stored by hash.
+type JoinToken struct {
+	ID        string    `json:"id"`
+	Hash      string    `json:"hash"`
+	Node      string    `json:"node,omitempty"` // the node it is for; empty = any
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UsedBy    string    `json:"used_by,omitempty"`
+	UsedAt    time.Time `json:"used_at,omitzero"`
+}
+
+// Node statuses.
+const (
+	NodeReady = "ready"
+	NodeDown  = "down"
+)
+
+// NodeRecord is an enrolled Proxmox node. Only enrolment and status
+// changes are replicated; heartbeats and capacity live in the leader's
+// memory.
+type NodeRecord struct {
+	Name     string    `json:"name"`
+	Status   string    `json:"status"`
+	JoinedAt time.Time `json:"joined_at"`
+	StatusAt time.Time `json:"status_at"`
+	Version  string    `json:"version,omitempty"`
+}
+
+// Task states.
+const (
+	TaskPending   = "pending"
+	TaskSucceeded = "succeeded"
+	TaskFailed    = "failed"
+)
+
+// Task is work for one node's agent. Fence is the log index at which this
+// incarnation of the task was issued: the agent reports results with it,
+// and results carrying an older fence are refused.
+type Task struct {
+	ID            string          `json:"id"`
+	Node          string          `json:"node"`
+	Kind          string          `json:"kind"`
+	VMID          int             `json:"vmid,omitempty"`
+	ReservationID string          `json:"reservation_id,omitempty"`
+	Spec          json.RawMessage `json:"spec,omitempty"`
+	Fence         uint64          `json:"fence"`
+	Attempt       int             `json:"attempt"`
+	State         string          `json:"state"`
+	Error         string          `json:"error,omitempty"`
+	ErrorKind     string          `json:"error_kind,omitempty"`
+	Output        json.RawMessage `json:"output,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+	DoneAt        time.Time       `json:"done_at,omitzero"`
+	DoneSeq       uint64          `json:"done_seq,omitempty"`
+}
+
+// MaxFinishedTasks bounds the finished tasks kept; the oldest go first.
+const MaxFinishedTasks = 10_000
+
+// JoinNodeCmd consumes a join token for Node.
+type JoinNodeCmd struct {
+	TokenHash string    `json:"token_hash"`
+	Node      string    `json:"node"`
+	Version   string    `json:"version"`
+	At        time.Time `json:"at"`
+}
+
+// NodeStatusCmd changes a node's status.
+type NodeStatusCmd struct {
+	Node   string    `json:"node"`
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+}
+
+// CompleteTaskCmd records a task's result as reported by Node under Fence.
+type CompleteTaskCmd struct {
+	ID        string          `json:"id"`
+	Node      string          `json:"node"`
+	Fence     uint64          `json:"fence"`
+	OK        bool            `json:"ok"`
+	Error     string          `json:"error,omitempty"`
+	ErrorKind string          `json:"error_kind,omitempty"`
+	Output    json.RawMessage `json:"output,omitempty"`
+	At        time.Time       `json:"at"`
+}
+
+// ReissueTaskCmd hands a task out again under a new fence. With NewVMID
+// the task's VMID is marked foreign and its reservation gets a fresh one
+// in the same step.
+type ReissueTaskCmd struct {
+	ID      string `json:"id"`
+	NewVMID bool   `json:"new_vmid"`
+}
+
+func (s *State) setCA(c CAState) error {
+	if s.CA != nil {
+		return problem.E(problem.Conflict, "the cluster CA exists already")
+	}
+	if len(c.CertDER) == 0 || len(c.KeyDER) == 0 {
+		return problem.E(problem.Invalid, "ca: certificate and key required")
+	}
+	s.CA = &c
+	return nil
+}
+
+func (s *State) createJoinToken(t JoinToken) error {
+	if t.ID == "" || len(t.Hash) != 64 || t.ExpiresAt.IsZero() {
+		return problem.E(problem.Invalid, "join token: id, hash and expiry required")
+	}
+	if _, ok := s.JoinTokens[t.Hash]; ok {
+		return problem.E(problem.Conflict, "join token exists already")
+	}
+	if t.Node != "" {
+		if err := validate.NodeName("node", t.Node); err != nil {
+			return err
+		}
+	}
+	cp := t
+	s.JoinTokens[t.Hash] = &cp
+	return nil
+}
+
+// joinNode consumes a token: unknown, used and expired tokens are refused
+// with the same answer, so a caller learns nothing from guessing.
+func (s *State) joinNode(c JoinNodeCmd) (*NodeRecord, error) {
+	if err := validate.NodeName("node", c.Node); err != nil {
+		return nil, err
+	}
+	t, ok := s.JoinTokens[c.TokenHash]
+	if !ok || t.UsedBy != "" || !c.At.Before(t.ExpiresAt) || (t.Node != "" && t.Node != c.Node) {
+		return nil, problem.E(problem.Unauthenticated, "join token is unknown, used or expired")
+	}
+	t.UsedBy, t.UsedAt = c.Node, c.At.UTC()
+	n, ok := s.Nodes[c.Node]
+	if !ok {
+		n = &NodeRecord{Name: c.Node, JoinedAt: c.At.UTC()}
+		s.Nodes[c.Node] = n
+	}
+	n.Status, n.StatusAt, n.Version = NodeReady, c.At.UTC(), c.Version
+	cp := *n
+	return &cp, nil
+}
+
+func (s *State) setNodeStatus(c NodeStatusCmd) (*NodeRecord, error) {
+	n, ok := s.Nodes[c.Node]
+	if !ok {
+		return nil, problem.E(problem.NotFound, "node %s is not enrolled", c.Node)
+	}
+	if c.Status != NodeReady && c.Status != NodeDown {
+		return nil, problem.E(problem.Invalid, "status: %q must be ready or down", c.Status)
+	}
+	if n.Status != c.Status {
+		n.Status, n.StatusAt = c.Status, c.At.UTC()
+	}
+	cp := *n
+	return &cp, nil
+}
+
+func (s *State) createTask(index uint64, t Task) (*Task, error) {
+	if t.ID == "" || t.Kind == "" {
+		return nil, problem.E(problem.Invalid, "task: id and kind required")
+	}
+	if _, ok := s.Nodes[t.Node]; !ok {
+		return nil, problem.E(problem.NotFound, "node %s is not enrolled", t.Node)
+	}
+	if _, ok := s.Tasks[t.ID]; ok {
+		return nil, problem.E(problem.Conflict, "task %s exists already", t.ID)
+	}
+	if t.ReservationID != "" {
+		r, ok := s.Reservations[t.ReservationID]
+		if !ok {
+			return nil, problem.E(problem.NotFound, "reservation %s does not exist", t.ReservationID)
+		}
+		t.VMID = r.VMID
+	}
+	t.Fence, t.Attempt, t.State = index, 1, TaskPending
+	t.Error, t.ErrorKind, t.Output, t.DoneAt, t.DoneSeq = "", "", nil, time.Time{}, 0
+	cp := t
+	s.Tasks[t.ID] = &cp
+	out := cp
+	return &out, nil
+}
+
+func (s *State) completeTask(c CompleteTaskCmd) (*Task, error) {
+	t, ok := s.Tasks[c.ID]
+	if !ok || t.Node != c.Node {
+		// Another node's task is as invisible as a missing one.
+		return nil, problem.E(problem.NotFound, "task %s is not assigned to node %s", c.ID, c.Node)
+	}
+	if c.Fence != t.Fence {
+		return nil, problem.E(problem.Conflict, "stale fencing token %d for task %s (current %d)", c.Fence, c.ID, t.Fence)
+	}
+	if t.State != TaskPending {
+		cp := *t // a repeated report of the same incarnation
+		return &cp, nil
+	}
+	t.State = TaskSucceeded
+	if !c.OK {
+		t.State = TaskFailed
+	}
+	t.Error, t.ErrorKind, t.Output, t.DoneAt = c.Error, c.ErrorKind, c.Output, c.At.UTC()
+	s.TaskSeq++
+	t.DoneSeq = s.TaskSeq
+	s.pruneTasks()
+	cp := *t
+	return &cp, nil
+}
+
+// pruneTasks drops the oldest finished tasks beyond MaxFinishedTasks.
+func (s *State) pruneTasks() {
+	var done []*Task
+	for _, t := range s.Tasks {
+		if t.State != TaskPending {
+			done = append(done, t)
+		}
+	}
+	if len(done) <= MaxFinishedTasks {
+		return
+	}
+	sort.Slice(done, func(i, j int) bool { return done[i].DoneSeq < done[j].DoneSeq })
+	for _, t := range done[:len(done)-MaxFinishedTasks] {
+		delete(s.Tasks, t.ID)
+	}
+}
+
+func (s *State) reissueTask(index uint64, c ReissueTaskCmd) (*Task, error) {
+	t, ok := s.Tasks[c.ID]
+	if !ok {
+		return nil, problem.E(problem.NotFound, "task %s does not exist", c.ID)
+	}
+	if c.NewVMID {
+		r, ok := s.Reservations[t.ReservationID]
+		if !ok {
+			return nil, problem.E(problem.Conflict, "task %s holds no reservation whose VMID could change", c.ID)
+		}
+		old := r.VMID
+		s.foreign[old] = true // before the search, so it is not picked again
+		vmid, ok := s.freeVMID()
+		if !ok {
+			delete(s.foreign, old)
+			return nil, problem.E(problem.Exhausted, "no free VMID in %d-%d", s.Pools.VMIDMin, s.Pools.VMIDMax)
+		}
+		_ = s.markForeign([]int{old}, true)
+		delete(s.byVMID, old)
+		r.VMID = vmid
+		s.byVMID[vmid] = r.ID
+		s.VMIDCursor = vmid
+		t.VMID = vmid
+	}
+	t.Fence, t.State = index, TaskPending
+	t.Attempt++
+	t.Error, t.ErrorKind, t.Output, t.DoneAt, t.DoneSeq = "", "", nil, time.Time{}, 0
+	cp := *t
+	return &cp, nil
+}
+
+// Task returns a task by ID.
+func (s *State) Task(id string) (Task, bool) {
+	t, ok := s.Tasks[id]
+	if !ok {
+		return Task{}, false
+	}
+	return *t, true
+}
+
+// PendingTasks lists a node's pending tasks issued after index, oldest
+// first.
+func (s *State) PendingTasks(node string, after uint64) []Task {
+	var out []Task
+	for _, t := range s.Tasks {
+		if t.Node == node && t.State == TaskPending && t.Fence > after {
+			out = append(out, *t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Fence < out[j].Fence || (out[i].Fence == out[j].Fence && out[i].ID < out[j].ID)
+	})
+	return out
+}
+
+// ListNodes returns the enrolled nodes by name.
+func (s *State) ListNodes() []NodeRecord {
+	out := make([]NodeRecord, 0, len(s.Nodes))
+	for _, n := range s.Nodes {
+		out = append(out, *n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Node returns one node.
+func (s *State) Node(name string) (NodeRecord, bool) {
+	n, ok := s.Nodes[name]
+	if !ok {
+		return NodeRecord{}, false
+	}
+	return *n, true
+}
+
+// ReservedVMID reports whether a reservation holds vmid.
+func (s *State) ReservedVMID(vmid int) bool {
+	_, ok := s.byVMID[vmid]
+	return ok
+}

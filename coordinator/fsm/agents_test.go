@@ -1,0 +1,70 @@
+package fsm
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proximity-ve/proximity/internal/problem"
+)
+
+func hash64(c byte) string { return strings.Repeat(string(c), 64) }
+
+func wantKind(t *testing.T, r Result, k problem.Kind) {
+	t.Helper()
+	if err := r.Err(); err == nil || problem.KindOf(err) != k {
+		t.Fatalf("got %v, want %v", err, k)
+	}
+}
+
+func TestJoinTokensAreSingleUseAndExpire(t *testing.T) {
+	f := New(0)
+	tok := func(rid, h string, exp time.Time) Command {
+		return Command{Type: CmdJoinToken, RequestID: rid, JoinToken: &JoinToken{ID: "jt-" + rid, Hash: h, CreatedAt: t0, ExpiresAt: exp}}
+	}
+	join := func(rid, h, node string, at time.Time) Command {
+		return Command{Type: CmdJoinNode, RequestID: rid, JoinNode: &JoinNodeCmd{TokenHash: h, Node: node, At: at}}
+	}
+	mustOK(t, apply(t, f, tok("t1", hash64('a'), t0.Add(time.Hour)))[0])
+	mustOK(t, apply(t, f, tok("t2", hash64('b'), t0.Add(time.Minute)))[0])
+	r := mustOK(t, apply(t, f, join("j1", hash64('a'), "pve1", t0))[0])
+	if r.Node.Status != NodeReady {
+		t.Fatalf("joined node: %+v", r.Node)
+	}
+	wantKind(t, apply(t, f, join("j2", hash64('a'), "pve2", t0))[0], problem.Unauthenticated)                    // reused
+	wantKind(t, apply(t, f, join("j3", hash64('b'), "pve2", t0.Add(2*time.Minute)))[0], problem.Unauthenticated) // expired
+	wantKind(t, apply(t, f, join("j4", hash64('c'), "pve2", t0))[0], problem.Unauthenticated)                    // forged
+	if _, ok := f.st.Node("pve2"); ok {
+		t.Fatal("a refused join enrolled the node")
+	}
+}
+
+func TestTaskFencing(t *testing.T) {
+	f := New(0)
+	apply(t, f, Command{Type: CmdJoinToken, RequestID: "t", JoinToken: &JoinToken{ID: "jt", Hash: hash64('a'), ExpiresAt: t0.Add(time.Hour)}},
+		Command{Type: CmdJoinNode, RequestID: "j", JoinNode: &JoinNodeCmd{TokenHash: hash64('a'), Node: "pve1", At: t0}})
+	res := mustOK(t, apply(t, f, reserveCmd("r", "res1", "app1", "pve1", 1, false))[0])
+	vmid := res.Reservation.VMID
+	task := mustOK(t, apply(t, f, Command{Type: CmdCreateTask, RequestID: "c", CreateTask: &Task{ID: "task1", Node: "pve1", Kind: "create", ReservationID: "res1"}})[0]).Task
+	if task.VMID != vmid || task.Fence != f.AppliedIndex() || task.State != TaskPending {
+		t.Fatalf("task: %+v", task)
+	}
+	done := func(rid, node string, fence uint64) Result {
+		return apply(t, f, Command{Type: CmdCompleteTask, RequestID: rid, CompleteTask: &CompleteTaskCmd{ID: "task1", Node: node, Fence: fence, OK: false, Error: "exists", ErrorKind: "exists", At: t0}})[0]
+	}
+	wantKind(t, done("d0", "pve2", task.Fence), problem.NotFound) // another node's task
+	mustOK(t, done("d1", "pve1", task.Fence))
+	mustOK(t, done("d2", "pve1", task.Fence)) // repeated report: same answer
+
+	re := mustOK(t, apply(t, f, Command{Type: CmdReissueTask, RequestID: "re", ReissueTask: &ReissueTaskCmd{ID: "task1", NewVMID: true}})[0]).Task
+	if re.VMID == vmid || re.Fence <= task.Fence || re.State != TaskPending || re.Attempt != 2 {
+		t.Fatalf("reissued: %+v", re)
+	}
+	f.Read(func(s *State) {
+		if !s.IsForeign(vmid) || s.Reservations["res1"].VMID != re.VMID || !s.ReservedVMID(re.VMID) || s.ReservedVMID(vmid) {
+			t.Fatalf("registry after reissue: foreign=%v res=%+v", s.Foreign, s.Reservations["res1"])
+		}
+	})
+	wantKind(t, done("d3", "pve1", task.Fence), problem.Conflict) // stale fence
+	mustOK(t, done("d4", "pve1", re.Fence))
+}

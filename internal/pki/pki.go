@@ -1,0 +1,214 @@
+// Package pki holds the cluster's certificate authority and the join
+// tokens that let an agent enrol: CA creation, node and server
+// certificates, CSRs, and the pin an agent checks the CA against.
+package pki
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// ServerName is the name in every coordinator's gRPC certificate; agents
+// verify it instead of an address, so any coordinator can be dialled.
+const ServerName = "coordinator.proximity"
+
+// CA is the cluster's certificate authority.
+type CA struct {
+	Cert *x509.Certificate
+	Key  *ecdsa.PrivateKey
+	// CertDER and KeyDER are the stored forms.
+	CertDER, KeyDER []byte
+}
+
+// NewCA creates a CA valid for ten years.
+func NewCA(now time.Time) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "Proximity cluster CA", Organization: []string{"Proximity"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return LoadCA(der, keyDER)
+}
+
+// LoadCA parses a stored CA.
+func LoadCA(certDER, keyDER []byte) (*CA, error) {
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, fmt.Errorf("ca certificate: %w", err)
+	}
+	key, err := x509.ParseECPrivateKey(keyDER)
+	if err != nil {
+		return nil, fmt.Errorf("ca key: %w", err)
+	}
+	return &CA{Cert: cert, Key: key, CertDER: certDER, KeyDER: keyDER}, nil
+}
+
+// Pin is the hex SHA-256 of a CA certificate.
+func Pin(caDER []byte) string {
+	sum := sha256.Sum256(caDER)
+	return hex.EncodeToString(sum[:])
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	if err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return n
+}
+
+// SignNode signs a CSR as node name's client certificate. The CSR's own
+// subject is ignored: the identity is the node the join token was used
+// for.
+func (ca *CA) SignNode(csrDER []byte, node string, now time.Time, ttl time.Duration) ([]byte, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("csr: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("csr signature: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: node, OrganizationalUnit: []string{"agent"}},
+		DNSNames:     []string{node + ".agent.proximity"},
+		NotBefore:    now.Add(-5 * time.Minute),
+		NotAfter:     now.Add(ttl),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	return x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, ca.Key)
+}
+
+// ServerCert issues a coordinator's gRPC serving certificate; the chain
+// includes the CA so a joining agent can check it against its pin.
+func (ca *CA) ServerCert(id string, now time.Time, ttl time.Duration) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: id, OrganizationalUnit: []string{"coordinator"}},
+		DNSNames:     []string{ServerName},
+		NotBefore:    now.Add(-5 * time.Minute),
+		NotAfter:     now.Add(ttl),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der, ca.CertDER}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// NewKeyAndCSR makes a node key and a CSR for it.
+func NewKeyAndCSR(node string) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: node}}, key)
+	return key, csr, err
+}
+
+// PEM encodes DER blocks.
+func PEM(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// Token is a join token: a secret and the pin of the CA the agent must
+// find on the other end. Its text form is pxj_<secret>_<pin>.
+type Token struct {
+	Secret string
+	Pin    string
+}
+
+// NewToken makes a token for the CA with the given pin.
+func NewToken(pin string) Token {
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return Token{Secret: strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), Pin: pin}
+}
+
+func (t Token) String() string { return "pxj_" + t.Secret + "_" + t.Pin }
+
+// Hash is what the cluster stores for a token.
+func (t Token) Hash() string {
+	sum := sha256.Sum256([]byte("join:" + t.Secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseToken reads a join token.
+func ParseToken(s string) (Token, error) {
+	parts := strings.Split(s, "_")
+	if len(parts) != 3 || parts[0] != "pxj" || len(parts[1]) != 32 || len(parts[2]) != 64 {
+		return Token{}, errors.New("join token: not of the form pxj_<secret>_<ca pin>")
+	}
+	if _, err := hex.DecodeString(parts[2]); err != nil {
+		return Token{}, errors.New("join token: the CA pin is not hex")
+	}
+	return Token{Secret: parts[1], Pin: parts[2]}, nil
+}
+
+// VerifyPinned returns a TLS peer check for a client that has no CA yet:
+// the server's chain must contain a certificate whose pin is pin, and the
+// leaf must be a valid coordinator certificate signed by it.
+func VerifyPinned(pin string) func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+	return func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+		if len(rawCerts) == 0 {
+			return errors.New("server sent no certificate")
+		}
+		var ca *x509.Certificate
+		for _, raw := range rawCerts[1:] {
+			if Pin(raw) == pin {
+				ca, _ = x509.ParseCertificate(raw)
+			}
+		}
+		if ca == nil {
+			return errors.New("the server's CA does not match the join token's pin")
+		}
+		leaf, err := x509.ParseCertificate(rawCerts[0])
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(ca)
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: ServerName, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		return err
+	}
+}
