@@ -38,6 +38,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Now returns the time stamped on new records. Default time.Now.
 	Now func() time.Time
+	// Agents serves node heartbeats and the CA pin (nil: no agents).
+	Agents Agents
 }
 
 // API is the HTTP handler.
@@ -50,6 +52,7 @@ type API struct {
 	routes  []*route
 	fwd     *http.Client
 	m       *metrics
+	agents  Agents
 }
 
 // New builds the handler.
@@ -67,7 +70,7 @@ func New(cfg Config) *API {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	a := &API{
-		b: cfg.Backend, log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now,
+		b: cfg.Backend, log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now, agents: cfg.Agents,
 		mux: http.NewServeMux(),
 		fwd: &http.Client{
 			Timeout: 10 * time.Second,

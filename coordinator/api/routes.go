@@ -46,6 +46,9 @@ func (a *API) table() []*route {
 		{method: "GET", pattern: "/api/v1/cluster", access: adminOnly, where: local, h: a.getCluster},
 		{method: "DELETE", pattern: "/api/v1/cluster/members/{id}", access: adminOnly, where: leader, h: a.removeMember},
 
+		{method: "GET", pattern: "/api/v1/nodes", access: adminOnly, where: leader, h: a.listNodes},
+		{method: "POST", pattern: "/api/v1/join-tokens", access: adminOnly, where: leader, h: a.createJoinToken},
+
 		{method: "GET", pattern: "/api/v1/reservations", access: adminOnly, where: leader, h: a.listReservations},
 		{method: "POST", pattern: "/api/v1/reservations", access: adminOnly, where: leader, h: a.createReservation},
 		{method: "GET", pattern: "/api/v1/reservations/{id}", access: adminOnly, where: leader, h: a.getReservation},

@@ -21,6 +21,29 @@ type FSM struct {
 	st      *State
 	window  uint64
 	applied atomic.Uint64
+
+	chMu    sync.Mutex
+	changed chan struct{}
+}
+
+// Changed returns a channel that is closed after the next entry is applied
+// (or a snapshot restored). Watchers read the state, then wait on it.
+func (f *FSM) Changed() <-chan struct{} {
+	f.chMu.Lock()
+	defer f.chMu.Unlock()
+	if f.changed == nil {
+		f.changed = make(chan struct{})
+	}
+	return f.changed
+}
+
+func (f *FSM) notify() {
+	f.chMu.Lock()
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+	f.chMu.Unlock()
 }
 
 // New returns an FSM with empty state.
@@ -54,6 +77,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.st.Index = l.Index
 	f.mu.Unlock()
 	f.applied.Store(l.Index)
+	f.notify()
 	return results
 }
 
@@ -103,6 +127,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.st = st
 	f.mu.Unlock()
 	f.applied.Store(st.Index)
+	f.notify()
 	return nil
 }
 

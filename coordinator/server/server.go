@@ -16,6 +16,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/proximity-ve/proximity/coordinator/agentsvc"
+	pb "github.com/proximity-ve/proximity/proto/agentpb"
 
 	"github.com/proximity-ve/proximity/coordinator/api"
 	"github.com/proximity-ve/proximity/coordinator/cluster"
@@ -46,6 +50,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
 	LogOutput      io.Writer
+	// NodeTTL and Heartbeat tune agent liveness (defaults 15s and 2s).
+	NodeTTL, Heartbeat time.Duration
 }
 
 // Server is a running coordinator server.
@@ -57,6 +63,11 @@ type Server struct {
 	http *http.Server
 	ln   net.Listener
 	done chan struct{}
+
+	agents *agentsvc.Service
+	grpc   *grpc.Server
+	gln    net.Listener
+	gdone  chan struct{}
 }
 
 // Start starts a server and returns once it is listening.
@@ -70,6 +81,12 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("--http-addr: %w", err)
 	}
 	s.ln = ln
+	gln, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--grpc-addr: %w", err)
+	}
+	s.gln, s.gdone = gln, make(chan struct{})
 	f := fsm.New(0)
 	cl, err := cluster.Open(cluster.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, GossipAddr: cfg.GossipAddr,
@@ -79,10 +96,20 @@ func Start(cfg Config) (*Server, error) {
 	}, f)
 	if err != nil {
 		ln.Close()
+		gln.Close()
 		return nil, err
 	}
 	s.cl = cl
-	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout})
+	s.agents = agentsvc.New(agentsvc.Config{Backend: cl, Logger: s.log, TTL: cfg.NodeTTL, Heartbeat: cfg.Heartbeat, NewID: api.NewID})
+	s.grpc = grpc.NewServer(s.agents.ServerOptions()...)
+	pb.RegisterAgentServer(s.grpc, s.agents)
+	go func() {
+		defer close(s.gdone)
+		if err := s.grpc.Serve(gln); err != nil {
+			s.log.Error("grpc server", "err", err)
+		}
+	}()
+	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout, Agents: s.agents})
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -98,6 +125,24 @@ func Start(cfg Config) (*Server, error) {
 		}
 	}()
 	return s, nil
+}
+
+// Agents is the server's agent service.
+func (s *Server) Agents() *agentsvc.Service { return s.agents }
+
+// GRPCAddr is the address agents connect to.
+func (s *Server) GRPCAddr() string { return s.gln.Addr().String() }
+
+// stopGRPC ends agent streams; a short grace lets unary reports finish.
+func (s *Server) stopGRPC(grace time.Duration) {
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		s.grpc.Stop()
+	}
+	<-s.gdone
 }
 
 // Cluster is the server's cluster node.
@@ -118,6 +163,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, s.http.Close())
 	}
 	<-s.done
+	s.stopGRPC(time.Second)
 	s.api.Close()
 	s.cl.Shutdown()
 	return err
@@ -128,6 +174,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Kill() {
 	s.http.Close()
 	<-s.done
+	s.grpc.Stop()
+	<-s.gdone
 	s.api.Close()
 	s.cl.Shutdown()
 }
@@ -141,6 +189,24 @@ func (s *Server) Kill() {
 // term on this server finds the pending file and, if its hash is in the
 // FSM, renames it.
 func (s *Server) onLeaderReady(ctx context.Context, cl *cluster.Cluster) {
+	go s.agents.Lead(ctx)
+	go func() {
+		for ctx.Err() == nil {
+			err := s.agents.EnsureCA(ctx)
+			if err == nil {
+				return
+			}
+			s.log.Warn("create cluster CA", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	s.initAdmin(ctx, cl)
+}
+
+func (s *Server) initAdmin(ctx context.Context, cl *cluster.Cluster) {
 	final := s.AdminTokenPath()
 	pending := final + ".pending"
 	var hasAdmin bool

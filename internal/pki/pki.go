@@ -185,6 +185,10 @@ func ParseToken(s string) (Token, error) {
 	return Token{Secret: parts[1], Pin: parts[2]}, nil
 }
 
+// ErrPinMismatch is a coordinator whose CA is not the one the join token
+// names: the agent refuses to send it anything.
+var ErrPinMismatch = errors.New("the coordinator's CA does not match the join token's pin")
+
 // VerifyPinned returns a TLS peer check for a client that has no CA yet:
 // the server's chain must contain a certificate whose pin is pin, and the
 // leaf must be a valid coordinator certificate signed by it.
@@ -200,7 +204,7 @@ func VerifyPinned(pin string) func(rawCerts [][]byte, _ [][]*x509.Certificate) e
 			}
 		}
 		if ca == nil {
-			return errors.New("the server's CA does not match the join token's pin")
+			return ErrPinMismatch
 		}
 		leaf, err := x509.ParseCertificate(rawCerts[0])
 		if err != nil {

@@ -3,6 +3,7 @@ package pvesim
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 )
@@ -75,4 +76,18 @@ func pvesimCmd(st *Store, args []string, env func(string) string, stdout, stderr
 		return 1
 	}
 	return 0
+}
+
+// RunAsTool makes the current binary behave as pct, vzdump or pveam when
+// it was started through a link of that name, and exits; otherwise it
+// returns. Binaries that embed a simulated node (the agent with
+// --simulate, `proximity-coordinator dev`, test binaries) call it first
+// thing in main so the adapter can run them as the Proxmox tools.
+func RunAsTool() {
+	name := filepath.Base(os.Args[0])
+	for _, t := range Tools {
+		if t == name {
+			os.Exit(Main(name, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+		}
+	}
 }

@@ -1,0 +1,338 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/proximity-ve/proximity/internal/pve"
+	"github.com/proximity-ve/proximity/internal/taskspec"
+	pb "github.com/proximity-ve/proximity/proto/agentpb"
+)
+
+// maxTaskTime bounds one task, whatever the Proxmox side does.
+const maxTaskTime = 30 * time.Minute
+
+type taskKey struct {
+	id    string
+	fence uint64
+}
+
+// executor runs assignments. Each (task, fence) runs once per agent
+// process; a redelivered one that is running or whose result is not yet
+// delivered is ignored. Tasks on the same VMID run one at a time.
+type executor struct {
+	a   *Agent
+	sem chan struct{}
+	wg  sync.WaitGroup
+
+	mu    sync.Mutex
+	seen  map[taskKey]bool // running or finished, result not yet delivered
+	vmids map[int]*sync.Mutex
+}
+
+func newExecutor(a *Agent) *executor {
+	return &executor{a: a, sem: make(chan struct{}, a.cfg.Concurrency), seen: map[taskKey]bool{}, vmids: map[int]*sync.Mutex{}}
+}
+
+func (x *executor) submit(ctx context.Context, t *pb.Task) {
+	k := taskKey{t.Id, t.Fence}
+	x.mu.Lock()
+	if x.seen[k] {
+		x.mu.Unlock()
+		return
+	}
+	x.seen[k] = true
+	vm := x.vmids[int(t.Vmid)]
+	if vm == nil {
+		vm = &sync.Mutex{}
+		x.vmids[int(t.Vmid)] = vm
+	}
+	x.mu.Unlock()
+	x.wg.Add(1)
+	go func() {
+		defer x.wg.Done()
+		select {
+		case x.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-x.sem }()
+		if t.Vmid != 0 {
+			vm.Lock()
+			defer vm.Unlock()
+		}
+		x.run(ctx, t)
+	}()
+}
+
+// delivered forgets a task once the leader has its result (or refused it).
+func (x *executor) delivered(id string, fence uint64, refused bool) {
+	x.mu.Lock()
+	delete(x.seen, taskKey{id, fence})
+	x.mu.Unlock()
+	if refused {
+		x.a.log.Info("result refused by the cluster (stale or not this node's)", "task", id, "fence", fence)
+	}
+}
+
+func (x *executor) wait() { x.wg.Wait() }
+
+// run executes one task and queues its result. The task keeps running to
+// its end when the agent is asked to stop, so that its result can be
+// reported; only maxTaskTime bounds it.
+func (x *executor) run(ctx context.Context, t *pb.Task) {
+	log := x.a.log.With("task", t.Id, "kind", t.Kind, "vmid", t.Vmid, "fence", t.Fence)
+	log.Info("task started")
+	x.a.rep.log(t, fmt.Sprintf("%s started on %s (attempt %d)", t.Kind, x.a.cfg.Node, t.Attempt))
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxTaskTime)
+	defer cancel()
+	out, err := x.do(tctx, t)
+	res := &pb.Result{Ok: err == nil}
+	if err != nil {
+		res.Error, res.ErrorKind = err.Error(), taskspec.ErrorKind(err)
+		log.Warn("task failed", "err", err, "kind", res.ErrorKind)
+		x.a.rep.log(t, "failed: "+err.Error())
+	} else {
+		if out != nil {
+			res.OutputJson, _ = json.Marshal(out)
+		}
+		log.Info("task done")
+		x.a.rep.log(t, "done")
+	}
+	x.a.rep.add(&pb.TaskEvent{TaskId: t.Id, Fence: t.Fence, Event: &pb.TaskEvent_Result{Result: res}})
+}
+
+func decode[T any](t *pb.Task) (T, error) {
+	var v T
+	if len(t.SpecJson) == 0 {
+		return v, nil
+	}
+	if err := json.Unmarshal(t.SpecJson, &v); err != nil {
+		return v, &pve.Error{Kind: pve.ErrInvalid, Text: "task spec: " + err.Error()}
+	}
+	return v, nil
+}
+
+// do performs a task idempotently: an operation whose effect is already
+// there succeeds (start of a running container, destroy of a missing one,
+// create of the container this task made before).
+func (x *executor) do(ctx context.Context, t *pb.Task) (*taskspec.Output, error) {
+	rt := x.a.cfg.Runtime
+	vmid := int(t.Vmid)
+	ignore := func(err error, kinds ...error) error {
+		for _, k := range kinds {
+			if errors.Is(err, k) {
+				return nil
+			}
+		}
+		return err
+	}
+	switch t.Kind {
+	case taskspec.Create:
+		spec, err := decode[taskspec.CreateSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return &taskspec.Output{VMID: vmid}, x.create(ctx, t, spec)
+	case taskspec.Start:
+		return nil, ignore(rt.Start(ctx, vmid), pve.ErrAlreadyRunning)
+	case taskspec.Stop:
+		return nil, ignore(rt.Stop(ctx, vmid), pve.ErrNotRunning)
+	case taskspec.Shutdown:
+		spec, err := decode[taskspec.StopSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, ignore(rt.Shutdown(ctx, vmid, spec.TimeoutSec), pve.ErrNotRunning)
+	case taskspec.Reboot:
+		return nil, rt.Reboot(ctx, vmid)
+	case taskspec.Destroy:
+		spec, err := decode[taskspec.StopSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, ignore(rt.Destroy(ctx, vmid, spec.Force), pve.ErrNotFound)
+	case taskspec.Snapshot:
+		spec, err := decode[taskspec.SnapshotSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		err = rt.Snapshot(ctx, vmid, spec.Name, spec.Description)
+		if errors.Is(err, pve.ErrExists) && strings.Contains(err.Error(), "already used") {
+			err = nil // made by an earlier delivery
+		}
+		return nil, err
+	case taskspec.DeleteSnapshot:
+		spec, err := decode[taskspec.SnapshotSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, ignore(rt.DeleteSnapshot(ctx, vmid, spec.Name), pve.ErrNotFound)
+	case taskspec.Rollback:
+		spec, err := decode[taskspec.SnapshotSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, rt.Rollback(ctx, vmid, spec.Name, spec.Start)
+	case taskspec.Clone:
+		spec, err := decode[taskspec.CloneSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		if st, err := rt.Status(ctx, spec.NewVMID); err == nil && st.Name == spec.Hostname && st.Lock == "" {
+			return &taskspec.Output{VMID: spec.NewVMID}, nil // cloned by an earlier delivery
+		}
+		return &taskspec.Output{VMID: spec.NewVMID}, rt.Clone(ctx, vmid, spec.NewVMID, pve.CloneOptions{Hostname: spec.Hostname, Snapshot: spec.Snapshot, Storage: spec.Storage, Full: true})
+	case taskspec.Backup:
+		spec, err := decode[taskspec.BackupSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return x.backup(ctx, t, spec)
+	case taskspec.Restore:
+		spec, err := decode[taskspec.RestoreSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, rt.Restore(ctx, vmid, spec.Volid, pve.RestoreOptions{Storage: spec.Storage, Force: spec.Force, Hostname: spec.Hostname})
+	case taskspec.DeleteBackup:
+		spec, err := decode[taskspec.VolumeSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, ignore(rt.DeleteBackup(ctx, spec.Volid), pve.ErrNotFound)
+	case taskspec.Exec:
+		spec, err := decode[taskspec.ExecSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		res, err := rt.Exec(ctx, vmid, spec.Argv...)
+		if err != nil {
+			return nil, err
+		}
+		return &taskspec.Output{Code: res.Code, Stdout: res.Stdout, Stderr: res.Stderr}, nil
+	case taskspec.Push:
+		spec, err := decode[taskspec.PushSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, rt.Push(ctx, vmid, spec.Content, spec.Path, spec.Perms)
+	case taskspec.SetConfig:
+		spec, err := decode[taskspec.ConfigSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, rt.SetConfig(ctx, vmid, spec.Set, spec.Delete)
+	case taskspec.DownloadTemplate:
+		spec, err := decode[taskspec.TemplateSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, x.ensureTemplate(ctx, t, orDefault(spec.Storage, "local"), spec.Template)
+	}
+	return nil, &pve.Error{Kind: pve.ErrInvalid, Text: "unknown task kind " + t.Kind}
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func (x *executor) ensureTemplate(ctx context.Context, t *pb.Task, storage, name string) error {
+	have, err := x.a.cfg.Runtime.Templates(ctx, storage)
+	if err != nil {
+		return err
+	}
+	for _, h := range have {
+		if h == name {
+			return nil
+		}
+	}
+	x.a.rep.log(t, "downloading template "+name)
+	return x.a.cfg.Runtime.DownloadTemplate(ctx, storage, name)
+}
+
+// create makes the task's container unless this task made it already: a
+// create still running from an earlier delivery (or an agent that died)
+// is waited for; a container with this task's tag is the result; any other
+// container on the VMID is someone else's ("exists"), and the coordinator
+// moves the work to another VMID.
+func (x *executor) create(ctx context.Context, t *pb.Task, spec taskspec.CreateSpec) error {
+	rt := x.a.cfg.Runtime
+	vmid := int(t.Vmid)
+	tag := taskspec.Tag(t.Id)
+	active, err := rt.ActiveTasks(ctx, vmid)
+	if err != nil {
+		return err
+	}
+	for _, at := range active {
+		if at.Type == "vzcreate" {
+			x.a.rep.log(t, "waiting for the create task already running: "+at.UPID)
+			_ = rt.WaitTask(ctx, at.UPID)
+		}
+	}
+	st, err := rt.Status(ctx, vmid)
+	switch {
+	case err == nil && st.HasTag(tag):
+		x.a.rep.log(t, fmt.Sprintf("CT %d was created by an earlier delivery of this task", vmid))
+	case err == nil:
+		return &pve.Error{Kind: pve.ErrExists, VMID: fmt.Sprint(vmid), Text: fmt.Sprintf("CT %d already exists on node '%s' (not made by this task)", vmid, x.a.cfg.Node)}
+	case errors.Is(err, pve.ErrNotFound):
+		store := orDefault(spec.TemplateFrom, "local")
+		if err := x.ensureTemplate(ctx, t, store, spec.Template); err != nil {
+			return err
+		}
+		features := spec.Features
+		if features == "" && !spec.Privileged {
+			features = "nesting=1,keyctl=1"
+		}
+		x.a.rep.log(t, fmt.Sprintf("creating CT %d (%s)", vmid, spec.Hostname))
+		err = rt.Create(ctx, pve.CreateSpec{
+			VMID: vmid, Template: store + ":vztmpl/" + spec.Template, Hostname: spec.Hostname,
+			Cores: spec.Cores, MemoryMB: spec.MemoryMB, SwapMB: spec.SwapMB,
+			RootFS: fmt.Sprintf("%s:%d", orDefault(spec.Storage, "local-lvm"), max(spec.DiskGB, 1)),
+			Net0:   spec.Net0, Nameserver: spec.Nameserver, Unprivileged: !spec.Privileged, Features: features,
+			Tags: append([]string{taskspec.ManagedTag, tag}, spec.Tags...),
+		})
+		if err != nil {
+			return err
+		}
+	default:
+		return err
+	}
+	if spec.Start {
+		if err := rt.Start(ctx, vmid); err != nil && !errors.Is(err, pve.ErrAlreadyRunning) {
+			return err
+		}
+	}
+	return nil
+}
+
+// backup makes one archive per task: an archive whose notes carry this
+// task's tag is the result of an earlier delivery.
+func (x *executor) backup(ctx context.Context, t *pb.Task, spec taskspec.BackupSpec) (*taskspec.Output, error) {
+	rt := x.a.cfg.Runtime
+	storage := orDefault(spec.Storage, "local")
+	tag := taskspec.Tag(t.Id)
+	have, err := rt.Backups(ctx, storage, int(t.Vmid))
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range have {
+		if strings.Contains(b.Notes, tag) {
+			return &taskspec.Output{Volid: b.Volid}, nil
+		}
+	}
+	volid, err := rt.Backup(ctx, int(t.Vmid), pve.BackupOptions{Storage: storage, Mode: spec.Mode, Notes: "{{guestname}} " + tag})
+	if err != nil {
+		return nil, err
+	}
+	return &taskspec.Output{Volid: volid}, nil
+}

@@ -1,0 +1,69 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/proximity-ve/proximity/internal/pve"
+	"github.com/proximity-ve/proximity/internal/pvesim"
+)
+
+// SimNode is a simulated Proxmox node for --simulate and dev mode: its
+// state in <dir>/pvesim, its API served on loopback, and this very binary
+// linked as pct, vzdump and pveam (the binary must call
+// pvesim.RunAsTool first thing). The runtime is the real adapter.
+type SimNode struct {
+	Store   *pvesim.Store
+	Server  *pvesim.Server
+	Runtime *pve.Local
+}
+
+// StartSimNode starts the simulated node named node under dir.
+func StartSimNode(dir, node string) (*SimNode, error) {
+	simDir := filepath.Join(dir, "pvesim")
+	st, err := pvesim.Open(simDir, node)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(simDir, "state.json")); os.IsNotExist(err) {
+		if err := st.Init(); err != nil {
+			return nil, err
+		}
+	}
+	const tokenID, secret = "proximity@pve!agent", "simulated-secret"
+	srv, err := pvesim.Serve(st, "127.0.0.1:0", tokenID+"="+secret)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	bin := filepath.Join(dir, "pvesim-bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	for _, t := range pvesim.Tools {
+		link := filepath.Join(bin, t)
+		_ = os.Remove(link)
+		if err := os.Symlink(self, link); err != nil {
+			srv.Close()
+			return nil, fmt.Errorf("link %s: %w", t, err)
+		}
+	}
+	rt, err := pve.NewLocal(pve.Options{
+		Node: node, APIURL: srv.URL(), TokenID: tokenID, Secret: secret, CAFile: srv.CertPath,
+		BinDir: bin, Env: []string{"PVESIM_DIR=" + simDir, "PVESIM_NODE=" + node}, WorkDir: dir,
+	})
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return &SimNode{Store: st, Server: srv, Runtime: rt}, nil
+}
+
+// Close stops the simulated node's API.
+func (s *SimNode) Close() error { return s.Server.Close() }

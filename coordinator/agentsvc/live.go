@@ -1,0 +1,261 @@
+package agentsvc
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/proto"
+	pb "github.com/proximity-ve/proximity/proto/agentpb"
+)
+
+func serverKeepalive() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: proto.KeepaliveTime, Timeout: proto.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: proto.KeepaliveMinTime, PermitWithoutStream: true}),
+	}
+}
+
+// Live is what the leader knows about a node beyond its FSM record.
+type Live struct {
+	LastHeartbeat time.Time
+	AgentVersion  string
+	PVEVersion    string
+	MemTotal      uint64
+	MemFree       uint64
+	DiskTotal     uint64
+	DiskFree      uint64
+	CPUs          uint32
+	Guests        []*pb.Guest
+}
+
+// maxTaskLog bounds the log lines kept per task in memory.
+const maxTaskLog = 200
+
+// liveness keeps node heartbeats in the leader's memory. Only status
+// changes (ready ↔ down) go through Raft.
+type liveness struct {
+	s  *Service
+	mu sync.Mutex
+	// deadline is when each node's TTL runs out.
+	deadline map[string]time.Time
+	info     map[string]*Live
+	// used is each node's last reported VMID list, since this term began.
+	used map[string]map[int]bool
+	logs map[string][]string
+}
+
+func newLiveness(s *Service) *liveness {
+	return &liveness{s: s, deadline: map[string]time.Time{}, info: map[string]*Live{}, used: map[string]map[int]bool{}, logs: map[string][]string{}}
+}
+
+func (l *liveness) seen(node string, hb *pb.Heartbeat) {
+	now := l.s.cfg.Now()
+	l.mu.Lock()
+	l.deadline[node] = now.Add(l.s.cfg.TTL)
+	li := l.info[node]
+	if li == nil {
+		li = &Live{}
+		l.info[node] = li
+	}
+	li.LastHeartbeat = now
+	if hb != nil {
+		li.AgentVersion, li.PVEVersion = hb.AgentVersion, hb.PveVersion
+		li.MemTotal, li.MemFree, li.DiskTotal, li.DiskFree, li.CPUs = hb.MemTotal, hb.MemFree, hb.DiskTotal, hb.DiskFree, hb.Cpus
+	}
+	l.mu.Unlock()
+	var st string
+	l.s.b.FSM().Read(func(x *fsm.State) {
+		if n, ok := x.Node(node); ok {
+			st = n.Status
+		}
+	})
+	if st == fsm.NodeDown {
+		l.setStatus(context.Background(), node, fsm.NodeReady)
+	}
+}
+
+func (l *liveness) setStatus(ctx context.Context, node, status string) {
+	_, err := l.s.propose(ctx, fsm.Command{Type: fsm.CmdNodeStatus, RequestID: l.s.cfg.NewID("nodestatus_"),
+		NodeStatus: &fsm.NodeStatusCmd{Node: node, Status: status, At: l.s.cfg.Now()}})
+	if err != nil {
+		l.s.log.Warn("node status change not written", "node", node, "status", status, "err", err)
+		return
+	}
+	l.s.log.Info("node status", "node", node, "status", status)
+}
+
+// Lead runs the TTL checks while this server leads; ctx ends with the
+// term. A new leader has no heartbeats yet, so every node first gets a
+// generous grace period (two TTLs) before it can be declared down.
+func (s *Service) Lead(ctx context.Context) {
+	l := s.live
+	now := s.cfg.Now()
+	l.mu.Lock()
+	s.b.FSM().Read(func(st *fsm.State) {
+		for _, n := range st.ListNodes() {
+			l.deadline[n.Name] = now.Add(2 * s.cfg.TTL)
+		}
+	})
+	l.used = map[string]map[int]bool{}
+	l.mu.Unlock()
+	tick := time.NewTicker(max(s.cfg.TTL/10, 50*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := s.cfg.Now()
+		var expired []string
+		s.b.FSM().Read(func(st *fsm.State) {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			for _, n := range st.ListNodes() {
+				d, ok := l.deadline[n.Name]
+				if !ok {
+					l.deadline[n.Name] = now.Add(2 * s.cfg.TTL)
+					continue
+				}
+				if n.Status == fsm.NodeReady && now.After(d) {
+					expired = append(expired, n.Name)
+				}
+			}
+		})
+		for _, n := range expired {
+			l.setStatus(ctx, n, fsm.NodeDown)
+		}
+	}
+}
+
+// inventory marks every VMID the node reports in use that no reservation
+// holds as foreign, and unmarks foreign VMIDs that no node reports any
+// more once every enrolled node has reported in this term.
+func (l *liveness) inventory(ctx context.Context, node string, inv *pb.Inventory) {
+	used := make(map[int]bool, len(inv.Vmids))
+	for _, v := range inv.Vmids {
+		used[int(v)] = true
+	}
+	l.mu.Lock()
+	l.used[node] = used
+	if li := l.info[node]; li != nil {
+		li.Guests = inv.Guests
+	}
+	reported := make(map[string]map[int]bool, len(l.used))
+	for k, v := range l.used {
+		reported[k] = v
+	}
+	l.mu.Unlock()
+
+	var mark, unmark []int
+	l.s.b.FSM().Read(func(st *fsm.State) {
+		for v := range used {
+			if !st.ReservedVMID(v) && !st.IsForeign(v) && v >= 100 {
+				mark = append(mark, v)
+			}
+		}
+		for _, n := range st.ListNodes() {
+			if reported[n.Name] == nil {
+				return // not every node has reported yet
+			}
+		}
+		for _, v := range st.Foreign {
+			seen := false
+			for _, u := range reported {
+				seen = seen || u[v]
+			}
+			if !seen {
+				unmark = append(unmark, v)
+			}
+		}
+	})
+	sort.Ints(mark)
+	sort.Ints(unmark)
+	if len(mark) > 0 {
+		if _, err := l.s.propose(ctx, fsm.Command{Type: fsm.CmdMarkForeign, RequestID: l.s.cfg.NewID("foreign_"), Foreign: &fsm.ForeignCmd{VMIDs: mark}}); err != nil {
+			l.s.log.Warn("mark foreign", "vmids", mark, "err", err)
+		} else {
+			l.s.log.Info("VMIDs used outside Proximity marked foreign", "node", node, "vmids", mark)
+		}
+	}
+	if len(unmark) > 0 {
+		if _, err := l.s.propose(ctx, fsm.Command{Type: fsm.CmdUnmarkForeign, RequestID: l.s.cfg.NewID("foreign_"), Foreign: &fsm.ForeignCmd{VMIDs: unmark}}); err != nil {
+			l.s.log.Warn("unmark foreign", "vmids", unmark, "err", err)
+		}
+	}
+}
+
+func (l *liveness) taskLog(id, line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lines := append(l.logs[id], line)
+	if len(lines) > maxTaskLog {
+		lines = lines[len(lines)-maxTaskLog:]
+	}
+	l.logs[id] = lines
+}
+
+// NodeLive returns what the leader knows of a node's heartbeats.
+func (s *Service) NodeLive(node string) (Live, bool) {
+	s.live.mu.Lock()
+	defer s.live.mu.Unlock()
+	li, ok := s.live.info[node]
+	if !ok {
+		return Live{}, false
+	}
+	return *li, true
+}
+
+// TaskLog returns the log lines the agent reported for a task.
+func (s *Service) TaskLog(id string) []string {
+	s.live.mu.Lock()
+	defer s.live.mu.Unlock()
+	return append([]string(nil), s.live.logs[id]...)
+}
+
+// Submit queues a task for a node's agent. The ID is the caller's, so a
+// retry after an unknown outcome is the same task.
+func (s *Service) Submit(ctx context.Context, t fsm.Task, spec any) (fsm.Task, error) {
+	if spec != nil {
+		b, err := json.Marshal(spec)
+		if err != nil {
+			return fsm.Task{}, err
+		}
+		t.Spec = b
+	}
+	t.CreatedAt = s.cfg.Now()
+	res, err := s.propose(ctx, fsm.Command{Type: fsm.CmdCreateTask, RequestID: "task/" + t.ID, CreateTask: &t})
+	if err != nil {
+		return fsm.Task{}, err
+	}
+	return *res.Task, nil
+}
+
+// Await waits until a task is no longer pending and returns it.
+func (s *Service) Await(ctx context.Context, id string) (fsm.Task, error) {
+	for {
+		changed := s.b.FSM().Changed()
+		var t fsm.Task
+		var ok bool
+		s.b.FSM().Read(func(st *fsm.State) { t, ok = st.Task(id) })
+		if !ok {
+			return t, problem.E(problem.NotFound, "task %s does not exist", id)
+		}
+		if t.State != fsm.TaskPending {
+			return t, nil
+		}
+		select {
+		case <-ctx.Done():
+			return t, ctx.Err()
+		case <-changed:
+		}
+	}
+}

@@ -1,0 +1,489 @@
+// Package agentsvc is the coordinator's side of the agent protocol: the
+// gRPC service agents join and work through, its mTLS configuration from
+// the cluster CA, node liveness by TTL on the leader, inventory (VMIDs
+// used outside Proximity become foreign), and the fenced task queue's
+// delivery and results.
+package agentsvc
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/coordinator/proposer"
+	"github.com/proximity-ve/proximity/internal/pki"
+	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/proto"
+	pb "github.com/proximity-ve/proximity/proto/agentpb"
+)
+
+// Backend is what the service needs of the cluster node.
+type Backend interface {
+	ID() string
+	IsLeader() bool
+	Leader() (id, httpAddr string, ok bool)
+	Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
+	FSM() *fsm.FSM
+}
+
+// Config configures the service.
+type Config struct {
+	Backend Backend
+	Logger  *slog.Logger
+	// TTL is how long a node may go without a report before it is down
+	// (default 15s); Heartbeat is the report interval agents are told to
+	// keep (default 2s).
+	TTL, Heartbeat time.Duration
+	// CertTTL is the lifetime of node certificates (default 30 days).
+	CertTTL time.Duration
+	// NewID makes request and record IDs.
+	NewID func(prefix string) string
+	Now   func() time.Time
+}
+
+// Service implements the agent gRPC service.
+type Service struct {
+	pb.UnimplementedAgentServer
+	cfg Config
+	b   Backend
+	log *slog.Logger
+
+	certMu   sync.Mutex
+	cert     *tls.Certificate
+	certFrom []byte // CA the cached server certificate was issued by
+
+	live *liveness
+}
+
+// New returns the service.
+func New(cfg Config) *Service {
+	if cfg.TTL == 0 {
+		cfg.TTL = 15 * time.Second
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = 2 * time.Second
+	}
+	if cfg.CertTTL == 0 {
+		cfg.CertTTL = 30 * 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Service{cfg: cfg, b: cfg.Backend, log: cfg.Logger.With("component", "agentsvc")}
+	s.live = newLiveness(s)
+	return s
+}
+
+// ca returns the cluster CA, or nil before the first leader made it.
+func (s *Service) ca() *pki.CA {
+	var st *fsm.CAState
+	s.b.FSM().Read(func(x *fsm.State) {
+		if x.CA != nil {
+			cp := *x.CA
+			st = &cp
+		}
+	})
+	if st == nil {
+		return nil
+	}
+	ca, err := pki.LoadCA(st.CertDER, st.KeyDER)
+	if err != nil {
+		s.log.Error("cluster CA does not parse", "err", err)
+		return nil
+	}
+	return ca
+}
+
+// CAPin is the pin of the cluster CA, or "" before it exists.
+func (s *Service) CAPin() string {
+	pin := ""
+	s.b.FSM().Read(func(x *fsm.State) {
+		if x.CA != nil {
+			pin = pki.Pin(x.CA.CertDER)
+		}
+	})
+	return pin
+}
+
+// EnsureCA creates the cluster CA if there is none. The leader calls it.
+func (s *Service) EnsureCA(ctx context.Context) error {
+	if s.ca() != nil {
+		return nil
+	}
+	ca, err := pki.NewCA(s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	res, err := s.b.Propose(ctx, fsm.Command{Type: fsm.CmdSetCA, RequestID: s.cfg.NewID("ca_"),
+		SetCA: &fsm.CAState{CertDER: ca.CertDER, KeyDER: ca.KeyDER}})
+	if err != nil {
+		return err
+	}
+	if err := res.Err(); err != nil && !problem.Is(err, problem.Conflict) {
+		return err
+	}
+	return nil
+}
+
+// TLSConfig is the gRPC server's TLS: a serving certificate issued from
+// the cluster CA (reissued when the CA appears or the certificate nears
+// expiry), and client certificates verified when given. Join is the only
+// call allowed without one (see the interceptors).
+func (s *Service) TLSConfig() *tls.Config {
+	base := &tls.Config{MinVersion: tls.VersionTLS13}
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		ca := s.ca()
+		if ca == nil {
+			return nil, errors.New("the cluster CA does not exist yet")
+		}
+		cert, err := s.serverCert(ca)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(ca.Cert)
+		return &tls.Config{
+			MinVersion:   tls.VersionTLS13,
+			Certificates: []tls.Certificate{*cert},
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			ClientCAs:    pool,
+			NextProtos:   []string{"h2"},
+		}, nil
+	}
+	return base
+}
+
+func (s *Service) serverCert(ca *pki.CA) (*tls.Certificate, error) {
+	s.certMu.Lock()
+	defer s.certMu.Unlock()
+	now := s.cfg.Now()
+	if s.cert != nil && string(s.certFrom) == string(ca.CertDER) && now.Before(s.cert.Leaf.NotAfter.Add(-24*time.Hour)) {
+		return s.cert, nil
+	}
+	c, err := ca.ServerCert(s.b.ID(), now, 7*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	s.cert, s.certFrom = &c, ca.CertDER
+	return s.cert, nil
+}
+
+// ServerOptions are the gRPC server options: TLS, keepalive enforcement
+// matching the agents' pings, and the node-identity interceptors.
+func (s *Service) ServerOptions() []grpc.ServerOption {
+	return append(serverKeepalive(),
+		grpc.Creds(credentials.NewTLS(s.TLSConfig())),
+		grpc.UnaryInterceptor(s.unaryAuth),
+		grpc.StreamInterceptor(s.streamAuth),
+		grpc.MaxRecvMsgSize(4<<20),
+	)
+}
+
+type nodeKey struct{}
+
+// certNode returns the node named by the caller's verified certificate.
+func certNode(ctx context.Context) (string, bool) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", false
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return "", false
+	}
+	leaf := ti.State.VerifiedChains[0][0]
+	for _, u := range leaf.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth {
+			return leaf.Subject.CommonName, leaf.Subject.CommonName != ""
+		}
+	}
+	return "", false
+}
+
+func (s *Service) authenticate(ctx context.Context, method string) (context.Context, error) {
+	if method == pb.Agent_Join_FullMethodName {
+		return ctx, nil
+	}
+	node, ok := certNode(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "a node certificate is required (join first)")
+	}
+	var enrolled bool
+	s.b.FSM().Read(func(st *fsm.State) { _, enrolled = st.Node(node) })
+	if !enrolled {
+		return nil, status.Errorf(codes.PermissionDenied, "node %s is not enrolled", node)
+	}
+	return context.WithValue(ctx, nodeKey{}, node), nil
+}
+
+func (s *Service) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	ctx, err := s.authenticate(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+type authedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (a authedStream) Context() context.Context { return a.ctx }
+
+func (s *Service) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx, err := s.authenticate(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return h(srv, authedStream{ss, ctx})
+}
+
+// speaksFor checks that the request's node is the certificate's.
+func speaksFor(ctx context.Context, node string) error {
+	cn, _ := ctx.Value(nodeKey{}).(string)
+	if cn == "" || cn != node {
+		return status.Errorf(codes.PermissionDenied, "this certificate is node %q's, not %q's", cn, node)
+	}
+	return nil
+}
+
+// leaderOnly answers FAILED_PRECONDITION on a follower, naming the leader's
+// gRPC address in the trailer so the agent can follow it.
+func (s *Service) leaderOnly(ctx context.Context) error {
+	if s.b.IsLeader() {
+		return nil
+	}
+	if addr := s.leaderGRPC(); addr != "" {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(proto.LeaderTrailer, addr))
+	}
+	return status.Error(codes.FailedPrecondition, "not the leader")
+}
+
+func (s *Service) leaderGRPC() string {
+	id, _, ok := s.b.Leader()
+	if !ok {
+		return ""
+	}
+	addr := ""
+	s.b.FSM().Read(func(st *fsm.State) {
+		if sv, ok := st.Server(id); ok {
+			addr = sv.GRPCAddr
+		}
+	})
+	return addr
+}
+
+// servers lists every coordinator's gRPC address.
+func (s *Service) servers() []string {
+	var out []string
+	s.b.FSM().Read(func(st *fsm.State) {
+		for _, sv := range st.ListServers() {
+			if sv.GRPCAddr != "" {
+				out = append(out, sv.GRPCAddr)
+			}
+		}
+	})
+	return out
+}
+
+// grpcErr maps a proposal failure to a status.
+func grpcErr(err error) error {
+	switch {
+	case errors.Is(err, proposer.ErrNotLeader):
+		return status.Error(codes.FailedPrecondition, "not the leader")
+	case errors.Is(err, proposer.ErrUnknownOutcome), errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.Unavailable, "the outcome is unknown; retry")
+	}
+	switch problem.KindOf(err) {
+	case problem.Invalid:
+		return status.Error(codes.InvalidArgument, err.Error())
+	case problem.NotFound:
+		return status.Error(codes.NotFound, err.Error())
+	case problem.Conflict, problem.Exhausted:
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case problem.Unauthenticated:
+		return status.Error(codes.Unauthenticated, err.Error())
+	case problem.Permission:
+		return status.Error(codes.PermissionDenied, err.Error())
+	}
+	return status.Error(codes.Internal, "internal error")
+}
+
+func (s *Service) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := s.b.Propose(ctx, cmd)
+	if err != nil {
+		return res, err
+	}
+	return res, res.Err()
+}
+
+// Join enrols a node: the token is consumed in one FSM command, and only
+// then is the signed certificate handed out.
+func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	if err := s.leaderOnly(ctx); err != nil {
+		return nil, err
+	}
+	tok, err := pki.ParseToken(req.Token)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	ca := s.ca()
+	if ca == nil {
+		return nil, status.Error(codes.Unavailable, "the cluster CA does not exist yet")
+	}
+	if tok.Pin != pki.Pin(ca.CertDER) {
+		return nil, status.Error(codes.Unauthenticated, "the join token was made for another cluster CA")
+	}
+	now := s.cfg.Now()
+	cert, err := ca.SignNode(req.CsrDer, req.Node, now, s.cfg.CertTTL)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if _, err := s.propose(ctx, fsm.Command{Type: fsm.CmdJoinNode, RequestID: s.cfg.NewID("join_"), JoinNode: &fsm.JoinNodeCmd{
+		TokenHash: tok.Hash(), Node: req.Node, Version: req.AgentVersion, At: now,
+	}}); err != nil {
+		return nil, grpcErr(err)
+	}
+	s.live.seen(req.Node, nil)
+	s.log.Info("node joined", "node", req.Node, "version", req.AgentVersion)
+	return &pb.JoinResponse{CertDer: cert, CaDer: ca.CertDER, Servers: s.servers()}, nil
+}
+
+// Renew signs a new certificate for the caller's node.
+func (s *Service) Renew(ctx context.Context, req *pb.RenewRequest) (*pb.RenewResponse, error) {
+	if err := speaksFor(ctx, req.Node); err != nil {
+		return nil, err
+	}
+	ca := s.ca()
+	if ca == nil {
+		return nil, status.Error(codes.Unavailable, "the cluster CA does not exist yet")
+	}
+	cert, err := ca.SignNode(req.CsrDer, req.Node, s.cfg.Now(), s.cfg.CertTTL)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return &pb.RenewResponse{CertDer: cert}, nil
+}
+
+// Work streams the node's pending tasks: those issued after the request's
+// index first, then a marker, then every task issued or reissued later.
+func (s *Service) Work(req *pb.WorkRequest, stream pb.Agent_WorkServer) error {
+	ctx := stream.Context()
+	if err := speaksFor(ctx, req.Node); err != nil {
+		return err
+	}
+	after, first := req.AfterIndex, true
+	for {
+		if err := s.leaderOnly(ctx); err != nil {
+			return err
+		}
+		changed := s.b.FSM().Changed()
+		var tasks []fsm.Task
+		var index uint64
+		s.b.FSM().Read(func(st *fsm.State) {
+			tasks, index = st.PendingTasks(req.Node, after), st.Index
+		})
+		for _, t := range tasks {
+			ev := &pb.WorkEvent{Index: t.Fence, Event: &pb.WorkEvent_Task{Task: &pb.Task{
+				Id: t.ID, Kind: t.Kind, Vmid: uint32(t.VMID), Fence: t.Fence, Attempt: uint32(t.Attempt), SpecJson: t.Spec,
+			}}}
+			if err := stream.Send(ev); err != nil {
+				return err
+			}
+		}
+		after = max(after, index)
+		if first {
+			first = false
+			if err := stream.Send(&pb.WorkEvent{Index: after, Event: &pb.WorkEvent_SnapshotDone{SnapshotDone: &pb.SnapshotDone{}}}); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(2 * time.Second): // notice a lost leadership
+		}
+	}
+}
+
+// Report takes a batch: the heartbeat re-arms the node's TTL, the
+// inventory updates foreign VMIDs, and results complete tasks under their
+// fencing tokens.
+func (s *Service) Report(ctx context.Context, req *pb.ReportRequest) (*pb.ReportResponse, error) {
+	if err := speaksFor(ctx, req.Node); err != nil {
+		return nil, err
+	}
+	if err := s.leaderOnly(ctx); err != nil {
+		return nil, err
+	}
+	s.live.seen(req.Node, req.Heartbeat)
+	if req.Inventory != nil {
+		s.live.inventory(ctx, req.Node, req.Inventory)
+	}
+	resp := &pb.ReportResponse{Servers: s.servers(), HeartbeatIntervalMs: uint32(s.cfg.Heartbeat / time.Millisecond)}
+	for _, ev := range req.Events {
+		switch e := ev.Event.(type) {
+		case *pb.TaskEvent_Log:
+			s.live.taskLog(ev.TaskId, e.Log)
+		case *pb.TaskEvent_Progress:
+			s.live.taskLog(ev.TaskId, "progress: "+e.Progress.Step)
+		case *pb.TaskEvent_Result:
+			if refused, err := s.result(ctx, req.Node, ev.TaskId, ev.Fence, e.Result); err != nil {
+				return nil, err
+			} else if refused {
+				resp.Refused = append(resp.Refused, ev.TaskId)
+			}
+		}
+	}
+	return resp, nil
+}
+
+// result records one task result. A create that failed because its VMID
+// was taken behind Proximity's back is not a failure: the VMID becomes
+// foreign and the task is reissued with a fresh one, in one command.
+func (s *Service) result(ctx context.Context, node, id string, fence uint64, r *pb.Result) (refused bool, err error) {
+	var cmd fsm.Command
+	var t fsm.Task
+	var ok bool
+	s.b.FSM().Read(func(st *fsm.State) { t, ok = st.Task(id) })
+	if ok && t.Node == node && t.Fence == fence && !r.Ok && r.ErrorKind == "exists" && t.Kind == "create" && t.ReservationID != "" && t.State == fsm.TaskPending {
+		s.log.Warn("VMID taken outside Proximity; marking it foreign and retrying with another", "task", id, "vmid", t.VMID)
+		cmd = fsm.Command{Type: fsm.CmdReissueTask, RequestID: s.cfg.NewID("reissue_"), ReissueTask: &fsm.ReissueTaskCmd{ID: id, NewVMID: true}}
+	} else {
+		cmd = fsm.Command{Type: fsm.CmdCompleteTask, RequestID: s.cfg.NewID("done_"), CompleteTask: &fsm.CompleteTaskCmd{
+			ID: id, Node: node, Fence: fence, OK: r.Ok, Error: r.Error, ErrorKind: r.ErrorKind, Output: json.RawMessage(r.OutputJson), At: s.cfg.Now(),
+		}}
+		if len(r.OutputJson) == 0 {
+			cmd.CompleteTask.Output = nil
+		}
+	}
+	_, err = s.propose(ctx, cmd)
+	switch {
+	case err == nil:
+		return false, nil
+	case problem.Is(err, problem.Conflict), problem.Is(err, problem.NotFound):
+		s.log.Info("task result refused", "task", id, "node", node, "fence", fence, "reason", err)
+		return true, nil
+	}
+	return false, grpcErr(err)
+}

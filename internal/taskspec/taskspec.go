@@ -1,0 +1,163 @@
+// Package taskspec defines the work the coordinator hands to agents: the
+// task kinds, the JSON spec of each, what a successful task outputs, and
+// the error kinds a failed task reports. Both sides import it, so the
+// contract lives in one place.
+package taskspec
+
+import (
+	"errors"
+
+	"github.com/proximity-ve/proximity/internal/pve"
+)
+
+// Task kinds.
+const (
+	Create           = "create"
+	Start            = "start"
+	Stop             = "stop"
+	Shutdown         = "shutdown"
+	Reboot           = "reboot"
+	Destroy          = "destroy"
+	Snapshot         = "snapshot"
+	DeleteSnapshot   = "delete_snapshot"
+	Rollback         = "rollback"
+	Clone            = "clone"
+	Backup           = "backup"
+	Restore          = "restore"
+	DeleteBackup     = "delete_backup"
+	Exec             = "exec"
+	Push             = "push"
+	SetConfig        = "set_config"
+	DownloadTemplate = "download_template"
+)
+
+// CreateSpec creates a container on the task's VMID. The agent tags it
+// with the task (see Tag), which is how a repeated delivery recognises a
+// container it already made.
+type CreateSpec struct {
+	Template     string   `json:"template"`         // file name, e.g. debian-13-standard_13.6-1_amd64.tar.zst
+	TemplateFrom string   `json:"template_storage"` // default local
+	Hostname     string   `json:"hostname"`
+	Cores        int      `json:"cores,omitempty"`
+	MemoryMB     int      `json:"memory_mb,omitempty"`
+	SwapMB       int      `json:"swap_mb,omitempty"`
+	DiskGB       int      `json:"disk_gb,omitempty"`
+	Storage      string   `json:"storage,omitempty"` // default local-lvm
+	Net0         string   `json:"net0,omitempty"`
+	Nameserver   string   `json:"nameserver,omitempty"`
+	Features     string   `json:"features,omitempty"` // default nesting=1,keyctl=1
+	Privileged   bool     `json:"privileged,omitempty"`
+	Tags         []string `json:"tags,omitempty"`
+	Start        bool     `json:"start,omitempty"`
+}
+
+// StopSpec is for shutdown (Timeout seconds) and destroy (Force).
+type StopSpec struct {
+	TimeoutSec int  `json:"timeout_sec,omitempty"`
+	Force      bool `json:"force,omitempty"`
+}
+
+// SnapshotSpec names a snapshot (snapshot, delete_snapshot, rollback).
+type SnapshotSpec struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Start       bool   `json:"start,omitempty"` // rollback: start afterwards
+}
+
+// CloneSpec clones the task's VMID to NewVMID.
+type CloneSpec struct {
+	NewVMID  int    `json:"new_vmid"`
+	Hostname string `json:"hostname"`
+	Snapshot string `json:"snapshot,omitempty"`
+	Storage  string `json:"storage,omitempty"`
+}
+
+// BackupSpec backs up the task's VMID.
+type BackupSpec struct {
+	Storage string `json:"storage,omitempty"`
+	Mode    string `json:"mode,omitempty"`
+}
+
+// RestoreSpec restores an archive onto the task's VMID.
+type RestoreSpec struct {
+	Volid    string `json:"volid"`
+	Storage  string `json:"storage,omitempty"`
+	Force    bool   `json:"force,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+}
+
+// VolumeSpec names a volume (delete_backup).
+type VolumeSpec struct {
+	Volid string `json:"volid"`
+}
+
+// ExecSpec runs a command in the container.
+type ExecSpec struct {
+	Argv []string `json:"argv"`
+}
+
+// PushSpec writes a file into the container.
+type PushSpec struct {
+	Path    string `json:"path"`
+	Content []byte `json:"content"`
+	Perms   string `json:"perms,omitempty"`
+}
+
+// ConfigSpec sets and deletes container config keys.
+type ConfigSpec struct {
+	Set    map[string]string `json:"set,omitempty"`
+	Delete []string          `json:"delete,omitempty"`
+}
+
+// TemplateSpec downloads a template.
+type TemplateSpec struct {
+	Storage  string `json:"storage,omitempty"`
+	Template string `json:"template"`
+}
+
+// Output is what a successful task reports.
+type Output struct {
+	VMID   int    `json:"vmid,omitempty"`
+	Volid  string `json:"volid,omitempty"`
+	Code   int    `json:"code,omitempty"`
+	Stdout string `json:"stdout,omitempty"`
+	Stderr string `json:"stderr,omitempty"`
+}
+
+// Tag is the Proxmox tag that marks a container as made by task id.
+func Tag(taskID string) string {
+	b := []byte("pxt-")
+	for _, c := range []byte(taskID) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-':
+			b = append(b, c)
+		case c >= 'A' && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		default:
+			b = append(b, '-')
+		}
+	}
+	return string(b)
+}
+
+// ManagedTag marks every container Proximity made.
+const ManagedTag = "proximity"
+
+// ErrorKind names a Proxmox failure for the coordinator: exists,
+// not_found, locked, not_running, already_running, running, timeout,
+// protected, unsupported, invalid, or error.
+func ErrorKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{pve.ErrExists, "exists"}, {pve.ErrNotFound, "not_found"}, {pve.ErrLocked, "locked"},
+		{pve.ErrNotRunning, "not_running"}, {pve.ErrAlreadyRunning, "already_running"}, {pve.ErrRunning, "running"},
+		{pve.ErrTimeout, "timeout"}, {pve.ErrProtected, "protected"}, {pve.ErrUnsupported, "unsupported"}, {pve.ErrInvalid, "invalid"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "error"
+}
