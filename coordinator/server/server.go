@@ -25,6 +25,7 @@ import (
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/coordinator/proposer"
+	"github.com/proximity-ve/proximity/internal/pki"
 )
 
 // AdminTokenFile is the file, in the data directory of the server that
@@ -301,4 +302,27 @@ func (s *Server) WaitAdminToken(ctx context.Context) (string, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// NewJoinToken stores a single-use join token for node (any node when
+// empty) and returns its text. It waits for the cluster CA.
+func (s *Server) NewJoinToken(ctx context.Context, node string, ttl time.Duration) (string, error) {
+	for s.agents.CAPin() == "" {
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("the cluster CA was not created: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	tok := pki.NewToken(s.agents.CAPin())
+	now := time.Now()
+	res, err := s.cl.Propose(ctx, fsm.Command{Type: fsm.CmdJoinToken, RequestID: api.NewID("jt_"), JoinToken: &fsm.JoinToken{
+		ID: api.NewID("jtk_"), Hash: tok.Hash(), Node: node, CreatedAt: now, ExpiresAt: now.Add(ttl)}})
+	if err == nil {
+		err = res.Err()
+	}
+	if err != nil {
+		return "", err
+	}
+	return tok.String(), nil
 }

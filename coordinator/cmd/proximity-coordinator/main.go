@@ -18,12 +18,19 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/server"
+	"github.com/proximity-ve/proximity/internal/pvesim"
 )
 
+// version is stamped at build time.
+var version = "dev"
+
 func main() {
+	// dev mode's simulated nodes run this binary as pct, vzdump and pveam.
+	pvesim.RunAsTool()
 	root := &cobra.Command{
 		Use:           "proximity-coordinator",
 		Short:         "Proximity coordinator: the registry, the operator API and the work queue",
+		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -51,7 +58,7 @@ func serverCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger()
 			cfg.Timing = cluster.DefaultTiming()
-			return run(cmd.Context(), cfg, false)
+			return run(cmd.Context(), cfg, -1)
 		},
 	}
 	f := cmd.Flags()
@@ -71,9 +78,10 @@ func serverCmd() *cobra.Command {
 
 func devCmd() *cobra.Command {
 	var httpAddr, dataDir string
+	var nodes int
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the embedded default: one coordinator on loopback",
+		Short: "Run the embedded default: one coordinator and simulated Proxmox nodes on loopback",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			host, _, err := net.SplitHostPort(httpAddr)
@@ -97,11 +105,15 @@ func devCmd() *cobra.Command {
 				Logger:     logger(), Timing: cluster.DefaultTiming(),
 			}
 			cfg.Timing.LocalGossip = true
-			return run(cmd.Context(), cfg, true)
+			if nodes < 0 || nodes > 64 {
+				return fmt.Errorf("--nodes: %d outside 0-64", nodes)
+			}
+			return run(cmd.Context(), cfg, nodes)
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:7070", "host:port of the operator API")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default: a new temporary directory)")
+	cmd.Flags().IntVar(&nodes, "nodes", 3, "simulated Proxmox nodes, each with its own in-process agent")
 	return cmd
 }
 
@@ -121,7 +133,10 @@ func freePorts(host string, n int) ([]int, error) {
 	return out, nil
 }
 
-func run(parent context.Context, cfg server.Config, dev bool) error {
+// run serves until interrupted. devNodes < 0 is server mode; otherwise it
+// is dev mode with that many simulated nodes.
+func run(parent context.Context, cfg server.Config, devNodes int) error {
+	dev := devNodes >= 0
 	if parent == nil {
 		parent = context.Background()
 	}
@@ -145,9 +160,15 @@ func run(parent context.Context, cfg server.Config, dev bool) error {
 			_ = srv.Shutdown(context.Background())
 			return err
 		}
-		fmt.Printf("Proximity is running.\n  API:         %s\n  Admin token: %s\n  Data dir:    %s\n\n"+
+		stopNodes, err := startDevNodes(ctx, srv, cfg, devNodes)
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+		defer stopNodes()
+		fmt.Printf("Proximity is running with %d simulated Proxmox node(s).\n  API:         %s\n  Admin token: %s\n  Data dir:    %s\n\n"+
 			"  export PROXIMITY_ADDR=%s PROXIMITY_TOKEN=%s\n\nPress Ctrl-C to stop.\n",
-			srv.URL(), token, cfg.DataDir, srv.URL(), token)
+			devNodes, srv.URL(), token, cfg.DataDir, srv.URL(), token)
 	}
 	<-ctx.Done()
 	cfg.Logger.Info("shutting down")
