@@ -3,11 +3,17 @@
 GO          ?= go
 BIN         := bin
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Code generators, pinned; protoc itself is Debian's protobuf-compiler.
+TOOLS       := $(CURDIR)/.tools/bin
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
 PKGS        := ./...
 # Race detection on the packages whose concurrency is their point.
 RACE_PKGS   := ./coordinator/...
 
-.PHONY: all build test test-unit test-race lint generate run bench bench-registry help clean
+.PHONY: all build test test-unit test-race lint generate check-generated run bench bench-registry help clean
 
 all: build
 
@@ -16,7 +22,7 @@ help: ## list the targets
 
 build: ## build proximity-coordinator, proximity-agent, proximityctl and the pvesim simulator into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent ./internal/pvesim/cmd/pvesim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent ./internal/pvesim/cmd/pvesim
 
 test: lint build test-race ## lint, build, and run every test with the race detector
 
@@ -33,10 +39,15 @@ lint: ## gofmt, go vet, staticcheck, package docs
 	@missing=$$($(GO) list -f '{{if not .Doc}}{{.ImportPath}}{{end}}' $(PKGS)); \
 	  if [ -n "$$missing" ]; then echo "packages without a package comment:"; echo "$$missing"; exit 1; fi
 
-generate: ## regenerate committed generated code (protobuf)
-	$(GO) generate $(PKGS)
+generate: ## regenerate committed generated code (protobuf; needs protoc)
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(TOOLS):$$PATH" $(GO) generate $(PKGS)
 
-run: build ## run Proximity on its embedded default (one coordinator on loopback)
+check-generated: generate ## fail if the committed generated code is stale
+	@git diff --exit-code -- proto/ || { echo "generated code is stale: run make generate and commit"; exit 1; }
+
+run: build ## run Proximity on its embedded default (one coordinator, three simulated Proxmox nodes)
 	$(BIN)/proximity-coordinator dev
 
 bench: ## micro-benchmarks (state machine, proposer)
@@ -46,4 +57,4 @@ bench-registry: build ## registry throughput: 3 coordinators against 3 etcd memb
 	cd bench/registry && $(GO) run . -coordinator ../../$(BIN)/proximity-coordinator
 
 clean: ## remove build output
-	rm -rf $(BIN)
+	rm -rf $(BIN) .tools

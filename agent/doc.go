@@ -1,8 +1,12 @@
 // Package agent is the Proximity node agent: it runs on every Proxmox node,
-// does the Proxmox work locally (pct, vzdump, pveam and the node's own
-// API) and takes its work from the coordinator over gRPC with mutual TLS.
+// does the Proxmox work locally through internal/pve (pct, vzdump, pveam
+// and the node's own API) and takes its work from the coordinator cluster
+// over gRPC with mutual TLS.
 //
-// This version has the command line only; joining a cluster, the work
-// stream and the Proxmox adapter are specified in docs/architecture.md and
-// arrive with the agent protocol in proto/.
+// It joins with a single-use token that pins the cluster CA, keeps its key
+// and certificate in its data directory and renews the certificate before
+// it expires. It keeps one work stream open on the leader (following
+// leader changes), executes each assignment idempotently under its fencing
+// token, and reports heartbeats, inventory, log lines and results in
+// batches. See docs/agent.md.
 package agent

@@ -219,8 +219,8 @@ func first(v []string) string {
 func (a *Agent) renewLoop(ctx context.Context) {
 	for {
 		leaf := a.id.cert.Load().Leaf
-		life := leaf.NotAfter.Sub(leaf.NotBefore)
-		at := leaf.NotBefore.Add(life * 2 / 3)
+		issued := pki.Issued(leaf)
+		at := issued.Add(leaf.NotAfter.Sub(issued) * 2 / 3)
 		select {
 		case <-ctx.Done():
 			return

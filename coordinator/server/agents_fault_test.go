@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -217,4 +218,37 @@ func TestAgentKilledMidCreate(t *testing.T) {
 	if c := vzcreates(t, st); len(c) != 1 || c[fmt.Sprintf("%d OK", r.VMID)] != 1 {
 		t.Fatalf("create tasks: %v", c)
 	}
+}
+
+// TestCertificateRenewal: an agent renews its certificate before it
+// expires and keeps working past the first certificate's expiry.
+func TestCertificateRenewal(t *testing.T) {
+	tc := newTestCluster(t, 1)
+	tc.nodes[0].cfg.AgentCertTTL = 3 * time.Second
+	tc.nodes[0].cfg.NodeTTL, tc.nodes[0].cfg.Heartbeat = 2*time.Second, 100*time.Millisecond
+	tc.kill(0)
+	tc.start(0)
+	tc.waitLeader()
+	dir := filepath.Join(tc.dir, "pve1")
+	tc.startAgent("pve1", tc.joinToken(nil), dir, tc.grpcAddrs())
+	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
+	first, err := os.ReadFile(filepath.Join(dir, "node.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a renewed certificate", 10*time.Second, func() bool {
+		cur, _ := os.ReadFile(filepath.Join(dir, "node.crt"))
+		return string(cur) != string(first)
+	})
+	block, _ := pem.Decode(first)
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(leaf.NotAfter) + time.Second)
+	hb := time.Now()
+	waitFor(t, "heartbeats after the first certificate expired", 5*time.Second, func() bool {
+		n := tc.nodes_()["pve1"]
+		return n.Status == "ready" && n.LastHeartbeat != nil && n.LastHeartbeat.After(hb)
+	})
 }

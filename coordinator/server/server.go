@@ -53,6 +53,8 @@ type Config struct {
 	LogOutput      io.Writer
 	// NodeTTL and Heartbeat tune agent liveness (defaults 15s and 2s).
 	NodeTTL, Heartbeat time.Duration
+	// AgentCertTTL is the lifetime of node certificates (default 30 days).
+	AgentCertTTL time.Duration
 }
 
 // Server is a running coordinator server.
@@ -101,7 +103,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.cl = cl
-	s.agents = agentsvc.New(agentsvc.Config{Backend: cl, Logger: s.log, TTL: cfg.NodeTTL, Heartbeat: cfg.Heartbeat, NewID: api.NewID})
+	s.agents = agentsvc.New(agentsvc.Config{Backend: cl, Logger: s.log, TTL: cfg.NodeTTL, Heartbeat: cfg.Heartbeat, CertTTL: cfg.AgentCertTTL, NewID: api.NewID})
 	s.grpc = grpc.NewServer(s.agents.ServerOptions()...)
 	pb.RegisterAgentServer(s.grpc, s.agents)
 	go func() {

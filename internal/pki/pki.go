@@ -87,6 +87,13 @@ func serial() *big.Int {
 	return n
 }
 
+// ClockSkew is how far before its issue time a certificate is valid, so
+// that a clock slightly behind still accepts it.
+const ClockSkew = time.Minute
+
+// Issued is when a certificate made here was issued.
+func Issued(c *x509.Certificate) time.Time { return c.NotBefore.Add(ClockSkew) }
+
 // SignNode signs a CSR as node name's client certificate. The CSR's own
 // subject is ignored: the identity is the node the join token was used
 // for.
@@ -102,7 +109,7 @@ func (ca *CA) SignNode(csrDER []byte, node string, now time.Time, ttl time.Durat
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: node, OrganizationalUnit: []string{"agent"}},
 		DNSNames:     []string{node + ".agent.proximity"},
-		NotBefore:    now.Add(-5 * time.Minute),
+		NotBefore:    now.Add(-ClockSkew),
 		NotAfter:     now.Add(ttl),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -121,7 +128,7 @@ func (ca *CA) ServerCert(id string, now time.Time, ttl time.Duration) (tls.Certi
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: id, OrganizationalUnit: []string{"coordinator"}},
 		DNSNames:     []string{ServerName},
-		NotBefore:    now.Add(-5 * time.Minute),
+		NotBefore:    now.Add(-ClockSkew),
 		NotAfter:     now.Add(ttl),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

@@ -1,9 +1,16 @@
 // Package pve is Proximity's Proxmox adapter: what the agent does on its
-// node through pct, vzdump, pveam and the node's own API.
+// node, behind one interface, Runtime.
 //
-// This version holds the error model: Proxmox reports failures as text
-// (on stderr with exit status 255, or at the end of a task log), and
-// Classify turns the texts listed in the Proxmox reference notes into typed
-// errors that callers branch on with errors.Is. The Runtime interface and
-// its implementations (the real adapter and the simulator) build on it.
+// Local implements it on a real node: it runs pct, vzdump and pveam as
+// child processes (own process group, output to files, a deadline on each)
+// and reads the node's API with go-proxmox, decoding its answers
+// tolerantly (vmid as number or string, missing or null counters). Proxmox
+// reports failures as text (stderr with exit status 255, a task's exit
+// status, an HTTP status line), and Classify turns the texts in the
+// Proxmox reference notes into typed errors that callers branch on with
+// errors.Is. A task that is already running for a VMID (started by an
+// agent that died) is waited for by UPID instead of being started again.
+//
+// The contract tests run Local unchanged against the simulator in
+// internal/pvesim.
 package pve
