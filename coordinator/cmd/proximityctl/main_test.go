@@ -117,3 +117,27 @@ func TestCommandLineNeedsAddressAndToken(t *testing.T) {
 		t.Fatal("bad --output accepted")
 	}
 }
+
+func TestJoinTokensAndNodesCommandLine(t *testing.T) {
+	addr, token := startServer(t)
+	var code int
+	var out, errs string
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the cluster CA is created just after the first election
+		code, out, errs = ctl(t, addr, token, "join-tokens", "create", "--node", "pve7", "--ttl", "10m", "-o", "json")
+		if code == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var tok struct{ Token, Node string }
+	if code != 0 || json.Unmarshal([]byte(out), &tok) != nil || !strings.HasPrefix(tok.Token, "pxj_") || tok.Node != "pve7" {
+		t.Fatalf("join-tokens create: %d %s %s", code, out, errs)
+	}
+	if code, _, errs = ctl(t, addr, token, "join-tokens", "create", "--ttl", "10s"); code == 0 || !strings.Contains(errs, "ttl_seconds") {
+		t.Fatalf("too short a ttl: %d %s", code, errs)
+	}
+	if code, out, errs = ctl(t, addr, token, "nodes"); code != 0 || !strings.HasPrefix(out, "NAME") {
+		t.Fatalf("nodes: %d %q %s", code, out, errs)
+	}
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+type node struct {
+	Name          string  `json:"name"`
+	Status        string  `json:"status"`
+	LastHeartbeat *string `json:"last_heartbeat"`
+	AgentVersion  string  `json:"agent_version"`
+	Capacity      struct {
+		CPUs      int    `json:"cpus"`
+		MemTotal  uint64 `json:"mem_total"`
+		DiskTotal uint64 `json:"disk_total"`
+	} `json:"capacity"`
+	MemFree    uint64 `json:"mem_free"`
+	DiskFree   uint64 `json:"disk_free"`
+	Containers int    `json:"containers"`
+}
+
+func gib(b uint64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
+
+func nodesCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use: "nodes", Short: "List Proxmox nodes, their status and capacity", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var out struct {
+				Items []node `json:"items"`
+				Total int    `json:"total"`
+			}
+			if err := e.call("GET", "/api/v1/nodes?per_page=100", nil, &out); err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, n := range out.Items {
+				hb := "-"
+				if n.LastHeartbeat != nil {
+					if t, err := time.Parse(time.RFC3339Nano, *n.LastHeartbeat); err == nil {
+						hb = time.Since(t).Round(time.Second).String() + " ago"
+					}
+				}
+				rows = append(rows, []string{n.Name, n.Status, hb, strconv.Itoa(n.Capacity.CPUs),
+					gib(n.MemFree) + " / " + gib(n.Capacity.MemTotal), gib(n.DiskFree) + " / " + gib(n.Capacity.DiskTotal),
+					strconv.Itoa(n.Containers), dash(n.AgentVersion)})
+			}
+			return e.print(out, []string{"NAME", "STATUS", "HEARTBEAT", "CPUS", "MEM FREE", "DISK FREE", "CTS", "AGENT"}, rows)
+		},
+	}
+}
+
+func joinTokensCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "join-tokens", Short: "Create single-use tokens that let a node's agent join"}
+	var nodeName string
+	var ttl time.Duration
+	create := &cobra.Command{
+		Use: "create", Short: "Create a join token (shown once)", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			in := map[string]any{"ttl_seconds": int(ttl / time.Second)}
+			if nodeName != "" {
+				in["node"] = nodeName
+			}
+			var out struct {
+				ID        string `json:"id"`
+				Token     string `json:"token"`
+				ExpiresAt string `json:"expires_at"`
+				Node      string `json:"node"`
+			}
+			if err := e.call("POST", "/api/v1/join-tokens", in, &out); err != nil {
+				return err
+			}
+			return e.print(out, []string{"ID", "TOKEN", "EXPIRES", "NODE"}, [][]string{{out.ID, out.Token, out.ExpiresAt, dash(out.Node)}})
+		},
+	}
+	create.Flags().StringVar(&nodeName, "node", "", "the only node that may use the token (default: any)")
+	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid (1m to 168h)")
+	cmd.AddCommand(create)
+	return cmd
+}
