@@ -69,3 +69,25 @@ func TestAPIErrorsAndAuth(t *testing.T) {
 		t.Fatalf("unimplemented: %s", status)
 	}
 }
+
+func TestFaultAndTakeCommands(t *testing.T) {
+	s := newSim(t)
+	s.ok("pvesim", "fault", "latency=10ms", "task-time=5ms", "fail-next=1", "hang=vzdump", "string-vmid=1")
+	st, _ := Open(s.dir, "pve")
+	var f Faults
+	_ = st.View(func(n *Node) error { f = n.Faults; return nil })
+	if f.LatencyMS != 10 || f.TaskMS != 5 || f.FailNext != 1 || len(f.Hang) != 1 || !f.StringVMID {
+		t.Fatalf("faults: %+v", f)
+	}
+	if code, _, errs := s.run("pvesim", "fault", "bogus=1"); code != 1 || !strings.Contains(errs, "unknown fault") {
+		t.Fatalf("bad fault: %d %s", code, errs)
+	}
+	s.ok("pvesim", "fault", "clear")
+	s.ok("pvesim", "take", "150", "--vm")
+	s.ok("pvesim", "take", "151")
+	s.withTemplate()
+	s.fails("VM 150 already exists on node 'pve'", "pct", "create", "150", "local:vztmpl/"+debian, "--rootfs", "local-lvm:4")
+	if out := s.ok("pct", "list"); !strings.Contains(out, "151        stopped                 manual-151") {
+		t.Fatalf("list after take:\n%s", out)
+	}
+}

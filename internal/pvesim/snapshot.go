@@ -42,8 +42,20 @@ func copyConfig(m map[string]string) map[string]string {
 // ctWork is a task on an existing, unlocked container that holds lock
 // while it runs.
 func (c *pct) ctWork(typ string, id int, lock string, body func(n *Node, ct *CT, t *task) error) error {
-	return c.st.run(work{typ: typ, vmid: id, lock: lock,
+	return c.st.ctWork(typ, id, lock, nil, body, c.out)
+}
+
+// ctWork runs a worker on container id: check (if any) and the
+// container's existence and lock are verified before it starts, and body
+// gets the container at the end.
+func (s *Store) ctWork(typ string, id int, lock string, check func(n *Node) error, body func(n *Node, ct *CT, t *task) error, out func(string)) error {
+	return s.run(work{typ: typ, vmid: id, lock: lock,
 		begin: func(n *Node) error {
+			if check != nil {
+				if err := check(n); err != nil {
+					return err
+				}
+			}
 			ct, err := n.ct(id)
 			if err != nil {
 				return err
@@ -57,7 +69,7 @@ func (c *pct) ctWork(typ string, id int, lock string, body func(n *Node, ct *CT,
 			}
 			return body(n, ct, t)
 		},
-	}, c.out)
+	}, out)
 }
 
 func (c *pct) snapshot(id int, name, description string) error {

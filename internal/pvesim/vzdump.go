@@ -59,8 +59,8 @@ func vzdump(st *Store, args []string, stdout, stderr io.Writer) int {
 	info := func(line string) { fmt.Fprintln(stderr, "INFO: "+line) }
 	info("starting new backup job: vzdump " + strings.Join(args, " "))
 	var volid string
-	err = st.run(work{typ: "vzdump", vmid: id, lock: "backup",
-		begin: func(n *Node) error {
+	err = st.ctWork("vzdump", id, "backup",
+		func(n *Node) error {
 			s, ok := n.Storage(storage)
 			if !ok {
 				return fail("storage '%s' does not exist", storage)
@@ -68,17 +68,9 @@ func vzdump(st *Store, args []string, stdout, stderr io.Writer) int {
 			if !s.Supports("backup") {
 				return fail("storage '%s' does not support backups", storage)
 			}
-			ct, err := n.ct(id)
-			if err != nil {
-				return err
-			}
-			return locked(ct)
+			return nil
 		},
-		body: func(n *Node, t *task) error {
-			ct, err := n.ct(id)
-			if err != nil {
-				return err
-			}
+		func(n *Node, ct *CT, t *task) error {
 			now := time.Now()
 			t.log("Starting Backup of VM %d (lxc)", id)
 			t.log("Backup started at %s", now.Format("2006-01-02 15:04:05"))
@@ -124,8 +116,7 @@ func vzdump(st *Store, args []string, stdout, stderr io.Writer) int {
 			t.log("Finished Backup of VM %d (00:00:01)", id)
 			t.log("Backup finished at %s", time.Now().Format("2006-01-02 15:04:05"))
 			return nil
-		},
-	}, info)
+		}, info)
 	if err != nil {
 		fmt.Fprintf(stderr, "ERROR: Backup of VM %d failed - %s\n", id, err)
 		info("Backup job finished with errors")
