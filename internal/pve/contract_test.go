@@ -377,3 +377,44 @@ func TestWaitsForRunningTask(t *testing.T) {
 	}
 	n.must(n.rt.WaitTask(c, active[0].UPID))
 }
+
+// TestReadFailures: the read methods' typed failures, and a failed task's
+// error through WaitTask.
+func TestReadFailures(t *testing.T) {
+	n := newNode(t)
+	c := ctx(t)
+	_, err := n.rt.Config(c, 404)
+	wantKind(t, "config of a missing CT", err, pve.ErrNotFound)
+	_, err = n.rt.Snapshots(c, 404)
+	wantKind(t, "snapshots of a missing CT", err, pve.ErrNotFound)
+	_, err = n.rt.Exec(c, 404, "true")
+	wantKind(t, "exec in a missing CT", err, pve.ErrNotFound)
+	_, err = n.rt.Templates(c, "local-lvm")
+	if err == nil || !strings.Contains(err.Error(), "does not support templates") {
+		t.Fatalf("templates on local-lvm: %v", err)
+	}
+	_, err = n.rt.Backups(c, "nope", 0)
+	if err == nil || !strings.Contains(err.Error(), "storage 'nope' does not exist") {
+		t.Fatalf("backups on a missing storage: %v", err)
+	}
+	wantKind(t, "restore of a missing archive", n.rt.Restore(c, 405, "local:backup/none.tar.zst", pve.RestoreOptions{}), pve.ErrNotFound)
+
+	// A task that failed: its exit status comes back typed.
+	n.must(n.rt.DownloadTemplate(c, "local", debian))
+	n.create(180, "x")
+	n.must(n.st.SetFaults(pvesim.Faults{FailNext: 1}))
+	_ = n.rt.Start(c, 180)
+	n.must(n.st.SetFaults(pvesim.Faults{}))
+	var failed string
+	n.must(n.st.View(func(nd *pvesim.Node) error {
+		for _, tk := range nd.Tasks {
+			if tk.Type == "vzstart" && tk.Exit != "OK" {
+				failed = tk.UPID
+			}
+		}
+		return nil
+	}))
+	wantKind(t, "wait for a failed task", n.rt.WaitTask(c, failed), pve.ErrLocked)
+	err = n.rt.WaitTask(c, "UPID:pve1:00000001:00000007:00000000:vzstart:1:root@pam:")
+	wantKind(t, "wait for an unknown task", err, pve.ErrNotFound)
+}

@@ -69,7 +69,7 @@ var rules = []rule{
 	{regexp.MustCompile(`can't overwrite running container`), ErrRunning},
 	{regexp.MustCompile(`can't remove CT (\d+) - protection mode enabled`), ErrProtected},
 	{regexp.MustCompile(`Configuration file 'nodes/[^/]+/lxc/(\d+)\.conf' does not exist`), ErrNotFound},
-	{regexp.MustCompile(`snapshot '[^']*' does not exist|volume '[^']*' does not exist|^400 Parameter verification failed.\s+vmid: no such`), ErrNotFound},
+	{regexp.MustCompile(`snapshot '[^']*' does not exist|volume '[^']*' does not exist|no such task`), ErrNotFound},
 	{regexp.MustCompile(`^container did not stop`), ErrTimeout},
 	{regexp.MustCompile(`got timeout`), ErrTimeout},
 	{regexp.MustCompile(`snapshot feature is not available|Linked clone feature for '[^']*' is not available|you can't start a CT if it's a template|unable to create template, because CT contains snapshots|Full clone of a running container is only possible from a snapshot`), ErrUnsupported},

@@ -97,7 +97,9 @@ func (l *Local) deadline(ctx context.Context, d time.Duration) (context.Context,
 	return context.WithTimeout(ctx, d)
 }
 
-var statusPrefix = regexp.MustCompile(`^(?:bad request: )?(?:[1-5]\d\d )?`)
+// statusPrefix is what go-proxmox puts before the Proxmox message: "500 "
+// (the status line) or "bad request: " (a 400, whose "400 " is kept).
+var statusPrefix = regexp.MustCompile(`^(?:bad request: |[1-5]\d\d )`)
 
 // get reads an API path into v, turning failures into typed errors.
 func (l *Local) get(ctx context.Context, path string, v any) error {
