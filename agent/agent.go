@@ -35,6 +35,10 @@ type Config struct {
 	Concurrency int
 	// InventoryEvery is how often the full inventory is sent (default 5s).
 	InventoryEvery time.Duration
+	// StopGrace is how long Run waits for running tasks when it is asked
+	// to stop (default 1m). Tasks still running then go on in their own
+	// processes; the next agent waits for them by UPID.
+	StopGrace time.Duration
 }
 
 // Agent runs one node's work.
@@ -67,6 +71,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.InventoryEvery == 0 {
 		cfg.InventoryEvery = 5 * time.Second
 	}
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = time.Minute
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -97,13 +104,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	defer a.closeConns()
+	// The reporter outlives ctx until the running tasks have ended, so
+	// their results are delivered.
+	repCtx, stopReporter := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){a.workLoop, a.rep.loop, a.renewLoop} {
+	for _, loop := range []struct {
+		ctx context.Context
+		fn  func(context.Context)
+	}{{ctx, a.workLoop}, {repCtx, a.rep.loop}, {ctx, a.renewLoop}} {
 		wg.Add(1)
-		go func() { defer wg.Done(); loop(ctx) }()
+		go func() { defer wg.Done(); loop.fn(loop.ctx) }()
 	}
 	<-ctx.Done()
-	a.exec.wait()
+	a.log.Info("stopping: waiting for running tasks", "grace", a.cfg.StopGrace)
+	if !a.exec.waitFor(a.cfg.StopGrace) {
+		a.log.Warn("tasks still running at the end of the grace period; they go on, and the next start waits for them")
+	}
+	stopReporter()
 	wg.Wait()
 	return nil
 }

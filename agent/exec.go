@@ -80,7 +80,17 @@ func (x *executor) delivered(id string, fence uint64, refused bool) {
 	}
 }
 
-func (x *executor) wait() { x.wg.Wait() }
+// waitFor waits for running tasks up to d; it reports whether all ended.
+func (x *executor) waitFor(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { x.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
 
 // run executes one task and queues its result. The task keeps running to
 // its end when the agent is asked to stop, so that its result can be

@@ -333,6 +333,35 @@ func (c *Cluster) Shutdown() {
 	})
 }
 
+// HandOff transfers leadership to another voter if this server leads and
+// has one, so that a planned stop costs no election timeout. It returns
+// once another server leads, or with an error when no transfer was
+// possible; stopping is safe either way.
+func (c *Cluster) HandOff() error {
+	if c.raft == nil || c.raft.State() != raft.Leader {
+		return nil
+	}
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	voters := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	if voters < 2 {
+		return nil
+	}
+	c.leaderReady.Store(false)
+	if err := c.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("leadership transfer: %w", err)
+	}
+	c.log.Info("leadership handed off")
+	return nil
+}
+
 // ID is this server's node ID.
 func (c *Cluster) ID() string { return c.cfg.NodeID }
 

@@ -252,3 +252,28 @@ func TestCertificateRenewal(t *testing.T) {
 		return n.Status == "ready" && n.LastHeartbeat != nil && n.LastHeartbeat.After(hb)
 	})
 }
+
+// TestGracefulShutdownHandsOffLeadership: a leader that is stopped (not
+// killed) hands leadership over first: when the hand-off returns, the
+// still-running server no longer leads, and another one takes over.
+func TestGracefulShutdownHandsOffLeadership(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	old := tc.waitLeader()
+	cl := tc.nodes[old].server().Cluster()
+	if err := cl.HandOff(); err != nil {
+		t.Fatalf("hand-off: %v", err)
+	}
+	if st := cl.Raft().State().String(); st == "Leader" {
+		t.Fatal("still the leader after a successful hand-off")
+	}
+	waitFor(t, "another leader", 10*time.Second, func() bool {
+		l := tc.leader()
+		return l >= 0 && l != old
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv := tc.nodes[tc.leader()].server()
+	if err := srv.Shutdown(ctx); err != nil { // the path SIGTERM takes
+		t.Fatal(err)
+	}
+}

@@ -158,9 +158,13 @@ func (s *Server) URL() string { return "http://" + s.cfg.HTTPAddr }
 // bootstraps the cluster.
 func (s *Server) AdminTokenPath() string { return filepath.Join(s.cfg.DataDir, AdminTokenFile) }
 
-// Shutdown stops the server: in-flight requests get until ctx ends, then
-// the cluster node stops without leaving, so a restart rejoins.
+// Shutdown stops the server: a leader first hands leadership to another
+// voter, in-flight requests get until ctx ends, then the cluster node
+// stops without leaving, so a restart rejoins.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.cl.HandOff(); err != nil {
+		s.log.Warn("stopping without handing off leadership", "err", err)
+	}
 	err := s.http.Shutdown(ctx)
 	if err != nil {
 		err = errors.Join(err, s.http.Close())

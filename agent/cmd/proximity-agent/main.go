@@ -11,10 +11,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/internal/config"
 	"github.com/proximity-ve/proximity/internal/pve"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 	"github.com/proximity-ve/proximity/internal/validate"
@@ -23,14 +25,21 @@ import (
 // version is stamped at build time.
 var version = "dev"
 
-type config struct {
+// envPrefix is the prefix of the environment variables that override the
+// settings (PROXIMITY_AGENT_NODE, ...).
+const envPrefix = "PROXIMITY_AGENT"
+
+type settings struct {
 	node, coordinator, joinToken, dataDir string
 	simulate                              bool
+	configFile                            string
+	pveAPI, pveCA, pveTokenFile           string
+	stopGrace                             time.Duration
 }
 
 func main() {
 	pvesim.RunAsTool()
-	var cfg config
+	var cfg settings
 	cmd := &cobra.Command{
 		Use:           "proximity-agent --node NAME --coordinator H:P --join-token TOKEN --data-dir DIR",
 		Short:         "Proximity node agent: does the Proxmox work on this node",
@@ -38,6 +47,9 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return config.Apply(cmd.Flags(), cfg.configFile, envPrefix, os.Getenv)
+		},
 		RunE: func(*cobra.Command, []string) error {
 			if err := cfg.validate(); err != nil {
 				return err
@@ -51,13 +63,18 @@ func main() {
 	f.StringVar(&cfg.joinToken, "join-token", "", "single-use join token from POST /api/v1/join-tokens (first start only)")
 	f.StringVar(&cfg.dataDir, "data-dir", "", "directory for the node certificate and task state (required)")
 	f.BoolVar(&cfg.simulate, "simulate", false, "run against a simulated Proxmox node instead of this host")
+	f.StringVar(&cfg.configFile, "config", "", "YAML file of settings named like these flags (flags and "+envPrefix+"_* variables win)")
+	f.StringVar(&cfg.pveAPI, "pve-api", "https://127.0.0.1:8006/api2/json", "this node's Proxmox API")
+	f.StringVar(&cfg.pveCA, "pve-ca", "/etc/pve/pve-root-ca.pem", "CA certificate of the Proxmox API")
+	f.StringVar(&cfg.pveTokenFile, "pve-token-file", "/etc/proximity/pve-token", "file holding the agent's Proxmox API token, USER@REALM!NAME=SECRET")
+	f.DurationVar(&cfg.stopGrace, "stop-grace", time.Minute, "on SIGTERM, how long running tasks may take to finish before the agent exits (they go on, and a restarted agent waits for them)")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "proximity-agent:", err)
 		os.Exit(1)
 	}
 }
 
-func (c config) validate() error {
+func (c settings) validate() error {
 	var errs []error
 	if err := validate.NodeName("--node", c.node); err != nil {
 		errs = append(errs, err)
@@ -79,25 +96,21 @@ func logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// localRuntime is the adapter for this host: the node's API on loopback
-// with the token the package's install step created.
-func localRuntime(node, dataDir string) (pve.Runtime, error) {
-	id, secret := os.Getenv("PROXIMITY_PVE_TOKEN_ID"), os.Getenv("PROXIMITY_PVE_TOKEN_SECRET")
-	if id == "" || secret == "" {
-		return nil, errors.New("PROXIMITY_PVE_TOKEN_ID and PROXIMITY_PVE_TOKEN_SECRET must name the agent's Proxmox API token")
+// localRuntime is the adapter for this host: the node's API with the
+// token the package's install step created.
+func localRuntime(cfg settings) (pve.Runtime, error) {
+	b, err := os.ReadFile(cfg.pveTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("--pve-token-file: %w (the package creates it when pveum is present)", err)
 	}
-	url := os.Getenv("PROXIMITY_PVE_API")
-	if url == "" {
-		url = "https://127.0.0.1:8006/api2/json"
+	id, secret, ok := strings.Cut(strings.TrimSpace(string(b)), "=")
+	if !ok || !strings.Contains(id, "!") || secret == "" {
+		return nil, fmt.Errorf("--pve-token-file: %s does not hold USER@REALM!NAME=SECRET", cfg.pveTokenFile)
 	}
-	ca := os.Getenv("PROXIMITY_PVE_CA")
-	if ca == "" {
-		ca = "/etc/pve/pve-root-ca.pem"
-	}
-	return pve.NewLocal(pve.Options{Node: node, APIURL: url, TokenID: id, Secret: secret, CAFile: ca, WorkDir: dataDir})
+	return pve.NewLocal(pve.Options{Node: cfg.node, APIURL: cfg.pveAPI, TokenID: id, Secret: secret, CAFile: cfg.pveCA, WorkDir: cfg.dataDir})
 }
 
-func run(cfg config) error {
+func run(cfg settings) error {
 	log := logger()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -115,12 +128,12 @@ func run(cfg config) error {
 		rt = sim.Runtime
 	} else {
 		var err error
-		if rt, err = localRuntime(cfg.node, cfg.dataDir); err != nil {
+		if rt, err = localRuntime(cfg); err != nil {
 			return err
 		}
 	}
 	a, err := agent.New(agent.Config{Node: cfg.node, Coordinators: strings.Split(cfg.coordinator, ","), JoinToken: cfg.joinToken,
-		DataDir: cfg.dataDir, Runtime: rt, Version: version, Logger: log})
+		DataDir: cfg.dataDir, Runtime: rt, Version: version, Logger: log, StopGrace: cfg.stopGrace})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/server"
+	"github.com/proximity-ve/proximity/internal/config"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 )
 
@@ -49,12 +50,20 @@ func logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
+// EnvPrefix is the prefix of the environment variables that override
+// the server's settings (PROXIMITY_COORDINATOR_NODE_ID, ...).
+const EnvPrefix = "PROXIMITY_COORDINATOR"
+
 func serverCmd() *cobra.Command {
 	var cfg server.Config
+	var configFile string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run one coordinator server (alone, or one of a 3 or 5 server cluster)",
 		Args:  cobra.NoArgs,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return config.Apply(cmd.Flags(), configFile, EnvPrefix, os.Getenv)
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = logger()
 			cfg.Timing = cluster.DefaultTiming()
@@ -70,6 +79,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.GossipAddr, "gossip-addr", "", "host:port for gossip discovery, reachable by the other servers (required)")
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many servers are seen (3 or 5)")
 	f.StringArrayVar(&cfg.Join, "join", nil, "gossip address of a server to join (repeatable)")
+	f.StringVar(&configFile, "config", "", "YAML file of settings named like these flags (flags and "+EnvPrefix+"_* variables win)")
 	for _, name := range []string{"node-id", "data-dir", "http-addr", "grpc-addr", "raft-addr", "gossip-addr"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
