@@ -9,11 +9,16 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
+# Debian packages: the version, and the commit time as the timestamp of
+# every file (reproducible builds).
+PKG_VERSION ?= 0.3.0
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1767225600)
+DIST        := dist
 PKGS        := ./...
 # Race detection on the packages whose concurrency is their point.
 RACE_PKGS   := ./coordinator/...
 
-.PHONY: all build test test-unit test-race lint generate check-generated run bench bench-registry help clean
+.PHONY: all build test test-unit test-race lint generate check-generated run bench bench-registry deb package-test help clean
 
 all: build
 
@@ -50,6 +55,23 @@ check-generated: generate ## fail if the committed generated code is stale
 run: build ## run Proximity on its embedded default (one coordinator, three simulated Proxmox nodes)
 	$(BIN)/proximity-coordinator dev
 
+deb: ## build proximity-agent and proximity-coordinator .deb files into dist/ (PKG_VERSION=0.3.0)
+	@mkdir -p $(DIST)/man
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(PKG_VERSION)' \
+	  -o $(DIST)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent
+	for m in packaging/deb/man/*; do gzip -9n -c $$m > $(DIST)/man/$$(basename $$m).gz; done
+	touch -d @$(SOURCE_DATE_EPOCH) $(DIST)/man/*.gz
+	sed 's/$${PKG_VERSION}/$(PKG_VERSION)/' packaging/deb/changelog.yaml > $(DIST)/changelog.yaml
+	$(GO) -C tools build -o $(TOOLS)/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+	for p in agent coordinator; do \
+	  PKG_VERSION=$(PKG_VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(TOOLS)/nfpm package \
+	    -f packaging/deb/nfpm-$$p.yaml -p deb -t $(DIST)/ || exit 1; \
+	done
+	@ls -l $(DIST)/*.deb
+
+package-test: ## lintian (Debian 12 and 13), systemd-analyze, install/upgrade/purge in debootstrap roots (root, network)
+	packaging/deb/test/package-test.sh
+
 bench: ## micro-benchmarks (state machine, proposer)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
@@ -57,4 +79,4 @@ bench-registry: build ## registry throughput: 3 coordinators against 3 etcd memb
 	cd bench/registry && $(GO) run . -coordinator ../../$(BIN)/proximity-coordinator
 
 clean: ## remove build output
-	rm -rf $(BIN) .tools
+	rm -rf $(BIN) .tools $(DIST)
