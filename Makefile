@@ -14,6 +14,8 @@ LDFLAGS     := -X main.version=$(VERSION)
 PKG_VERSION ?= 0.3.0
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1767225600)
 DIST        := dist
+# Where make deb puts the .deb files (the build itself is staged in dist/).
+PKG_OUT     ?= $(DIST)
 PKGS        := ./...
 # Race detection on the packages whose concurrency is their point.
 RACE_PKGS   := ./coordinator/...
@@ -56,7 +58,7 @@ run: build ## run Proximity on its embedded default (one coordinator, three simu
 	$(BIN)/proximity-coordinator dev
 
 deb: ## build proximity-agent and proximity-coordinator .deb files into dist/ (PKG_VERSION=0.3.0)
-	@mkdir -p $(DIST)/man
+	@mkdir -p $(DIST)/man $(PKG_OUT)
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(PKG_VERSION)' \
 	  -o $(DIST)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent
 	for m in packaging/deb/man/*; do gzip -9n -c $$m > $(DIST)/man/$$(basename $$m).gz; done
@@ -65,9 +67,9 @@ deb: ## build proximity-agent and proximity-coordinator .deb files into dist/ (P
 	$(GO) -C tools build -o $(TOOLS)/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
 	for p in agent coordinator; do \
 	  PKG_VERSION=$(PKG_VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(TOOLS)/nfpm package \
-	    -f packaging/deb/nfpm-$$p.yaml -p deb -t $(DIST)/ || exit 1; \
+	    -f packaging/deb/nfpm-$$p.yaml -p deb -t $(PKG_OUT)/ || exit 1; \
 	done
-	@ls -l $(DIST)/*.deb
+	@ls -l $(PKG_OUT)/*.deb
 
 package-test: ## lintian (Debian 12 and 13), systemd-analyze, install/upgrade/purge in debootstrap roots (root, network)
 	packaging/deb/test/package-test.sh
