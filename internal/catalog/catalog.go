@@ -1,0 +1,288 @@
+// Package catalog is the app catalog: the entry model, its strict
+// validation (every error names the file and the field), loading a
+// directory of YAML files, and the starter catalog that ships with
+// Proximity.
+package catalog
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/proximity-ve/proximity/internal/validate"
+)
+
+// Entry is one app of the catalog.
+type Entry struct {
+	ID          string      `yaml:"id" json:"id"`
+	Name        string      `yaml:"name" json:"name"`
+	Version     string      `yaml:"version" json:"version"`
+	Description string      `yaml:"description" json:"description"`
+	Category    string      `yaml:"category" json:"category"`
+	Tags        []string    `yaml:"tags" json:"tags"`
+	Icon        string      `yaml:"icon" json:"icon"`
+	Website     string      `yaml:"website" json:"website"`
+	Resources   Resources   `yaml:"resources" json:"resources"`
+	Template    string      `yaml:"template" json:"template"`
+	Ports       []Port      `yaml:"ports" json:"ports"`
+	Environment []EnvVar    `yaml:"environment" json:"environment,omitempty"`
+	Volumes     []string    `yaml:"volumes" json:"volumes,omitempty"`
+	Compose     string      `yaml:"compose" json:"compose"`
+	HealthCheck HealthCheck `yaml:"health_check" json:"health_check"`
+	Update      Update      `yaml:"update" json:"update"`
+}
+
+// Resources are an app's defaults.
+type Resources struct {
+	Cores    int `yaml:"cores" json:"cores"`
+	MemoryMB int `yaml:"memory_mb" json:"memory_mb"`
+	DiskGB   int `yaml:"disk_gb" json:"disk_gb"`
+}
+
+// Port is a named port the app listens on inside its container.
+type Port struct {
+	Name     string `yaml:"name" json:"name"`
+	Internal int    `yaml:"internal" json:"internal"`
+	Protocol string `yaml:"protocol" json:"protocol"` // tcp or udp
+	HTTP     bool   `yaml:"http" json:"http"`
+}
+
+// EnvVar is an environment variable of the Compose stack: a fixed value,
+// or a secret generated at deploy time.
+type EnvVar struct {
+	Name     string `yaml:"name" json:"name"`
+	Value    string `yaml:"value,omitempty" json:"value,omitempty"`
+	Generate int    `yaml:"generate,omitempty" json:"generate,omitempty"` // length of a generated secret
+}
+
+// HealthCheck is how the platform knows the app is up: an HTTP GET of
+// Path on the named port inside the container.
+type HealthCheck struct {
+	Port       string `yaml:"port" json:"port"`
+	Path       string `yaml:"path" json:"path"`
+	TimeoutSec int    `yaml:"timeout_sec" json:"timeout_sec"`
+}
+
+// Update is how the app is updated (default: pull the images and recreate).
+type Update struct {
+	Commands [][]string `yaml:"commands" json:"commands,omitempty"`
+}
+
+// Error is a validation failure: the file, the field and what is wrong.
+type Error struct {
+	File, Field, Msg string
+}
+
+func (e *Error) Error() string { return e.File + ": " + e.Field + ": " + e.Msg }
+
+var (
+	idRE       = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+	envNameRE  = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	templateRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.+_-]*\.tar\.(zst|xz|gz)$`)
+)
+
+// Validate checks an entry; file names it in errors.
+func (e *Entry) Validate(file string) error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &Error{File: file, Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if !idRE.MatchString(e.ID) {
+		bad("id", "%q must be 1-40 lower-case letters, digits and dashes", e.ID)
+	}
+	for field, v := range map[string]string{"name": e.Name, "version": e.Version, "description": e.Description, "category": e.Category, "compose": e.Compose} {
+		if strings.TrimSpace(v) == "" {
+			bad(field, "required")
+		}
+	}
+	if e.Website != "" && !strings.HasPrefix(e.Website, "https://") {
+		bad("website", "%q must be an https:// URL", e.Website)
+	}
+	if e.Resources.Cores < 1 || e.Resources.Cores > 64 {
+		bad("resources.cores", "%d outside 1-64", e.Resources.Cores)
+	}
+	if e.Resources.MemoryMB < 128 || e.Resources.MemoryMB > 262144 {
+		bad("resources.memory_mb", "%d outside 128-262144", e.Resources.MemoryMB)
+	}
+	if e.Resources.DiskGB < 1 || e.Resources.DiskGB > 4096 {
+		bad("resources.disk_gb", "%d outside 1-4096", e.Resources.DiskGB)
+	}
+	if !templateRE.MatchString(e.Template) {
+		bad("template", "%q is not a Proxmox template file name", e.Template)
+	}
+	if len(e.Ports) == 0 {
+		bad("ports", "at least one port is required")
+	}
+	names := map[string]bool{}
+	for i, p := range e.Ports {
+		f := fmt.Sprintf("ports[%d]", i)
+		if err := validate.Label(f+".name", p.Name); err != nil {
+			bad(f+".name", "%q must be a short label", p.Name)
+		}
+		if names[p.Name] {
+			bad(f+".name", "%q is used twice", p.Name)
+		}
+		names[p.Name] = true
+		if err := validate.Port(f+".internal", p.Internal); err != nil {
+			bad(f+".internal", "%d outside 1-65535", p.Internal)
+		}
+		if p.Protocol != "tcp" && p.Protocol != "udp" {
+			bad(f+".protocol", "%q must be tcp or udp", p.Protocol)
+		}
+		if p.HTTP && p.Protocol != "tcp" {
+			bad(f+".http", "an HTTP port must be tcp")
+		}
+	}
+	env := map[string]bool{}
+	for i, v := range e.Environment {
+		f := fmt.Sprintf("environment[%d]", i)
+		if !envNameRE.MatchString(v.Name) {
+			bad(f+".name", "%q must be an upper-case variable name", v.Name)
+		}
+		if env[v.Name] {
+			bad(f+".name", "%q is set twice", v.Name)
+		}
+		env[v.Name] = true
+		if v.Generate != 0 && (v.Generate < 16 || v.Generate > 128) {
+			bad(f+".generate", "%d outside 16-128", v.Generate)
+		}
+		if v.Generate != 0 && v.Value != "" {
+			bad(f, "value and generate exclude each other")
+		}
+	}
+	for i, v := range e.Volumes {
+		if !strings.HasPrefix(v, "/") || strings.Contains(v, "..") {
+			bad(fmt.Sprintf("volumes[%d]", i), "%q must be an absolute path without ..", v)
+		}
+	}
+	if e.Compose != "" {
+		var doc struct {
+			Services map[string]struct {
+				Image string `yaml:"image"`
+				Ports []any  `yaml:"ports"`
+			} `yaml:"services"`
+		}
+		if err := yaml.Unmarshal([]byte(e.Compose), &doc); err != nil {
+			bad("compose", "not YAML: %v", err)
+		} else if len(doc.Services) == 0 {
+			bad("compose", "a Compose document needs at least one service")
+		} else {
+			published := map[string]bool{}
+			for name, svc := range doc.Services {
+				if svc.Image == "" || strings.HasSuffix(svc.Image, ":latest") || !strings.Contains(svc.Image, ":") {
+					bad("compose", "service %s: image %q must name a pinned tag", name, svc.Image)
+				}
+				for _, p := range svc.Ports {
+					host, proto := publishedPort(fmt.Sprint(p))
+					published[host+"/"+proto] = true
+				}
+			}
+			for i, p := range e.Ports {
+				if !published[fmt.Sprintf("%d/%s", p.Internal, p.Protocol)] {
+					bad(fmt.Sprintf("ports[%d].internal", i), "no service of the Compose document publishes %d/%s", p.Internal, p.Protocol)
+				}
+			}
+			for _, m := range varRE.FindAllStringSubmatch(e.Compose, -1) {
+				if !env[m[1]] {
+					bad("compose", "${%s} is not in environment", m[1])
+				}
+			}
+		}
+	}
+	hp := e.HealthCheck
+	if !names[hp.Port] {
+		bad("health_check.port", "%q is not one of the ports", hp.Port)
+	}
+	if !strings.HasPrefix(hp.Path, "/") {
+		bad("health_check.path", "%q must start with /", hp.Path)
+	}
+	if hp.TimeoutSec < 1 || hp.TimeoutSec > 1800 {
+		bad("health_check.timeout_sec", "%d outside 1-1800", hp.TimeoutSec)
+	}
+	for i, c := range e.Update.Commands {
+		if len(c) == 0 {
+			bad(fmt.Sprintf("update.commands[%d]", i), "empty command")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var varRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// publishedPort reads the host side of a Compose port mapping
+// ("8080:80", "53:53/udp", "127.0.0.1:80:80"): the port and protocol.
+func publishedPort(m string) (port, proto string) {
+	proto = "tcp"
+	if i := strings.LastIndex(m, "/"); i >= 0 {
+		m, proto = m[:i], m[i+1:]
+	}
+	parts := strings.Split(m, ":")
+	if len(parts) >= 2 {
+		return parts[len(parts)-2], proto
+	}
+	return parts[0], proto
+}
+
+// Parse decodes one entry strictly: unknown fields are errors.
+func Parse(file string, data []byte) (Entry, error) {
+	var e Entry
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&e); err != nil {
+		return e, &Error{File: file, Field: "(document)", Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	return e, e.Validate(file)
+}
+
+// Load reads every *.yaml file of dir in fsys. It returns the entries
+// sorted by ID, or every error found; a catalog with any error is not
+// loaded at all.
+func Load(fsys fs.FS, dir string) ([]Entry, error) {
+	files, err := fs.Glob(fsys, path.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, &Error{File: dir, Field: "(directory)", Msg: "no *.yaml catalog files"}
+	}
+	var out []Entry
+	var errs []error
+	seen := map[string]string{}
+	for _, f := range files {
+		b, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e, err := Parse(f, b)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if prev, ok := seen[e.ID]; ok {
+			errs = append(errs, &Error{File: f, Field: "id", Msg: fmt.Sprintf("%q is also the id of %s", e.ID, prev)})
+			continue
+		}
+		seen[e.ID] = f
+		out = append(out, e)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+//go:embed starter/*.yaml
+var starter embed.FS
+
+// Starter is the catalog that ships with Proximity.
+func Starter() ([]Entry, error) { return Load(starter, "starter") }

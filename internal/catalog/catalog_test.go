@@ -1,0 +1,93 @@
+package catalog
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func TestStarterCatalogIsValid(t *testing.T) {
+	entries, err := Starter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) < 25 {
+		t.Fatalf("the starter catalog has %d entries, want at least 25", len(entries))
+	}
+	for _, e := range entries {
+		if e.HealthCheck.Port == "" || len(e.Update.Commands) == 0 {
+			t.Errorf("%s: no health check or update steps", e.ID)
+		}
+	}
+}
+
+const good = `id: demo
+name: Demo
+version: "1.0"
+description: A demo.
+category: test
+resources: {cores: 1, memory_mb: 256, disk_gb: 2}
+template: debian-13-standard_13.6-1_amd64.tar.zst
+ports:
+  - {name: http, internal: 8080, protocol: tcp, http: true}
+environment:
+  - {name: SECRET, generate: 32}
+compose: |
+  services:
+    web:
+      image: nginx:1.27
+      ports: ["8080:80"]
+      environment:
+        SECRET: ${SECRET}
+health_check: {port: http, path: /, timeout_sec: 60}
+`
+
+func TestEveryErrorNamesFileAndField(t *testing.T) {
+	cases := map[string]string{
+		"unknown field":    good + "colour: blue\n",
+		"bad id":           strings.Replace(good, "id: demo", "id: Demo_1", 1),
+		"port range":       strings.Replace(good, "internal: 8080", "internal: 70000", 1),
+		"protocol":         strings.Replace(good, "protocol: tcp", "protocol: sctp", 1),
+		"unpublished port": strings.Replace(good, `["8080:80"]`, `["9090:80"]`, 1),
+		"undefined var":    strings.Replace(good, "${SECRET}", "${OTHER}", 1),
+		"unpinned image":   strings.Replace(good, "nginx:1.27", "nginx:latest", 1),
+		"health port":      strings.Replace(good, "port: http,", "port: https,", 1),
+		"template":         strings.Replace(good, "debian-13-standard_13.6-1_amd64.tar.zst", "debian", 1),
+		"memory":           strings.Replace(good, "memory_mb: 256", "memory_mb: 16", 1),
+		"short secret":     strings.Replace(good, "generate: 32", "generate: 4", 1),
+		"compose not yaml": strings.Replace(good, "    web:\n", "    web: [\n", 1),
+	}
+	want := map[string]string{
+		"unknown field": "(document)", "bad id": "id", "port range": "ports[0].internal", "protocol": "ports[0].protocol",
+		"unpublished port": "ports[0].internal", "undefined var": "compose", "unpinned image": "compose",
+		"health port": "health_check.port", "template": "template", "memory": "resources.memory_mb",
+		"short secret": "environment[0].generate", "compose not yaml": "compose",
+	}
+	if _, err := Parse("demo.yaml", []byte(good)); err != nil {
+		t.Fatalf("the good entry: %v", err)
+	}
+	for name, body := range cases {
+		_, err := Parse("demo.yaml", []byte(body))
+		if err == nil || !strings.Contains(err.Error(), "demo.yaml: "+want[name]) {
+			t.Errorf("%s: %v (want an error at demo.yaml: %s)", name, err, want[name])
+		}
+	}
+}
+
+func TestLoadRefusesAnyBadFile(t *testing.T) {
+	fsys := fstest.MapFS{
+		"c/a.yaml": {Data: []byte(good)},
+		"c/b.yaml": {Data: []byte(good)}, // same id
+	}
+	if _, err := Load(fsys, "c"); err == nil || !strings.Contains(err.Error(), "c/b.yaml: id") {
+		t.Fatalf("duplicate id: %v", err)
+	}
+	fsys["c/b.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(good, "id: demo", "id: other", 1))}
+	entries, err := Load(fsys, "c")
+	if err != nil || len(entries) != 2 || entries[0].ID != "demo" {
+		t.Fatalf("two good files: %v %v", entries, err)
+	}
+	if _, err := Load(fstest.MapFS{}, "c"); err == nil {
+		t.Fatal("an empty directory loaded")
+	}
+}
