@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -238,6 +240,12 @@ func (x *executor) do(ctx context.Context, t *pb.Task) (*taskspec.Output, error)
 			return nil, err
 		}
 		return nil, rt.SetConfig(ctx, vmid, spec.Set, spec.Delete)
+	case taskspec.WriteEnv:
+		spec, err := decode[taskspec.EnvSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, x.writeEnv(ctx, vmid, spec)
 	case taskspec.DownloadTemplate:
 		spec, err := decode[taskspec.TemplateSpec](t)
 		if err != nil {
@@ -345,4 +353,44 @@ func (x *executor) backup(ctx context.Context, t *pb.Task, spec taskspec.BackupS
 		return nil, err
 	}
 	return &taskspec.Output{Volid: volid}, nil
+}
+
+// writeEnv writes the .env file unless it exists; generated secrets are
+// made here and never leave the node.
+func (x *executor) writeEnv(ctx context.Context, vmid int, spec taskspec.EnvSpec) error {
+	rt := x.a.cfg.Runtime
+	res, err := rt.Exec(ctx, vmid, "test", "-f", spec.Path)
+	if err != nil {
+		return err
+	}
+	if res.Code == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(spec.Values)+len(spec.Generate))
+	vals := map[string]string{}
+	for k, v := range spec.Values {
+		names, vals[k] = append(names, k), v
+	}
+	for k, n := range spec.Generate {
+		s, err := secret(n)
+		if err != nil {
+			return err
+		}
+		names, vals[k] = append(names, k), s
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		fmt.Fprintf(&b, "%s=%s\n", k, vals[k])
+	}
+	return rt.Push(ctx, vmid, []byte(b.String()), spec.Path, "0600")
+}
+
+// secret returns n uniformly random base32 characters (5 bits each).
+func secret(n int) (string, error) {
+	var b strings.Builder
+	for b.Len() < n {
+		b.WriteString(rand.Text())
+	}
+	return b.String()[:n], nil
 }

@@ -34,6 +34,11 @@ const (
 	CmdCreateTask    CommandType = 16
 	CmdCompleteTask  CommandType = 17
 	CmdReissueTask   CommandType = 18
+	CmdSetCatalog    CommandType = 19
+	CmdCreateApp     CommandType = 20
+	CmdAppStep       CommandType = 21
+	CmdAppAction     CommandType = 22
+	CmdRemoveApp     CommandType = 23
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -61,6 +66,11 @@ type Command struct {
 	CreateTask   *Task            `json:"create_task,omitempty"`
 	CompleteTask *CompleteTaskCmd `json:"complete_task,omitempty"`
 	ReissueTask  *ReissueTaskCmd  `json:"reissue_task,omitempty"`
+	SetCatalog   *CatalogState    `json:"set_catalog,omitempty"`
+	CreateApp    *CreateAppCmd    `json:"create_app,omitempty"`
+	AppStep      *AppStepCmd      `json:"app_step,omitempty"`
+	AppAction    *AppActionCmd    `json:"app_action,omitempty"`
+	RemoveApp    *RemoveAppCmd    `json:"remove_app,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if
@@ -120,6 +130,7 @@ type Result struct {
 	Token       *Token       `json:"token,omitempty"`
 	Node        *NodeRecord  `json:"node,omitempty"`
 	Task        *Task        `json:"task,omitempty"`
+	App         *App         `json:"app,omitempty"`
 	// Index is the log index of the entry that first applied the command.
 	Index uint64 `json:"index"`
 	// Replayed is true when the answer came from the dedup table. It is

@@ -212,6 +212,16 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		r.Task, err = s.completeTask(*c.CompleteTask)
 	case c.Type == CmdReissueTask && c.ReissueTask != nil:
 		r.Task, err = s.reissueTask(index, *c.ReissueTask)
+	case c.Type == CmdSetCatalog && c.SetCatalog != nil:
+		err = s.setCatalog(*c.SetCatalog)
+	case c.Type == CmdCreateApp && c.CreateApp != nil:
+		r.App, err = s.createApp(index, *c.CreateApp)
+	case c.Type == CmdAppStep && c.AppStep != nil:
+		r.App, err = s.appStep(*c.AppStep)
+	case c.Type == CmdAppAction && c.AppAction != nil:
+		r.App, err = s.appAction(*c.AppAction)
+	case c.Type == CmdRemoveApp && c.RemoveApp != nil:
+		err = s.removeApp(*c.RemoveApp)
 	default:
 		err = problem.E(problem.Internal, "command type %d with its payload is not known to this version", c.Type)
 	}

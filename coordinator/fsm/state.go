@@ -33,6 +33,8 @@ type State struct {
 	Nodes      map[string]*NodeRecord `json:"nodes"`
 	Tasks      map[string]*Task       `json:"tasks"`
 	TaskSeq    uint64                 `json:"task_seq"`
+	Catalog    *CatalogState          `json:"catalog,omitempty"`
+	Apps       map[string]*App        `json:"apps"`
 
 	Dedup map[string]*dedupEntry `json:"dedup"`
 
@@ -69,6 +71,7 @@ func newState() *State {
 		JoinTokens:   map[string]*JoinToken{},
 		Nodes:        map[string]*NodeRecord{},
 		Tasks:        map[string]*Task{},
+		Apps:         map[string]*App{},
 	}
 	s.reindex()
 	return s
@@ -169,6 +172,9 @@ func decodeState(data []byte) (*State, error) {
 	}
 	if s.Tasks == nil {
 		s.Tasks = map[string]*Task{}
+	}
+	if s.Apps == nil {
+		s.Apps = map[string]*App{}
 	}
 	s.reindex()
 	return s, nil

@@ -231,6 +231,28 @@ func publishedPort(m string) (port, proto string) {
 	return parts[0], proto
 }
 
+// PublishedPorts lists the "port/protocol" pairs a Compose document
+// publishes on its host.
+func PublishedPorts(compose string) ([]string, error) {
+	var doc struct {
+		Services map[string]struct {
+			Ports []any `yaml:"ports"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal([]byte(compose), &doc); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, svc := range doc.Services {
+		for _, p := range svc.Ports {
+			host, proto := publishedPort(fmt.Sprint(p))
+			out = append(out, host+"/"+proto)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // Parse decodes one entry strictly: unknown fields are errors.
 func Parse(file string, data []byte) (Entry, error) {
 	var e Entry

@@ -2,6 +2,8 @@ package pvesim
 
 import (
 	"crypto/tls"
+	"os"
+	"path/filepath"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -89,5 +91,30 @@ func TestFaultAndTakeCommands(t *testing.T) {
 	s.fails("VM 150 already exists on node 'pve'", "pct", "create", "150", "local:vztmpl/"+debian, "--rootfs", "local-lvm:4")
 	if out := s.ok("pct", "list"); !strings.Contains(out, "151        stopped                 manual-151") {
 		t.Fatalf("list after take:\n%s", out)
+	}
+}
+
+func TestDeployFlowCommandsInsideAContainer(t *testing.T) {
+	s := newSim(t)
+	s.withTemplate()
+	s.ok("pct", "create", "100", "local:vztmpl/"+debian, "--rootfs", "local-lvm:4", "--net0", "name=eth0,bridge=vmbr0,ip=dhcp", "--start", "1")
+	compose := filepath.Join(t.TempDir(), "compose.yaml")
+	if err := os.WriteFile(compose, []byte("services:\n  web:\n    image: nginx:1.27\n    ports: [\"8080:80\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.ok("pct", "push", "100", compose, "/opt/proximity/app/compose.yaml")
+	curl := []string{"exec", "100", "--", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/"}
+	if code, _, errs := s.run("pct", curl...); code != 7 || !strings.Contains(errs, "Failed to connect") {
+		t.Fatalf("curl before up: %d %s", code, errs)
+	}
+	up := []string{"exec", "100", "--", "docker", "compose", "--project-directory", "/opt/proximity/app", "up", "-d"}
+	if code, _, errs := s.run("pct", up...); code != 127 || !strings.Contains(errs, "docker: not found") {
+		t.Fatalf("docker before install: %d %s", code, errs)
+	}
+	s.ok("pct", "exec", "100", "--", "sh", "-c", "apt-get update && apt-get install -y docker.io docker-compose")
+	s.ok("pct", up...)
+	s.ok("pct", curl...)
+	if code, _, _ := s.run("pct", "exec", "100", "--", "curl", "-fsS", "http://127.0.0.1:9999/"); code != 7 {
+		t.Fatal("curl of an unpublished port succeeded")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/proximity-ve/proximity/internal/catalog"
 )
 
 // IPv4 is the address a running container reports on eth0: the static
@@ -77,6 +79,21 @@ func (c *pct) run1(ct *CT, cmd []string) int {
 		return ""
 	}
 	switch cmd[0] {
+	case "sh":
+		if len(cmd) == 3 && cmd[1] == "-c" {
+			for _, part := range strings.Split(cmd[2], "&&") {
+				if code := c.run1(ct, strings.Fields(strings.ReplaceAll(strings.ReplaceAll(part, "'", ""), `"`, ""))); code != 0 {
+					return code
+				}
+			}
+			return 0
+		}
+	case "apt-get":
+		return c.aptGet(ct, cmd[1:])
+	case "docker":
+		return c.docker(ct, cmd[1:])
+	case "curl":
+		return c.curl(ct, cmd[1:])
 	case "true":
 		return 0
 	case "false":
@@ -153,4 +170,125 @@ func (c *pct) push(id int, file, dest string) error {
 			return nil
 		},
 	}, nil)
+}
+
+const (
+	packagesFile = "/var/lib/pvesim/packages"
+	composeState = "/var/lib/pvesim/compose"
+)
+
+func (ct *CT) installed(pkg string) bool {
+	for _, p := range strings.Fields(ct.Files[packagesFile]) {
+		if p == pkg {
+			return true
+		}
+	}
+	return false
+}
+
+// aptGet knows update and install (any package installs).
+func (c *pct) aptGet(ct *CT, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(c.stderr, "E: Invalid operation")
+		return 100
+	}
+	switch args[0] {
+	case "update":
+		fmt.Fprintln(c.stdout, "Reading package lists... Done")
+		return 0
+	case "install":
+		for _, p := range args[1:] {
+			if !strings.HasPrefix(p, "-") && !ct.installed(p) {
+				ct.Files[packagesFile] += p + "\n"
+				fmt.Fprintf(c.stdout, "Setting up %s ...\n", p)
+			}
+		}
+		return 0
+	}
+	fmt.Fprintf(c.stderr, "E: Invalid operation %s\n", args[0])
+	return 100
+}
+
+// docker knows `docker compose [-f FILE] [--project-directory DIR] up -d |
+// pull | ps | stop | down`, with docker.io installed; the project's state
+// is kept in the container.
+func (c *pct) docker(ct *CT, args []string) int {
+	if !ct.installed("docker.io") {
+		fmt.Fprintln(c.stderr, "sh: 1: docker: not found")
+		return 127
+	}
+	if len(args) == 0 || args[0] != "compose" {
+		fmt.Fprintln(c.stderr, "docker: only `docker compose` is simulated")
+		return 1
+	}
+	file, dir, verb := "", "", ""
+	for i := 1; i < len(args); i++ {
+		switch a := args[i]; {
+		case (a == "-f" || a == "--file") && i+1 < len(args):
+			file, i = args[i+1], i+1
+		case a == "--project-directory" && i+1 < len(args):
+			dir, i = args[i+1], i+1
+		case verb == "" && !strings.HasPrefix(a, "-"):
+			verb = a
+		}
+	}
+	if file == "" {
+		file = strings.TrimSuffix(dir, "/") + "/compose.yaml"
+	}
+	doc, ok := ct.Files[file]
+	if !ok {
+		fmt.Fprintf(c.stderr, "open %s: no such file or directory\n", file)
+		return 1
+	}
+	switch verb {
+	case "pull":
+		fmt.Fprintln(c.stdout, "Pulled")
+	case "up":
+		if !ct.installed("docker-compose") {
+			fmt.Fprintln(c.stderr, "docker: 'compose' is not a docker command.")
+			return 1
+		}
+		ports, err := catalog.PublishedPorts(doc)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "yaml: %v\n", err)
+			return 15
+		}
+		ct.Files[composeState] = file + "\n" + strings.Join(ports, " ")
+		fmt.Fprintln(c.stdout, "Container app-1  Started")
+	case "ps":
+		if st, ok := ct.Files[composeState]; ok {
+			fmt.Fprintf(c.stdout, "NAME    STATUS\napp-1   Up (%s)\n", strings.SplitN(st, "\n", 2)[0])
+		}
+	case "stop", "down":
+		delete(ct.Files, composeState)
+	default:
+		fmt.Fprintf(c.stderr, "unknown docker compose command %q\n", verb)
+		return 1
+	}
+	return 0
+}
+
+// curl answers http://127.0.0.1:PORT/... when a started Compose project
+// publishes PORT.
+func (c *pct) curl(ct *CT, args []string) int {
+	url := ""
+	for _, a := range args {
+		if strings.HasPrefix(a, "http://") {
+			url = strings.TrimPrefix(a, "http://")
+		}
+	}
+	hostport, _, _ := strings.Cut(url, "/")
+	host, port, ok := strings.Cut(hostport, ":")
+	if !ok {
+		port = "80"
+	}
+	if st, up := ct.Files[composeState]; up && (host == "127.0.0.1" || host == "localhost") {
+		for _, p := range strings.Fields(strings.SplitN(st, "\n", 2)[1]) {
+			if p == port+"/tcp" {
+				return 0
+			}
+		}
+	}
+	fmt.Fprintf(c.stderr, "curl: (7) Failed to connect to %s port %s after 0 ms: Couldn't connect to server\n", host, port)
+	return 7
 }

@@ -29,7 +29,18 @@ const (
 	Push             = "push"
 	SetConfig        = "set_config"
 	DownloadTemplate = "download_template"
+	WriteEnv         = "write_env"
 )
+
+// EnvSpec writes a Compose .env file into the container: fixed values,
+// and secrets the agent generates itself (crypto/rand, URL-safe), so that
+// no coordinator, log or Raft entry ever holds them. An existing file is
+// kept as it is, so a redelivered task does not change the secrets.
+type EnvSpec struct {
+	Path     string            `json:"path"`
+	Values   map[string]string `json:"values,omitempty"`
+	Generate map[string]int    `json:"generate,omitempty"` // name → length
+}
 
 // CreateSpec creates a container on the task's VMID. The agent tags it
 // with the task (see Tag), which is how a repeated delivery recognises a

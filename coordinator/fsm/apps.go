@@ -1,0 +1,299 @@
+package fsm
+
+import (
+	"sort"
+	"time"
+
+	"github.com/proximity-ve/proximity/internal/catalog"
+	"github.com/proximity-ve/proximity/internal/problem"
+)
+
+// App statuses. Transitional ones last while an operation runs.
+const (
+	AppDeploying  = "deploying"
+	AppRunning    = "running"
+	AppStopped    = "stopped"
+	AppError      = "error"
+	AppStarting   = "starting"
+	AppStopping   = "stopping"
+	AppRestarting = "restarting"
+	AppDeleting   = "deleting"
+)
+
+// App operations (at most one at a time per app).
+const (
+	OpDeploy  = "deploy"
+	OpStart   = "start"
+	OpStop    = "stop"
+	OpRestart = "restart"
+	OpDelete  = "delete"
+)
+
+// maxAppLog bounds an app's deployment log; the oldest lines go first.
+const maxAppLog = 1000
+
+// LogLine is one line of an app's log.
+type LogLine struct {
+	At  time.Time `json:"at"`
+	Msg string    `json:"msg"`
+}
+
+// App is a deployed catalog app: its spec, where it runs, and the state of
+// the operation in progress.
+type App struct {
+	ID             string            `json:"id"`
+	Owner          string            `json:"owner"`
+	CatalogID      string            `json:"catalog_id"`
+	CatalogVersion string            `json:"catalog_version"`
+	Hostname       string            `json:"hostname"`
+	Node           string            `json:"node"`
+	VMID           int               `json:"vmid"`
+	ReservationID  string            `json:"reservation_id"`
+	PublicPorts    []int             `json:"public_ports"`
+	IP             string            `json:"ip,omitempty"`
+	Resources      catalog.Resources `json:"resources"`
+	Environment    map[string]string `json:"environment,omitempty"` // caller's values; generated secrets never come here
+	Status         string            `json:"status"`
+	Op             string            `json:"op,omitempty"`
+	Step           string            `json:"step,omitempty"`
+	Attempt        int               `json:"attempt,omitempty"`
+	TaskID         string            `json:"task_id,omitempty"`
+	Error          string            `json:"error,omitempty"`
+	Log            []LogLine         `json:"log,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+}
+
+// CatalogState is the catalog every server serves.
+type CatalogState struct {
+	Entries []catalog.Entry `json:"entries"`
+	Source  string          `json:"source"`
+	At      time.Time       `json:"at"`
+}
+
+// CreateAppCmd reserves the app's VMID, ports and hostname and records
+// the app, in one step.
+type CreateAppCmd struct {
+	App     App        `json:"app"`
+	Reserve ReserveCmd `json:"reserve"`
+}
+
+// AppStepCmd moves an app's operation forward. It applies only if the app
+// is still at ExpectOp/ExpectStep/ExpectTask, so a controller acting on a
+// stale view changes nothing.
+type AppStepCmd struct {
+	ID         string    `json:"id"`
+	ExpectOp   string    `json:"expect_op"`
+	ExpectStep string    `json:"expect_step"`
+	ExpectTask string    `json:"expect_task"`
+	Step       string    `json:"step"`
+	TaskID     string    `json:"task_id"`
+	Attempt    int       `json:"attempt"`
+	Status     string    `json:"status,omitempty"` // set with Done, or on error
+	Done       bool      `json:"done,omitempty"`   // the operation ended
+	Error      string    `json:"error,omitempty"`
+	VMID       int       `json:"vmid,omitempty"`
+	Log        []string  `json:"log,omitempty"`
+	At         time.Time `json:"at"`
+}
+
+// AppActionCmd starts an operation on an app. Owner, when set, must own
+// it (the API passes the caller for users; admins act on any app).
+type AppActionCmd struct {
+	ID    string    `json:"id"`
+	Op    string    `json:"op"`
+	Owner string    `json:"owner,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// RemoveAppCmd forgets a deleted app and releases its reservation.
+type RemoveAppCmd struct {
+	ID string `json:"id"`
+}
+
+func (s *State) setCatalog(c CatalogState) error {
+	if len(c.Entries) == 0 {
+		return problem.E(problem.Invalid, "catalog: no entries")
+	}
+	cp := c
+	s.Catalog = &cp
+	return nil
+}
+
+// CatalogEntry returns one entry of the catalog.
+func (s *State) CatalogEntry(id string) (catalog.Entry, bool) {
+	if s.Catalog == nil {
+		return catalog.Entry{}, false
+	}
+	for _, e := range s.Catalog.Entries {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return catalog.Entry{}, false
+}
+
+func (a *App) log(at time.Time, msgs ...string) {
+	for _, m := range msgs {
+		a.Log = append(a.Log, LogLine{At: at.UTC(), Msg: m})
+	}
+	if len(a.Log) > maxAppLog {
+		a.Log = append([]LogLine(nil), a.Log[len(a.Log)-maxAppLog:]...)
+	}
+}
+
+func (s *State) createApp(index uint64, c CreateAppCmd) (*App, error) {
+	a := c.App
+	if a.ID == "" || a.Owner == "" {
+		return nil, problem.E(problem.Invalid, "app: id and owner required")
+	}
+	if _, ok := s.Apps[a.ID]; ok {
+		return nil, problem.E(problem.Conflict, "app %s exists already", a.ID)
+	}
+	e, ok := s.CatalogEntry(a.CatalogID)
+	if !ok {
+		return nil, problem.E(problem.NotFound, "catalog_id: %q is not in the catalog", a.CatalogID)
+	}
+	if _, ok := s.Nodes[c.Reserve.Node]; !ok {
+		return nil, problem.E(problem.NotFound, "node: %q is not enrolled", c.Reserve.Node)
+	}
+	r, err := s.reserve(index, &c.Reserve)
+	if err != nil {
+		return nil, err
+	}
+	a.CatalogVersion, a.Hostname, a.Node, a.VMID, a.ReservationID = e.Version, r.Hostname, r.Node, r.VMID, r.ID
+	a.PublicPorts, a.IP = r.PublicPorts, r.IP
+	a.Status, a.Op, a.Step, a.Attempt, a.TaskID, a.Error = AppDeploying, OpDeploy, "", 1, "", ""
+	a.Log = nil
+	a.log(a.CreatedAt, "deploy of "+e.Name+" "+e.Version+" requested on node "+r.Node)
+	a.UpdatedAt = a.CreatedAt
+	cp := a
+	s.Apps[a.ID] = &cp
+	out := cp
+	return &out, nil
+}
+
+func (s *State) appStep(c AppStepCmd) (*App, error) {
+	a, ok := s.Apps[c.ID]
+	if !ok {
+		return nil, problem.E(problem.NotFound, "app %s does not exist", c.ID)
+	}
+	if a.Op != c.ExpectOp || a.Step != c.ExpectStep || a.TaskID != c.ExpectTask {
+		return nil, problem.E(problem.Conflict, "app %s moved on (now %s/%s)", c.ID, a.Op, a.Step)
+	}
+	a.Step, a.TaskID, a.Attempt = c.Step, c.TaskID, c.Attempt
+	if c.VMID != 0 {
+		a.VMID = c.VMID
+	}
+	if c.Error != "" {
+		a.Error = c.Error
+	}
+	if c.Done {
+		a.Op, a.Step, a.TaskID, a.Attempt = "", "", "", 0
+		if c.Status != AppError {
+			a.Error = ""
+		}
+	}
+	if c.Status != "" {
+		a.Status = c.Status
+	}
+	a.log(c.At, c.Log...)
+	a.UpdatedAt = c.At.UTC()
+	cp := *a
+	return &cp, nil
+}
+
+// transitions: from which statuses an operation may start, and the status
+// it shows meanwhile.
+var transitions = map[string]struct {
+	from   []string
+	during string
+}{
+	OpStart:   {[]string{AppStopped, AppError}, AppStarting},
+	OpStop:    {[]string{AppRunning, AppError}, AppStopping},
+	OpRestart: {[]string{AppRunning, AppError}, AppRestarting},
+	OpDelete:  {[]string{AppRunning, AppStopped, AppError}, AppDeleting},
+}
+
+func (s *State) appAction(c AppActionCmd) (*App, error) {
+	a, ok := s.Apps[c.ID]
+	if !ok || (c.Owner != "" && a.Owner != c.Owner) {
+		return nil, problem.E(problem.NotFound, "app %s does not exist", c.ID)
+	}
+	t, ok := transitions[c.Op]
+	if !ok {
+		return nil, problem.E(problem.Invalid, "action: %q must be start, stop, restart or delete", c.Op)
+	}
+	if a.Op != "" {
+		return nil, problem.E(problem.Conflict, "app %s is busy: %s in progress", c.ID, a.Op)
+	}
+	allowed := false
+	for _, f := range t.from {
+		allowed = allowed || a.Status == f
+	}
+	if !allowed {
+		return nil, problem.E(problem.Conflict, "app %s is %s; cannot %s it", c.ID, a.Status, c.Op)
+	}
+	a.Op, a.Step, a.Attempt, a.TaskID, a.Status = c.Op, "", 1, "", t.during
+	a.log(c.At, c.Op+" requested")
+	a.UpdatedAt = c.At.UTC()
+	cp := *a
+	return &cp, nil
+}
+
+func (s *State) removeApp(c RemoveAppCmd) error {
+	a, ok := s.Apps[c.ID]
+	if !ok {
+		return nil // removed already
+	}
+	if _, ok := s.Reservations[a.ReservationID]; ok {
+		if err := s.release(a.ReservationID); err != nil {
+			return err
+		}
+	}
+	delete(s.Apps, c.ID)
+	return nil
+}
+
+// App returns one app.
+func (s *State) App(id string) (App, bool) {
+	a, ok := s.Apps[id]
+	if !ok {
+		return App{}, false
+	}
+	return *a, true
+}
+
+// ListApps returns the apps of owner (all apps when owner is empty), by
+// creation, a page at a time.
+func (s *State) ListApps(owner string, page, perPage int) ([]App, int) {
+	var all []*App
+	for _, a := range s.Apps {
+		if owner == "" || a.Owner == owner {
+			all = append(all, a)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].CreatedAt.Equal(all[j].CreatedAt) {
+			return all[i].CreatedAt.Before(all[j].CreatedAt)
+		}
+		return all[i].ID < all[j].ID
+	})
+	var out []App
+	for i := (page - 1) * perPage; i < len(all) && i < page*perPage; i++ {
+		out = append(out, *all[i])
+	}
+	return out, len(all)
+}
+
+// BusyApps lists the apps with an operation in progress, by ID.
+func (s *State) BusyApps() []App {
+	var out []App
+	for _, a := range s.Apps {
+		if a.Op != "" {
+			out = append(out, *a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
