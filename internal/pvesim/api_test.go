@@ -2,11 +2,11 @@ package pvesim
 
 import (
 	"crypto/tls"
-	"os"
-	"path/filepath"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
