@@ -40,19 +40,23 @@ type Config struct {
 	Now func() time.Time
 	// Agents serves node heartbeats and the CA pin (nil: no agents).
 	Agents Agents
+	// CatalogDir is where catalog reload reads files ("": the starter
+	// catalog built into the binary).
+	CatalogDir string
 }
 
 // API is the HTTP handler.
 type API struct {
-	b       Backend
-	log     *slog.Logger
-	timeout time.Duration
-	now     func() time.Time
-	mux     *http.ServeMux
-	routes  []*route
-	fwd     *http.Client
-	m       *metrics
-	agents  Agents
+	b          Backend
+	log        *slog.Logger
+	timeout    time.Duration
+	now        func() time.Time
+	mux        *http.ServeMux
+	routes     []*route
+	fwd        *http.Client
+	m          *metrics
+	agents     Agents
+	catalogDir string
 }
 
 // New builds the handler.
@@ -70,7 +74,7 @@ func New(cfg Config) *API {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	a := &API{
-		b: cfg.Backend, log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now, agents: cfg.Agents,
+		b: cfg.Backend, log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now, agents: cfg.Agents, catalogDir: cfg.CatalogDir,
 		mux: http.NewServeMux(),
 		fwd: &http.Client{
 			Timeout: 10 * time.Second,

@@ -46,6 +46,18 @@ func (a *API) table() []*route {
 		{method: "GET", pattern: "/api/v1/cluster", access: adminOnly, where: local, h: a.getCluster},
 		{method: "DELETE", pattern: "/api/v1/cluster/members/{id}", access: adminOnly, where: leader, h: a.removeMember},
 
+		{method: "GET", pattern: "/api/v1/catalog", access: anyUser, where: local, h: a.listCatalog},
+		{method: "GET", pattern: "/api/v1/catalog/{id}", access: anyUser, where: local, h: a.getCatalogEntry},
+		{method: "POST", pattern: "/api/v1/catalog/reload", access: adminOnly, where: leader, h: a.reloadCatalog},
+
+		{method: "GET", pattern: "/api/v1/apps", access: anyUser, where: leader, h: a.listApps},
+		{method: "POST", pattern: "/api/v1/apps", access: anyUser, where: leader, h: a.createApp},
+		{method: "GET", pattern: "/api/v1/apps/{id}", access: anyUser, where: leader, h: a.getApp},
+		{method: "DELETE", pattern: "/api/v1/apps/{id}", access: anyUser, where: leader, h: a.deleteApp},
+		{method: "POST", pattern: "/api/v1/apps/{id}/actions", access: anyUser, where: leader, h: a.postAppAction},
+		{method: "GET", pattern: "/api/v1/apps/{id}/logs", access: anyUser, where: leader, h: a.appLogs},
+		{method: "GET", pattern: "/api/v1/apps/{id}/metrics", access: anyUser, where: leader, h: a.appMetrics},
+
 		{method: "GET", pattern: "/api/v1/nodes", access: adminOnly, where: leader, h: a.listNodes},
 		{method: "POST", pattern: "/api/v1/join-tokens", access: adminOnly, where: leader, h: a.createJoinToken},
 

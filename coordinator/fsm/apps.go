@@ -89,8 +89,9 @@ type AppStepCmd struct {
 	Step       string    `json:"step"`
 	TaskID     string    `json:"task_id"`
 	Attempt    int       `json:"attempt"`
-	Status     string    `json:"status,omitempty"` // set with Done, or on error
-	Done       bool      `json:"done,omitempty"`   // the operation ended
+	Status     string    `json:"status,omitempty"`  // set with Done, or on error
+	Done       bool      `json:"done,omitempty"`    // the operation ended
+	Release    bool      `json:"release,omitempty"` // free the reservation (a deploy that failed for good)
 	Error      string    `json:"error,omitempty"`
 	VMID       int       `json:"vmid,omitempty"`
 	Log        []string  `json:"log,omitempty"`
@@ -188,6 +189,14 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 	if c.Error != "" {
 		a.Error = c.Error
 	}
+	if c.Release && a.ReservationID != "" {
+		if _, ok := s.Reservations[a.ReservationID]; ok {
+			if err := s.release(a.ReservationID); err != nil {
+				return nil, err
+			}
+		}
+		a.ReservationID, a.VMID, a.PublicPorts, a.IP = "", 0, nil, ""
+	}
 	if c.Done {
 		a.Op, a.Step, a.TaskID, a.Attempt = "", "", "", 0
 		if c.Status != AppError {
@@ -226,6 +235,9 @@ func (s *State) appAction(c AppActionCmd) (*App, error) {
 	}
 	if a.Op != "" {
 		return nil, problem.E(problem.Conflict, "app %s is busy: %s in progress", c.ID, a.Op)
+	}
+	if a.ReservationID == "" && c.Op != OpDelete {
+		return nil, problem.E(problem.Conflict, "app %s has no container (its deploy failed); delete it", c.ID)
 	}
 	allowed := false
 	for _, f := range t.from {

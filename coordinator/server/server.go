@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/proximity-ve/proximity/coordinator/agentsvc"
+	"github.com/proximity-ve/proximity/coordinator/apps"
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
 
 	"github.com/proximity-ve/proximity/coordinator/api"
@@ -55,6 +56,10 @@ type Config struct {
 	NodeTTL, Heartbeat time.Duration
 	// AgentCertTTL is the lifetime of node certificates (default 30 days).
 	AgentCertTTL time.Duration
+	// CatalogDir holds the catalog's YAML files ("": the starter catalog).
+	CatalogDir string
+	// AppPolicy overrides the apps' retry policy (tests shorten it).
+	AppPolicy *apps.Policy
 }
 
 // Server is a running coordinator server.
@@ -68,6 +73,7 @@ type Server struct {
 	done chan struct{}
 
 	agents *agentsvc.Service
+	apps   *apps.Controller
 	grpc   *grpc.Server
 	gln    net.Listener
 	gdone  chan struct{}
@@ -112,7 +118,9 @@ func Start(cfg Config) (*Server, error) {
 			s.log.Error("grpc server", "err", err)
 		}
 	}()
-	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout, Agents: s.agents})
+	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy})
+	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout,
+		Agents: s.agents, CatalogDir: cfg.CatalogDir})
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -197,6 +205,8 @@ func (s *Server) Kill() {
 // FSM, renames it.
 func (s *Server) onLeaderReady(ctx context.Context, cl *cluster.Cluster) {
 	go s.agents.Lead(ctx)
+	go s.apps.Run(ctx)
+	go s.ensureCatalog(ctx, cl)
 	go func() {
 		for ctx.Err() == nil {
 			err := s.agents.EnsureCA(ctx)
@@ -211,6 +221,32 @@ func (s *Server) onLeaderReady(ctx context.Context, cl *cluster.Cluster) {
 		}
 	}()
 	s.initAdmin(ctx, cl)
+}
+
+// ensureCatalog loads the catalog into a cluster that has none yet.
+func (s *Server) ensureCatalog(ctx context.Context, cl *cluster.Cluster) {
+	var have bool
+	cl.FSM().Read(func(st *fsm.State) { have = st.Catalog != nil })
+	if have {
+		return
+	}
+	entries, source, err := api.LoadCatalog(s.cfg.CatalogDir)
+	if err != nil {
+		s.log.Error("catalog not loaded", "err", err)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := cl.Propose(pctx, fsm.Command{Type: fsm.CmdSetCatalog, RequestID: api.NewID("catalog_"),
+		SetCatalog: &fsm.CatalogState{Entries: entries, Source: source, At: time.Now()}})
+	if err == nil {
+		err = res.Err()
+	}
+	if err != nil {
+		s.log.Warn("catalog not loaded", "err", err)
+		return
+	}
+	s.log.Info("catalog loaded", "entries", len(entries), "source", source)
 }
 
 func (s *Server) initAdmin(ctx context.Context, cl *cluster.Cluster) {

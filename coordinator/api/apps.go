@@ -1,0 +1,257 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/catalog"
+	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/validate"
+)
+
+// appJSON is an app as the API shows it.
+type appJSON struct {
+	ID             string            `json:"id"`
+	Status         string            `json:"status"`
+	Hostname       string            `json:"hostname"`
+	VMID           int               `json:"vmid"`
+	Node           string            `json:"node"`
+	Owner          string            `json:"owner"`
+	CatalogID      string            `json:"catalog_id"`
+	CatalogVersion string            `json:"catalog_version"`
+	PublicPorts    []int             `json:"public_ports"`
+	IP             string            `json:"ip,omitempty"`
+	Resources      catalog.Resources `json:"resources"`
+	Operation      string            `json:"operation,omitempty"`
+	Step           string            `json:"step,omitempty"`
+	Error          string            `json:"error,omitempty"`
+	CreatedAt      string            `json:"created_at"`
+	UpdatedAt      string            `json:"updated_at"`
+}
+
+func appOut(a fsm.App) appJSON {
+	ports := a.PublicPorts
+	if ports == nil {
+		ports = []int{}
+	}
+	return appJSON{ID: a.ID, Status: a.Status, Hostname: a.Hostname, VMID: a.VMID, Node: a.Node, Owner: a.Owner,
+		CatalogID: a.CatalogID, CatalogVersion: a.CatalogVersion, PublicPorts: ports, IP: a.IP, Resources: a.Resources,
+		Operation: a.Op, Step: a.Step, Error: a.Error,
+		CreatedAt: a.CreatedAt.UTC().Format("2006-01-02T15:04:05Z07:00"), UpdatedAt: a.UpdatedAt.UTC().Format("2006-01-02T15:04:05Z07:00")}
+}
+
+// ownApp reads app {id} if the caller may see it: its owner or an admin.
+// Anyone else gets the same 404 as for a missing app.
+func (a *API) ownApp(rq *request) (fsm.App, error) {
+	id := rq.r.PathValue("id")
+	var app fsm.App
+	var ok bool
+	a.b.FSM().Read(func(s *fsm.State) { app, ok = s.App(id) })
+	if !ok || (rq.user.Role != fsm.RoleAdmin && app.Owner != rq.user.ID) {
+		return fsm.App{}, problem.E(problem.NotFound, "app %s does not exist", id)
+	}
+	return app, nil
+}
+
+// owner is the owner filter for the caller: admins see every app.
+func owner(rq *request) string {
+	if rq.user.Role == fsm.RoleAdmin {
+		return ""
+	}
+	return rq.user.ID
+}
+
+func (a *API) createApp(rq *request) (int, any, error) {
+	var in struct {
+		CatalogID   string             `json:"catalog_id"`
+		Hostname    string             `json:"hostname"`
+		Node        string             `json:"node"`
+		Environment map[string]string  `json:"environment"`
+		Resources   *catalog.Resources `json:"resources"`
+	}
+	if err := rq.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	host, err := validate.Hostname("hostname", in.Hostname)
+	if err != nil {
+		return 0, nil, err
+	}
+	var e catalog.Entry
+	var ok bool
+	var nodes []fsm.NodeRecord
+	a.b.FSM().Read(func(s *fsm.State) {
+		e, ok = s.CatalogEntry(in.CatalogID)
+		nodes = s.ListNodes()
+	})
+	if !ok {
+		return 0, nil, problem.E(problem.Invalid, "catalog_id: %q is not in the catalog", in.CatalogID)
+	}
+	res := e.Resources
+	if in.Resources != nil {
+		res = *in.Resources
+		probe := e
+		probe.Resources = res
+		if err := probe.Validate("request"); err != nil {
+			return 0, nil, problem.E(problem.Invalid, "resources: cores 1-64, memory_mb 128-262144, disk_gb 1-4096")
+		}
+	}
+	known := map[string]bool{}
+	for _, v := range e.Environment {
+		known[v.Name] = true
+	}
+	for k := range in.Environment {
+		if !known[k] {
+			return 0, nil, problem.E(problem.Invalid, "environment.%s: not a variable of %s", k, e.ID)
+		}
+	}
+	node := in.Node
+	if node == "" {
+		node = a.pickNode(nodes, res.MemoryMB)
+		if node == "" {
+			return 0, nil, problem.E(problem.Unavailable, "no ready node; add one with a join token")
+		}
+	} else if err := validate.NodeName("node", node); err != nil {
+		return 0, nil, err
+	}
+	now := a.now()
+	id := NewID("app_")
+	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdCreateApp, RequestID: rq.key, CreateApp: &fsm.CreateAppCmd{
+		App: fsm.App{ID: id, Owner: rq.user.ID, CatalogID: e.ID, Resources: res, Environment: in.Environment, CreatedAt: now},
+		Reserve: fsm.ReserveCmd{ID: NewID("res_"), Hostname: host, Node: node, PublicPorts: len(e.Ports),
+			IP: a.staticIPs(), Owner: "app:" + id, CreatedAt: now},
+	}})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, appOut(*r.App), nil
+}
+
+// staticIPs reports whether deploys take an address from the registry.
+func (a *API) staticIPs() bool {
+	var subnet string
+	a.b.FSM().Read(func(s *fsm.State) { subnet = s.Network.Subnet })
+	return subnet != ""
+}
+
+// pickNode is the ready node with the most free memory, as its agent last
+// reported it.
+func (a *API) pickNode(nodes []fsm.NodeRecord, needMB int) string {
+	best, bestFree := "", uint64(0)
+	for _, n := range nodes {
+		if n.Status != fsm.NodeReady {
+			continue
+		}
+		free := uint64(0)
+		if a.agents != nil {
+			if li, ok := a.agents.NodeLive(n.Name); ok {
+				free = li.MemFree
+			}
+		}
+		if best == "" || free > bestFree {
+			best, bestFree = n.Name, free
+		}
+	}
+	return best
+}
+
+func (a *API) listApps(rq *request) (int, any, error) {
+	q := rq.r.URL.Query()
+	pg, per, err := validate.Pagination(q.Get("page"), q.Get("per_page"))
+	if err != nil {
+		return 0, nil, err
+	}
+	out := page[appJSON]{Items: []appJSON{}, Page: pg, PerPage: per}
+	a.b.FSM().Read(func(s *fsm.State) {
+		apps, total := s.ListApps(owner(rq), pg, per)
+		out.Total = total
+		for _, x := range apps {
+			out.Items = append(out.Items, appOut(x))
+		}
+	})
+	return http.StatusOK, out, nil
+}
+
+func (a *API) getApp(rq *request) (int, any, error) {
+	app, err := a.ownApp(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, appOut(app), nil
+}
+
+func (a *API) appAction(rq *request, op string) (int, any, error) {
+	app, err := a.ownApp(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdAppAction, RequestID: rq.key, AppAction: &fsm.AppActionCmd{
+		ID: app.ID, Op: op, Owner: owner(rq), At: a.now()}})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, appOut(*r.App), nil
+}
+
+func (a *API) postAppAction(rq *request) (int, any, error) {
+	var in struct {
+		Action string `json:"action"`
+	}
+	if err := rq.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	switch in.Action {
+	case fsm.OpStart, fsm.OpStop, fsm.OpRestart:
+	default:
+		return 0, nil, problem.E(problem.Invalid, "action: %q must be start, stop or restart", in.Action)
+	}
+	return a.appAction(rq, in.Action)
+}
+
+func (a *API) deleteApp(rq *request) (int, any, error) { return a.appAction(rq, fsm.OpDelete) }
+
+func (a *API) appLogs(rq *request) (int, any, error) {
+	limit := 100
+	if v := rq.r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, nil, problem.E(problem.Invalid, "limit: %q must be 1-1000", v)
+		}
+		limit = n
+	}
+	app, err := a.ownApp(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	lines := app.Log
+	if len(lines) > limit {
+		lines = lines[len(lines)-limit:]
+	}
+	if lines == nil {
+		lines = []fsm.LogLine{}
+	}
+	return http.StatusOK, map[string]any{"items": lines, "total": len(app.Log)}, nil
+}
+
+// appMetrics answers what the node's agent last reported for the app's
+// container; a counter not reported is null, never a made-up zero.
+func (a *API) appMetrics(rq *request) (int, any, error) {
+	app, err := a.ownApp(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := map[string]any{"status": nil, "cpu": nil, "mem": nil, "max_mem": nil, "disk": nil, "max_disk": nil,
+		"net_in": nil, "net_out": nil, "uptime": nil, "reported_at": nil}
+	if a.agents != nil && app.VMID != 0 {
+		if li, ok := a.agents.NodeLive(app.Node); ok {
+			for _, g := range li.Guests {
+				if int(g.Vmid) == app.VMID {
+					out["status"], out["cpu"], out["mem"], out["max_mem"] = g.Status, g.Cpu, g.Mem, g.MaxMem
+					out["disk"], out["max_disk"], out["net_in"], out["net_out"], out["uptime"] = g.Disk, g.MaxDisk, g.NetIn, g.NetOut, g.Uptime
+					out["reported_at"] = li.LastHeartbeat.UTC()
+				}
+			}
+		}
+	}
+	return http.StatusOK, out, nil
+}

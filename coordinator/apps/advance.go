@@ -1,0 +1,137 @@
+package apps
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/catalog"
+	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/taskspec"
+)
+
+// permanent are task error kinds that no retry can fix.
+var permanent = map[string]bool{"invalid": true, "unsupported": true, "protected": true}
+
+// advance moves one app's operation one step: it submits the current
+// stage's task, or, when that task has ended, goes to the next stage,
+// retries, or ends the operation.
+func (c *Controller) advance(ctx context.Context, a fsm.App) error {
+	op, ok := ops[a.Op]
+	if !ok {
+		return fmt.Errorf("unknown operation %q", a.Op)
+	}
+	var e catalog.Entry
+	var network fsm.NetworkSettings
+	var task fsm.Task
+	var haveTask bool
+	c.cfg.Backend.FSM().Read(func(s *fsm.State) {
+		e, _ = s.CatalogEntry(a.CatalogID)
+		network = s.Network
+		if a.TaskID != "" {
+			task, haveTask = s.Task(a.TaskID)
+		}
+	})
+	stages := op.stages
+	if a.Step == cleanupStage {
+		stages = []stage{{name: cleanupStage, task: stDestroy.task}}
+	}
+	idx := 0
+	for i, st := range stages {
+		if st.name == a.Step {
+			idx = i
+		}
+	}
+	st := stages[idx]
+	if a.Step == "" {
+		return c.step(ctx, a, fsm.AppStepCmd{Step: st.name, Attempt: 1, Log: []string{st.name + ": started"}})
+	}
+	if a.TaskID == "" {
+		c.mu.Lock()
+		wait := c.notBefore[a.ID]
+		c.mu.Unlock()
+		if c.cfg.Now().Before(wait) {
+			return nil
+		}
+		if a.Op == fsm.OpDelete && a.ReservationID == "" {
+			// A failed deploy left nothing on the node.
+			return c.finish(ctx, a, op.final)
+		}
+		kind, spec := st.task(a, e, network)
+		t := fsm.Task{ID: fmt.Sprintf("%s-%s-%s-%d", a.ID, a.Op, st.name, a.Attempt), Node: a.Node, Kind: kind, VMID: a.VMID}
+		if kind == taskspec.Create {
+			t.ReservationID = a.ReservationID
+		}
+		if _, err := c.cfg.Tasks.Submit(ctx, t, spec); err != nil && !problem.Is(err, problem.Conflict) {
+			return err
+		}
+		return c.step(ctx, a, fsm.AppStepCmd{Step: st.name, TaskID: t.ID, Attempt: a.Attempt})
+	}
+	if !haveTask || task.State == fsm.TaskPending {
+		return nil
+	}
+	var out taskspec.Output
+	if len(task.Output) > 0 {
+		_ = json.Unmarshal(task.Output, &out)
+	}
+	failure := ""
+	kind := task.ErrorKind
+	if task.State == fsm.TaskFailed {
+		failure = task.Error
+	} else if st.check != nil {
+		if err := st.check(out); err != nil {
+			failure, kind = err.Error(), "check"
+		}
+	}
+	if failure == "" {
+		vmid := 0
+		if task.Kind == taskspec.Create {
+			vmid = task.VMID
+		}
+		if a.Step == cleanupStage {
+			return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: fsm.AppError, Release: true,
+				Log: []string{"cleanup: the container is removed and every reservation is free"}})
+		}
+		if idx+1 < len(stages) {
+			next := stages[idx+1]
+			return c.step(ctx, a, fsm.AppStepCmd{Step: next.name, Attempt: 1, VMID: vmid,
+				Log: []string{st.name + ": done", next.name + ": started"}})
+		}
+		return c.finish(ctx, a, op.final)
+	}
+	policy := c.policy
+	if st.wait {
+		policy = c.wait
+	}
+	if a.Attempt < policy.Attempts && !permanent[kind] {
+		d := policy.Delay(a.Attempt)
+		c.mu.Lock()
+		c.notBefore[a.ID] = c.cfg.Now().Add(d)
+		c.mu.Unlock()
+		msg := fmt.Sprintf("%s: attempt %d of %d failed (%s); retrying in %s", st.name, a.Attempt, policy.Attempts, failure, d)
+		if st.wait {
+			msg = fmt.Sprintf("%s: not yet (%s); checking again in %s", st.name, strings.TrimSpace(failure), d)
+		}
+		return c.step(ctx, a, fsm.AppStepCmd{Step: st.name, Attempt: a.Attempt + 1, Log: []string{msg}})
+	}
+	reason := fmt.Sprintf("%s failed after %d attempt(s): %s", st.name, a.Attempt, failure)
+	if a.Op == fsm.OpDeploy && a.Step != cleanupStage {
+		// A deploy that failed for good leaves nothing behind: remove
+		// the container, then free the reservation.
+		return c.step(ctx, a, fsm.AppStepCmd{Step: cleanupStage, Attempt: 1, Error: reason,
+			Log: []string{reason, "cleanup: removing the container"}})
+	}
+	return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: fsm.AppError, Error: reason, Log: []string{reason}})
+}
+
+// finish ends an operation: the app takes its final status, or, after a
+// delete, it is removed with its reservation.
+func (c *Controller) finish(ctx context.Context, a fsm.App, final string) error {
+	if a.Op == fsm.OpDelete {
+		_, err := c.propose(ctx, fsm.Command{Type: fsm.CmdRemoveApp, RequestID: "remove/" + a.ID, RemoveApp: &fsm.RemoveAppCmd{ID: a.ID}})
+		return err
+	}
+	return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: final, Log: []string{a.Op + ": done; " + final}})
+}

@@ -1,0 +1,274 @@
+// Package apps is the app lifecycle: a level-triggered controller that
+// runs on the leader and drives every app with an operation in progress
+// (deploy, start, stop, restart, delete) through its stages, one agent
+// task per stage, under one retry policy. Everything it knows is in the
+// FSM, so a new leader resumes where the old one stopped.
+package apps
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/catalog"
+	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/taskspec"
+)
+
+// Backend is what the controller needs of the cluster node.
+type Backend interface {
+	Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
+	FSM() *fsm.FSM
+}
+
+// Tasks queues agent work (the agent service).
+type Tasks interface {
+	Submit(ctx context.Context, t fsm.Task, spec any) (fsm.Task, error)
+}
+
+// Policy is the one retry policy: capped exponential backoff and a
+// maximum number of attempts. While it retries, the app stays in its
+// transitional status; it becomes "error" only when attempts run out.
+type Policy struct {
+	Base, Max time.Duration
+	Attempts  int
+}
+
+// Delay is the wait before attempt+1.
+func (p Policy) Delay(attempt int) time.Duration {
+	d := p.Base
+	for i := 1; i < attempt && d < p.Max; i++ {
+		d *= 2
+	}
+	return min(d, p.Max)
+}
+
+// DefaultPolicy is used for every stage that runs a Proxmox operation.
+var DefaultPolicy = Policy{Base: 2 * time.Second, Max: 30 * time.Second, Attempts: 5}
+
+// waitPolicy is for stages that wait for something to come up (the
+// container's network, the app's health check).
+var waitPolicy = Policy{Base: time.Second, Max: 5 * time.Second, Attempts: 60}
+
+// Config configures the controller.
+type Config struct {
+	Backend Backend
+	Tasks   Tasks
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// Policy overrides DefaultPolicy (tests shorten it).
+	Policy *Policy
+	// Wait overrides the waiting stages' policy.
+	Wait *Policy
+}
+
+// Controller drives apps' operations.
+type Controller struct {
+	cfg       Config
+	log       *slog.Logger
+	policy    Policy
+	wait      Policy
+	mu        sync.Mutex
+	notBefore map[string]time.Time
+}
+
+// New returns a controller.
+func New(cfg Config) *Controller {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Controller{cfg: cfg, log: cfg.Logger.With("component", "apps"), policy: DefaultPolicy, wait: waitPolicy, notBefore: map[string]time.Time{}}
+	if cfg.Policy != nil {
+		c.policy = *cfg.Policy
+	}
+	if cfg.Wait != nil {
+		c.wait = *cfg.Wait
+	}
+	return c
+}
+
+// Run drives apps until ctx ends (the end of this server's leader term).
+func (c *Controller) Run(ctx context.Context) {
+	c.mu.Lock()
+	c.notBefore = map[string]time.Time{}
+	c.mu.Unlock()
+	for ctx.Err() == nil {
+		changed := c.cfg.Backend.FSM().Changed()
+		var busy []fsm.App
+		c.cfg.Backend.FSM().Read(func(s *fsm.State) { busy = s.BusyApps() })
+		for _, a := range busy {
+			if err := c.advance(ctx, a); err != nil && ctx.Err() == nil && !problem.Is(err, problem.Conflict) {
+				c.log.Warn("app step", "app", a.ID, "op", a.Op, "step", a.Step, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+type stage struct {
+	name string
+	wait bool // a stage that waits for something to come up
+	// task builds the agent task of the stage.
+	task func(a fsm.App, e catalog.Entry, n fsm.NetworkSettings) (kind string, spec any)
+	// check verifies a succeeded task's output.
+	check func(out taskspec.Output) error
+}
+
+const appDir = "/opt/proximity/app"
+
+func execOK(out taskspec.Output) error {
+	if out.Code != 0 {
+		return fmt.Errorf("exit %d: %s", out.Code, firstLine(out.Stderr))
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	for i, r := range s {
+		if r == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+func net0(a fsm.App, n fsm.NetworkSettings) (string, string) {
+	bridge := n.Bridge
+	if bridge == "" {
+		bridge = "vmbr0"
+	}
+	ns := ""
+	if len(n.DNS) > 0 {
+		ns = n.DNS[0]
+	}
+	if a.IP != "" && n.Subnet != "" {
+		bits := n.Subnet[len(n.Subnet)-2:]
+		if bits[0] == '/' {
+			bits = bits[1:]
+		}
+		return fmt.Sprintf("name=eth0,bridge=%s,ip=%s/%s,gw=%s", bridge, a.IP, bits, n.Gateway), ns
+	}
+	return "name=eth0,bridge=" + bridge + ",ip=dhcp", ns
+}
+
+var (
+	stCreate = stage{name: "create", task: func(a fsm.App, e catalog.Entry, n fsm.NetworkSettings) (string, any) {
+		net, ns := net0(a, n)
+		return taskspec.Create, taskspec.CreateSpec{Template: e.Template, Hostname: a.Hostname, Cores: a.Resources.Cores,
+			MemoryMB: a.Resources.MemoryMB, DiskGB: a.Resources.DiskGB, Net0: net, Nameserver: ns,
+			Tags: []string{"app-" + e.ID}, Start: true}
+	}}
+	stNetwork = stage{name: "network", wait: true, task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"ip", "-4", "addr", "show", "dev", "eth0"}}
+	}, check: func(out taskspec.Output) error {
+		if err := execOK(out); err != nil {
+			return err
+		}
+		for i := 0; i+5 <= len(out.Stdout); i++ {
+			if out.Stdout[i:i+5] == "inet " {
+				return nil
+			}
+		}
+		return errors.New("eth0 has no IPv4 address yet")
+	}}
+	stDocker = stage{name: "docker", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"sh", "-c", "apt-get update && apt-get install -y -q docker.io docker-compose"}}
+	}, check: execOK}
+	stCompose = stage{name: "compose", task: func(_ fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+		return taskspec.Push, taskspec.PushSpec{Path: appDir + "/compose.yaml", Content: []byte(e.Compose), Perms: "0644"}
+	}}
+	stEnv = stage{name: "env", task: func(a fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+		spec := taskspec.EnvSpec{Path: appDir + "/.env", Values: map[string]string{}, Generate: map[string]int{}}
+		for _, v := range e.Environment {
+			if v.Generate > 0 {
+				spec.Generate[v.Name] = v.Generate
+			} else {
+				spec.Values[v.Name] = v.Value
+			}
+		}
+		for k, v := range a.Environment {
+			delete(spec.Generate, k)
+			spec.Values[k] = v
+		}
+		return taskspec.WriteEnv, spec
+	}}
+	stUp = stage{name: "up", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"docker", "compose", "--project-directory", appDir, "up", "-d", "--remove-orphans"}}
+	}, check: execOK}
+	stHealth = stage{name: "health", wait: true, task: func(_ fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+		port := 0
+		for _, p := range e.Ports {
+			if p.Name == e.HealthCheck.Port {
+				port = p.Internal
+			}
+		}
+		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"curl", "-fsS", "-o", "/dev/null", "--max-time", "5",
+			fmt.Sprintf("http://127.0.0.1:%d%s", port, e.HealthCheck.Path)}}
+	}, check: execOK}
+	stStart = stage{name: "start", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+		return taskspec.Start, nil
+	}}
+	stStop = stage{name: "stop", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+		return taskspec.Shutdown, taskspec.StopSpec{TimeoutSec: 60}
+	}}
+	stReboot = stage{name: "reboot", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+		return taskspec.Reboot, nil
+	}}
+	stDestroy = stage{name: "destroy", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+		return taskspec.Destroy, taskspec.StopSpec{Force: true}
+	}}
+)
+
+// ops are the stages of each operation and the status it ends in.
+var ops = map[string]struct {
+	stages []stage
+	final  string
+}{
+	fsm.OpDeploy:  {[]stage{stCreate, stNetwork, stDocker, stCompose, stEnv, stUp, stHealth}, fsm.AppRunning},
+	fsm.OpStart:   {[]stage{stStart, stUp, stHealth}, fsm.AppRunning},
+	fsm.OpStop:    {[]stage{stStop}, fsm.AppStopped},
+	fsm.OpRestart: {[]stage{stReboot, stUp, stHealth}, fsm.AppRunning},
+	fsm.OpDelete:  {[]stage{stDestroy}, ""},
+}
+
+// cleanupStage removes the container of a deploy that failed for good.
+const cleanupStage = "cleanup"
+
+func (c *Controller) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := c.cfg.Backend.Propose(ctx, cmd)
+	if err != nil {
+		return res, err
+	}
+	return res, res.Err()
+}
+
+func (c *Controller) step(ctx context.Context, a fsm.App, s fsm.AppStepCmd) error {
+	s.ID, s.ExpectOp, s.ExpectStep, s.ExpectTask, s.At = a.ID, a.Op, a.Step, a.TaskID, c.cfg.Now()
+	// The step is guarded by what the app was at, so a repeated or stale
+	// step changes nothing; the request ID only has to be unique.
+	_, err := c.propose(ctx, fsm.Command{Type: fsm.CmdAppStep, RequestID: newID("step_"), AppStep: &s})
+	return err
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
