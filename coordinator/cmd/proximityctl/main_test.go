@@ -19,6 +19,12 @@ import (
 
 func startServer(t *testing.T) (addr, token string) {
 	t.Helper()
+	addr, token, _ = startServerWithServer(t)
+	return addr, token
+}
+
+func startServerWithServer(t *testing.T) (addr, token string, srv *server.Server) {
+	t.Helper()
 	host := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
 	at := func(p int) string { return net.JoinHostPort(host, fmt.Sprint(p)) }
 	srv, err := server.Start(server.Config{
@@ -35,7 +41,7 @@ func startServer(t *testing.T) (addr, token string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv.URL(), token
+	return srv.URL(), token, srv
 }
 
 func ctl(t *testing.T, addr, token string, args ...string) (int, string, string) {

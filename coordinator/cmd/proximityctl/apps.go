@@ -1,0 +1,274 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+type app struct {
+	ID             string `json:"id"`
+	Status         string `json:"status"`
+	Hostname       string `json:"hostname"`
+	VMID           int    `json:"vmid"`
+	Node           string `json:"node"`
+	Owner          string `json:"owner"`
+	CatalogID      string `json:"catalog_id"`
+	CatalogVersion string `json:"catalog_version"`
+	PublicPorts    []int  `json:"public_ports"`
+	IP             string `json:"ip,omitempty"`
+	Operation      string `json:"operation,omitempty"`
+	Step           string `json:"step,omitempty"`
+	Error          string `json:"error,omitempty"`
+}
+
+var appHeader = []string{"ID", "CATALOG", "HOSTNAME", "STATUS", "NODE", "VMID", "PORTS"}
+
+func (a app) row() []string {
+	ports := make([]string, len(a.PublicPorts))
+	for i, p := range a.PublicPorts {
+		ports[i] = strconv.Itoa(p)
+	}
+	status := a.Status
+	if a.Step != "" {
+		status += " (" + a.Step + ")"
+	}
+	return []string{a.ID, a.CatalogID, a.Hostname, status, a.Node, strconv.Itoa(a.VMID), dash(strings.Join(ports, ","))}
+}
+
+type logLine struct {
+	At  time.Time `json:"at"`
+	Msg string    `json:"msg"`
+}
+
+func appsCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "app", Aliases: []string{"apps"}, Short: "Deploy and operate apps"}
+	var node string
+	var envs []string
+	var wait bool
+	deploy := &cobra.Command{
+		Use: "deploy CATALOG_ID HOSTNAME", Short: "Deploy a catalog app", Args: cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			in := map[string]any{"catalog_id": args[0], "hostname": args[1]}
+			if node != "" {
+				in["node"] = node
+			}
+			if len(envs) > 0 {
+				m := map[string]string{}
+				for _, kv := range envs {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok {
+						return fmt.Errorf("--env: %q is not NAME=VALUE", kv)
+					}
+					m[k] = v
+				}
+				in["environment"] = m
+			}
+			var a app
+			if err := e.call("POST", "/api/v1/apps", in, &a); err != nil {
+				return err
+			}
+			if !wait {
+				return e.print(a, appHeader, [][]string{a.row()})
+			}
+			return e.follow(a.ID)
+		},
+	}
+	deploy.Flags().StringVar(&node, "node", "", "the node to deploy on (default: the one with the most free memory)")
+	deploy.Flags().StringArrayVar(&envs, "env", nil, "NAME=VALUE for one of the app's variables (repeatable)")
+	deploy.Flags().BoolVar(&wait, "wait", false, "show the deployment's progress until it is running or failed")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List your apps (admins: all apps)", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var out struct {
+				Items []app `json:"items"`
+				Total int   `json:"total"`
+			}
+			if err := e.call("GET", "/api/v1/apps?per_page=100", nil, &out); err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, a := range out.Items {
+				rows = append(rows, a.row())
+			}
+			return e.print(out, appHeader, rows)
+		},
+	}
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show one app", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var a app
+			if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(args[0]), nil, &a); err != nil {
+				return err
+			}
+			return e.print(a, append(appHeader, "ERROR"), [][]string{append(a.row(), dash(a.Error))})
+		},
+	}
+	cmd.AddCommand(deploy, list, show)
+	for _, act := range []string{"start", "stop", "restart", "delete"} {
+		var wait bool
+		c := &cobra.Command{
+			Use: act + " ID", Short: strings.ToUpper(act[:1]) + act[1:] + " an app", Args: cobra.ExactArgs(1),
+			RunE: func(_ *cobra.Command, args []string) error {
+				var a app
+				var err error
+				if act == "delete" {
+					err = e.call("DELETE", "/api/v1/apps/"+url.PathEscape(args[0]), nil, &a)
+				} else {
+					err = e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/actions", map[string]string{"action": act}, &a)
+				}
+				if err != nil {
+					return err
+				}
+				if wait {
+					return e.follow(a.ID)
+				}
+				return e.print(a, appHeader, [][]string{a.row()})
+			},
+		}
+		c.Flags().BoolVar(&wait, "wait", false, "show the progress until the operation ends")
+		cmd.AddCommand(c)
+	}
+	var limit int
+	logs := &cobra.Command{
+		Use: "logs ID", Short: "Show an app's deployment log", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var out struct {
+				Items []logLine `json:"items"`
+			}
+			if err := e.call("GET", fmt.Sprintf("/api/v1/apps/%s/logs?limit=%d", url.PathEscape(args[0]), limit), nil, &out); err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, l := range out.Items {
+				rows = append(rows, []string{l.At.Local().Format("2006-01-02 15:04:05"), l.Msg})
+			}
+			return e.print(out, []string{"TIME", "MESSAGE"}, rows)
+		},
+	}
+	logs.Flags().IntVar(&limit, "limit", 100, "lines, 1-1000")
+	metrics := &cobra.Command{
+		Use: "metrics ID", Short: "Show an app's CPU, memory, disk and network use", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var m map[string]any
+			if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(args[0])+"/metrics", nil, &m); err != nil {
+				return err
+			}
+			keys := []string{"status", "cpu", "mem", "max_mem", "disk", "max_disk", "net_in", "net_out", "uptime"}
+			row := make([]string, len(keys))
+			for i, k := range keys {
+				row[i] = "-"
+				if v, ok := m[k]; ok && v != nil {
+					row[i] = fmt.Sprint(v)
+				}
+			}
+			return e.print(m, []string{"STATUS", "CPU", "MEM", "MAX MEM", "DISK", "MAX DISK", "NET IN", "NET OUT", "UPTIME"}, [][]string{row})
+		},
+	}
+	cmd.AddCommand(logs, metrics)
+	return cmd
+}
+
+// follow prints an app's log as it grows until its operation ends, and
+// fails if the app ends in error.
+func (e *env) follow(id string) error {
+	seen := 0
+	deadline := time.Now().Add(e.timeout)
+	if e.timeout < 15*time.Minute {
+		deadline = time.Now().Add(15 * time.Minute)
+	}
+	for {
+		var out struct {
+			Items []logLine `json:"items"`
+			Total int       `json:"total"`
+		}
+		if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(id)+"/logs?limit=1000", nil, &out); err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound && seen > 0 {
+				fmt.Fprintf(e.stdout, "%s is deleted\n", id)
+				return nil
+			}
+			return err
+		}
+		start := len(out.Items) - (out.Total - seen)
+		for i := max(start, 0); i < len(out.Items); i++ {
+			fmt.Fprintf(e.stdout, "%s  %s\n", out.Items[i].At.Local().Format("15:04:05"), out.Items[i].Msg)
+		}
+		seen = out.Total
+		var a app
+		if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(id), nil, &a); err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+				fmt.Fprintf(e.stdout, "%s is deleted\n", id)
+				return nil
+			}
+			return err
+		}
+		if a.Operation == "" {
+			fmt.Fprintf(e.stdout, "%s is %s\n", a.ID, a.Status)
+			if a.Status == "error" {
+				return fmt.Errorf("%s: %s", a.ID, a.Error)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is still %s after waiting", a.ID, a.Status)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func catalogCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "catalog", Short: "Browse the app catalog"}
+	list := &cobra.Command{
+		Use: "list", Short: "List catalog apps", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var out struct {
+				Items []struct {
+					ID, Name, Version, Category string
+				} `json:"items"`
+				Total int `json:"total"`
+			}
+			if err := e.call("GET", "/api/v1/catalog?per_page=100", nil, &out); err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, c := range out.Items {
+				rows = append(rows, []string{c.ID, c.Name, c.Version, c.Category})
+			}
+			return e.print(out, []string{"ID", "NAME", "VERSION", "CATEGORY"}, rows)
+		},
+	}
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show a catalog entry (JSON)", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var out map[string]any
+			if err := e.call("GET", "/api/v1/catalog/"+url.PathEscape(args[0]), nil, &out); err != nil {
+				return err
+			}
+			saved := e.output
+			e.output = "json"
+			defer func() { e.output = saved }()
+			return e.print(out, nil, nil)
+		},
+	}
+	reload := &cobra.Command{
+		Use: "reload", Short: "Reload the catalog files on the leader (admin)", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var out map[string]any
+			if err := e.call("POST", "/api/v1/catalog/reload", nil, &out); err != nil {
+				return err
+			}
+			return e.print(out, []string{"ENTRIES", "SOURCE"}, [][]string{{fmt.Sprint(out["entries"]), fmt.Sprint(out["source"])}})
+		},
+	}
+	cmd.AddCommand(list, show, reload)
+	return cmd
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/internal/pvesim"
+)
+
+// The test binary doubles as pct, vzdump and pveam for the simulated node.
+func TestMain(m *testing.M) {
+	pvesim.RunAsTool()
+	os.Exit(m.Run())
+}
+
+// TestAppCommandLineEndToEnd deploys, stops, starts and deletes an app
+// through proximityctl against a server with an agent on a simulated node,
+// checking the node after each step.
+func TestAppCommandLineEndToEnd(t *testing.T) {
+	addr, token, srv := startServerWithServer(t)
+	var tok struct{ Token string }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, out, _ := ctl(t, addr, token, "join-tokens", "create", "-o", "json")
+		if code == 0 && json.Unmarshal([]byte(out), &tok) == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	dir := t.TempDir()
+	sim, err := agent.StartSimNode(dir, "pve1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	a, err := agent.New(agent.Config{Node: "pve1", Coordinators: []string{srv.GRPCAddr()}, JoinToken: tok.Token, DataDir: filepath.Join(dir, "agent"),
+		Runtime: sim.Runtime, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		_, out, _ := ctl(t, addr, token, "nodes")
+		if strings.Contains(out, "ready") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node not ready: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	code, out, errs := ctl(t, addr, token, "app", "deploy", "vaultwarden", "vault", "--wait")
+	if code != 0 || !strings.Contains(out, "health: started") || !strings.HasSuffix(out, "is running\n") {
+		t.Fatalf("deploy --wait: %d\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = ctl(t, addr, token, "app", "list", "-o", "json")
+	var list struct{ Items []app }
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Items) != 1 {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	id, vmid := list.Items[0].ID, list.Items[0].VMID
+	status := func() string {
+		s := ""
+		_ = sim.Store.View(func(n *pvesim.Node) error {
+			if c := n.CTs[vmid]; c != nil {
+				s = c.Status
+			}
+			return nil
+		})
+		return s
+	}
+	if status() != "running" {
+		t.Fatalf("container after deploy: %q", status())
+	}
+	for _, step := range []struct{ verb, want, ct string }{{"stop", "is stopped", "stopped"}, {"start", "is running", "running"}, {"restart", "is running", "running"}} {
+		if code, out, errs := ctl(t, addr, token, "app", step.verb, id, "--wait"); code != 0 || !strings.Contains(out, step.want) || status() != step.ct {
+			t.Fatalf("%s: %d %s %s (container %q)", step.verb, code, out, errs, status())
+		}
+	}
+	if code, out, _ := ctl(t, addr, token, "app", "logs", id, "--limit", "3"); code != 0 || len(strings.Split(strings.TrimSpace(out), "\n")) != 4 {
+		t.Fatalf("logs: %d\n%s", code, out)
+	}
+	if code, out, errs := ctl(t, addr, token, "app", "delete", id, "--wait"); code != 0 || !strings.HasSuffix(out, "is deleted\n") {
+		t.Fatalf("delete --wait: %d %s %s", code, out, errs)
+	}
+	if status() != "" {
+		t.Fatalf("container after delete: %q", status())
+	}
+	if code, out, _ := ctl(t, addr, token, "catalog", "list"); code != 0 || !strings.Contains(out, "vaultwarden") {
+		t.Fatalf("catalog list: %d %s", code, out)
+	}
+}
