@@ -57,6 +57,11 @@ func (a *API) table() []*route {
 		{method: "POST", pattern: "/api/v1/apps/{id}/actions", access: anyUser, where: leader, h: a.postAppAction},
 		{method: "GET", pattern: "/api/v1/apps/{id}/logs", access: anyUser, where: leader, h: a.appLogs},
 		{method: "GET", pattern: "/api/v1/apps/{id}/metrics", access: anyUser, where: leader, h: a.appMetrics},
+		{method: "POST", pattern: "/api/v1/apps/{id}/update", access: anyUser, where: leader, h: a.updateApp},
+		{method: "GET", pattern: "/api/v1/apps/{id}/backups", access: anyUser, where: leader, h: a.listBackups},
+		{method: "POST", pattern: "/api/v1/apps/{id}/backups", access: anyUser, where: leader, h: a.createBackup},
+		{method: "POST", pattern: "/api/v1/apps/{id}/backups/{bid}/restore", access: anyUser, where: leader, h: a.restoreBackup},
+		{method: "DELETE", pattern: "/api/v1/apps/{id}/backups/{bid}", access: anyUser, where: leader, h: a.deleteBackup},
 
 		{method: "GET", pattern: "/api/v1/nodes", access: adminOnly, where: leader, h: a.listNodes},
 		{method: "POST", pattern: "/api/v1/join-tokens", access: adminOnly, where: leader, h: a.createJoinToken},

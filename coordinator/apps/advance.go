@@ -35,8 +35,11 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		}
 	})
 	stages := op.stages
-	if a.Step == cleanupStage {
+	switch {
+	case a.Step == cleanupStage:
 		stages = []stage{{name: cleanupStage, task: stDestroy.task}}
+	case strings.HasPrefix(a.Step, rollbackPrefix):
+		stages = rollback
 	}
 	idx := 0
 	for i, st := range stages {
@@ -60,7 +63,10 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 			return c.finish(ctx, a, op.final)
 		}
 		kind, spec := st.task(a, e, network)
-		t := fsm.Task{ID: fmt.Sprintf("%s-%s-%s-%d", a.ID, a.Op, st.name, a.Attempt), Node: a.Node, Kind: kind, VMID: a.VMID}
+		// The ID names this operation (by the index it started at), the
+		// stage and the attempt: a resubmission after an unknown outcome is
+		// the same task, and a later operation never meets an old one.
+		t := fsm.Task{ID: fmt.Sprintf("%s-%d-%s-%d", a.ID, a.OpIndex, st.name, a.Attempt), Node: a.Node, Kind: kind, VMID: a.VMID}
 		if kind == taskspec.Create {
 			t.ReservationID = a.ReservationID
 		}
@@ -94,12 +100,29 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 			return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: fsm.AppError, Release: true,
 				Log: []string{"cleanup: the container is removed and every reservation is free"}})
 		}
+		var backup *fsm.Backup
+		var args map[string]string
+		switch st.name {
+		case stBackup.name:
+			backup = &fsm.Backup{ID: a.OpArgs["backup"], Status: fsm.BackupReady, Volid: out.Volid}
+			args = map[string]string{"volid": out.Volid}
+		case stDeleteBackup.name:
+			backup = &fsm.Backup{ID: a.OpArgs["restore_backup"]} // no status: the record goes
+		}
+		if strings.HasPrefix(a.Step, rollbackPrefix) && idx+1 == len(stages) {
+			return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: fsm.AppRunning, Backup: backup, Error: a.Error,
+				Log: []string{"rollback: done; the app runs as it was before the update"}})
+		}
 		if idx+1 < len(stages) {
 			next := stages[idx+1]
-			return c.step(ctx, a, fsm.AppStepCmd{Step: next.name, Attempt: 1, VMID: vmid,
+			return c.step(ctx, a, fsm.AppStepCmd{Step: next.name, Attempt: 1, VMID: vmid, Backup: backup, SetArgs: args,
 				Log: []string{st.name + ": done", next.name + ": started"}})
 		}
-		return c.finish(ctx, a, op.final)
+		final := op.final
+		if final == prevStatus {
+			final = a.PrevStatus
+		}
+		return c.finishWith(ctx, a, final, backup)
 	}
 	policy := c.policy
 	if st.wait {
@@ -117,21 +140,38 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		return c.step(ctx, a, fsm.AppStepCmd{Step: st.name, Attempt: a.Attempt + 1, Log: []string{msg}})
 	}
 	reason := fmt.Sprintf("%s failed after %d attempt(s): %s", st.name, a.Attempt, failure)
+	var failedBackup *fsm.Backup
+	if st.name == stBackup.name {
+		failedBackup = &fsm.Backup{ID: a.OpArgs["backup"], Status: fsm.BackupFailed, Error: reason}
+	}
+	if a.Op == fsm.OpUpdate && a.OpArgs["volid"] != "" && !strings.HasPrefix(a.Step, rollbackPrefix) {
+		// The update failed after its backup: put the app back.
+		return c.step(ctx, a, fsm.AppStepCmd{Step: rollback[0].name, Attempt: 1, Error: "update failed: " + reason,
+			Log: []string{"update failed: " + reason, "rollback: restoring the pre-update backup"}})
+	}
 	if a.Op == fsm.OpDeploy && a.Step != cleanupStage {
 		// A deploy that failed for good leaves nothing behind: remove
 		// the container, then free the reservation.
 		return c.step(ctx, a, fsm.AppStepCmd{Step: cleanupStage, Attempt: 1, Error: reason,
 			Log: []string{reason, "cleanup: removing the container"}})
 	}
-	return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: fsm.AppError, Error: reason, Log: []string{reason}})
+	status := fsm.AppError
+	if a.Op == fsm.OpBackup || a.Op == fsm.OpDeleteBackup || (a.Op == fsm.OpUpdate && a.OpArgs["volid"] == "") {
+		status = a.PrevStatus // the app itself is as it was
+	}
+	return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: status, Error: reason, Backup: failedBackup, Log: []string{reason}})
 }
 
 // finish ends an operation: the app takes its final status, or, after a
 // delete, it is removed with its reservation.
 func (c *Controller) finish(ctx context.Context, a fsm.App, final string) error {
+	return c.finishWith(ctx, a, final, nil)
+}
+
+func (c *Controller) finishWith(ctx context.Context, a fsm.App, final string, b *fsm.Backup) error {
 	if a.Op == fsm.OpDelete {
 		_, err := c.propose(ctx, fsm.Command{Type: fsm.CmdRemoveApp, RequestID: "remove/" + a.ID, RemoveApp: &fsm.RemoveAppCmd{ID: a.ID}})
 		return err
 	}
-	return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: final, Log: []string{a.Op + ": done; " + final}})
+	return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: final, Backup: b, Log: []string{a.Op + ": done; " + final}})
 }

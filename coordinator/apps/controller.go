@@ -230,18 +230,52 @@ var (
 	stDestroy = stage{name: "destroy", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Destroy, taskspec.StopSpec{Force: true}
 	}}
+	stBackup = stage{name: "backup", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+		return taskspec.Backup, taskspec.BackupSpec{Storage: "local", Mode: "snapshot"}
+	}}
+	stRestore = stage{name: "restore", task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+		return taskspec.Restore, taskspec.RestoreSpec{Volid: a.OpArgs["volid"], Storage: "local-lvm", Force: true}
+	}}
+	stPull = stage{name: "pull", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"docker", "compose", "--project-directory", appDir, "pull"}}
+	}, check: execOK}
+	stDeleteBackup = stage{name: "delete-backup", task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+		return taskspec.DeleteBackup, taskspec.VolumeSpec{Volid: a.OpArgs["volid"]}
+	}}
 )
+
+// prevStatus as an operation's final status means "as before".
+const prevStatus = "(previous)"
+
+// rollbackPrefix names the stages that put an app back from its
+// pre-update backup.
+const rollbackPrefix = "rollback-"
+
+func renamed(prefix string, st []stage) []stage {
+	out := make([]stage, len(st))
+	for i, s := range st {
+		s.name = prefix + s.name
+		out[i] = s
+	}
+	return out
+}
+
+var rollback = renamed(rollbackPrefix, []stage{stStop, stRestore, stStart, stUp, stHealth})
 
 // ops are the stages of each operation and the status it ends in.
 var ops = map[string]struct {
 	stages []stage
 	final  string
 }{
-	fsm.OpDeploy:  {[]stage{stCreate, stNetwork, stDocker, stCompose, stEnv, stUp, stHealth}, fsm.AppRunning},
-	fsm.OpStart:   {[]stage{stStart, stUp, stHealth}, fsm.AppRunning},
-	fsm.OpStop:    {[]stage{stStop}, fsm.AppStopped},
-	fsm.OpRestart: {[]stage{stReboot, stUp, stHealth}, fsm.AppRunning},
-	fsm.OpDelete:  {[]stage{stDestroy}, ""},
+	fsm.OpDeploy:       {[]stage{stCreate, stNetwork, stDocker, stCompose, stEnv, stUp, stHealth}, fsm.AppRunning},
+	fsm.OpStart:        {[]stage{stStart, stUp, stHealth}, fsm.AppRunning},
+	fsm.OpStop:         {[]stage{stStop}, fsm.AppStopped},
+	fsm.OpRestart:      {[]stage{stReboot, stUp, stHealth}, fsm.AppRunning},
+	fsm.OpDelete:       {[]stage{stDestroy}, ""},
+	fsm.OpBackup:       {[]stage{stBackup}, prevStatus},
+	fsm.OpRestore:      {[]stage{stStop, stRestore, stStart, stUp, stHealth}, fsm.AppRunning},
+	fsm.OpUpdate:       {[]stage{stBackup, stPull, stUp, stHealth}, fsm.AppRunning},
+	fsm.OpDeleteBackup: {[]stage{stDeleteBackup}, prevStatus},
 }
 
 // cleanupStage removes the container of a deploy that failed for good.

@@ -18,16 +18,43 @@ const (
 	AppStopping   = "stopping"
 	AppRestarting = "restarting"
 	AppDeleting   = "deleting"
+	AppBackingUp  = "backing-up"
+	AppRestoring  = "restoring"
+	AppUpdating   = "updating"
 )
 
 // App operations (at most one at a time per app).
 const (
-	OpDeploy  = "deploy"
-	OpStart   = "start"
-	OpStop    = "stop"
-	OpRestart = "restart"
-	OpDelete  = "delete"
+	OpDeploy       = "deploy"
+	OpStart        = "start"
+	OpStop         = "stop"
+	OpRestart      = "restart"
+	OpDelete       = "delete"
+	OpBackup       = "backup"
+	OpRestore      = "restore"
+	OpUpdate       = "update"
+	OpDeleteBackup = "delete_backup"
 )
+
+// Backup statuses. A backup is "creating" only while its operation runs.
+const (
+	BackupCreating = "creating"
+	BackupReady    = "ready"
+	BackupFailed   = "failed"
+)
+
+// Backup is a vzdump archive of an app.
+type Backup struct {
+	ID        string    `json:"id"`
+	AppID     string    `json:"app_id"`
+	Node      string    `json:"node"`
+	Volid     string    `json:"volid,omitempty"`
+	Status    string    `json:"status"`
+	Reason    string    `json:"reason"` // manual, pre-update
+	Error     string    `json:"error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	DoneAt    time.Time `json:"done_at,omitzero"`
+}
 
 // maxAppLog bounds an app's deployment log; the oldest lines go first.
 const maxAppLog = 1000
@@ -54,7 +81,10 @@ type App struct {
 	Resources      catalog.Resources `json:"resources"`
 	Environment    map[string]string `json:"environment,omitempty"` // caller's values; generated secrets never come here
 	Status         string            `json:"status"`
+	PrevStatus     string            `json:"prev_status,omitempty"`
 	Op             string            `json:"op,omitempty"`
+	OpIndex        uint64            `json:"op_index,omitempty"` // log index the operation started at: names its tasks
+	OpArgs         map[string]string `json:"op_args,omitempty"`
 	Step           string            `json:"step,omitempty"`
 	Attempt        int               `json:"attempt,omitempty"`
 	TaskID         string            `json:"task_id,omitempty"`
@@ -82,20 +112,23 @@ type CreateAppCmd struct {
 // is still at ExpectOp/ExpectStep/ExpectTask, so a controller acting on a
 // stale view changes nothing.
 type AppStepCmd struct {
-	ID         string    `json:"id"`
-	ExpectOp   string    `json:"expect_op"`
-	ExpectStep string    `json:"expect_step"`
-	ExpectTask string    `json:"expect_task"`
-	Step       string    `json:"step"`
-	TaskID     string    `json:"task_id"`
-	Attempt    int       `json:"attempt"`
-	Status     string    `json:"status,omitempty"`  // set with Done, or on error
-	Done       bool      `json:"done,omitempty"`    // the operation ended
-	Release    bool      `json:"release,omitempty"` // free the reservation (a deploy that failed for good)
-	Error      string    `json:"error,omitempty"`
-	VMID       int       `json:"vmid,omitempty"`
-	Log        []string  `json:"log,omitempty"`
-	At         time.Time `json:"at"`
+	ID         string            `json:"id"`
+	ExpectOp   string            `json:"expect_op"`
+	ExpectStep string            `json:"expect_step"`
+	ExpectTask string            `json:"expect_task"`
+	Step       string            `json:"step"`
+	TaskID     string            `json:"task_id"`
+	Attempt    int               `json:"attempt"`
+	Status     string            `json:"status,omitempty"`  // set with Done, or on error
+	Done       bool              `json:"done,omitempty"`    // the operation ended
+	Release    bool              `json:"release,omitempty"` // free the reservation (a deploy that failed for good)
+	SetArgs    map[string]string `json:"set_args,omitempty"`
+	// Backup updates the backup record of the operation.
+	Backup *Backup   `json:"backup,omitempty"`
+	Error  string    `json:"error,omitempty"`
+	VMID   int       `json:"vmid,omitempty"`
+	Log    []string  `json:"log,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // AppActionCmd starts an operation on an app. Owner, when set, must own
@@ -105,6 +138,9 @@ type AppActionCmd struct {
 	Op    string    `json:"op"`
 	Owner string    `json:"owner,omitempty"`
 	At    time.Time `json:"at"`
+	// BackupID names the backup to make (backup, update) or use
+	// (restore, delete_backup).
+	BackupID string `json:"backup_id,omitempty"`
 }
 
 // RemoveAppCmd forgets a deleted app and releases its reservation.
@@ -164,7 +200,7 @@ func (s *State) createApp(index uint64, c CreateAppCmd) (*App, error) {
 	}
 	a.CatalogVersion, a.Hostname, a.Node, a.VMID, a.ReservationID = e.Version, r.Hostname, r.Node, r.VMID, r.ID
 	a.PublicPorts, a.IP = r.PublicPorts, r.IP
-	a.Status, a.Op, a.Step, a.Attempt, a.TaskID, a.Error = AppDeploying, OpDeploy, "", 1, "", ""
+	a.Status, a.Op, a.Step, a.Attempt, a.TaskID, a.Error, a.OpIndex = AppDeploying, OpDeploy, "", 1, "", "", index
 	a.Log = nil
 	a.log(a.CreatedAt, "deploy of "+e.Name+" "+e.Version+" requested on node "+r.Node)
 	a.UpdatedAt = a.CreatedAt
@@ -183,11 +219,31 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 		return nil, problem.E(problem.Conflict, "app %s moved on (now %s/%s)", c.ID, a.Op, a.Step)
 	}
 	a.Step, a.TaskID, a.Attempt = c.Step, c.TaskID, c.Attempt
+	for k, v := range c.SetArgs {
+		if a.OpArgs == nil {
+			a.OpArgs = map[string]string{}
+		}
+		a.OpArgs[k] = v
+	}
+	if c.Backup != nil {
+		if b, ok := s.Backups[c.Backup.ID]; ok && b.AppID == a.ID {
+			if c.Backup.Status == "" {
+				delete(s.Backups, b.ID)
+			} else {
+				b.Status, b.Error, b.DoneAt = c.Backup.Status, c.Backup.Error, c.At.UTC()
+				if c.Backup.Volid != "" {
+					b.Volid = c.Backup.Volid
+				}
+			}
+		}
+	}
 	if c.VMID != 0 {
 		a.VMID = c.VMID
 	}
 	if c.Error != "" {
 		a.Error = c.Error
+	} else if c.Done && c.Status != AppError {
+		a.Error = "" // an operation that succeeded clears the last failure
 	}
 	if c.Release && a.ReservationID != "" {
 		if _, ok := s.Reservations[a.ReservationID]; ok {
@@ -198,10 +254,13 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 		a.ReservationID, a.VMID, a.PublicPorts, a.IP = "", 0, nil, ""
 	}
 	if c.Done {
-		a.Op, a.Step, a.TaskID, a.Attempt = "", "", "", 0
-		if c.Status != AppError {
-			a.Error = ""
+		// A backup never outlives its operation "creating".
+		if id := a.OpArgs["backup"]; id != "" {
+			if b, ok := s.Backups[id]; ok && b.Status == BackupCreating {
+				b.Status, b.Error, b.DoneAt = BackupFailed, "the operation ended before the backup was made", c.At.UTC()
+			}
 		}
+		a.Op, a.Step, a.TaskID, a.Attempt, a.OpArgs, a.PrevStatus = "", "", "", 0, nil, ""
 	}
 	if c.Status != "" {
 		a.Status = c.Status
@@ -218,13 +277,17 @@ var transitions = map[string]struct {
 	from   []string
 	during string
 }{
-	OpStart:   {[]string{AppStopped, AppError}, AppStarting},
-	OpStop:    {[]string{AppRunning, AppError}, AppStopping},
-	OpRestart: {[]string{AppRunning, AppError}, AppRestarting},
-	OpDelete:  {[]string{AppRunning, AppStopped, AppError}, AppDeleting},
+	OpStart:        {[]string{AppStopped, AppError}, AppStarting},
+	OpStop:         {[]string{AppRunning, AppError}, AppStopping},
+	OpRestart:      {[]string{AppRunning, AppError}, AppRestarting},
+	OpDelete:       {[]string{AppRunning, AppStopped, AppError}, AppDeleting},
+	OpBackup:       {[]string{AppRunning, AppStopped}, AppBackingUp},
+	OpRestore:      {[]string{AppRunning, AppStopped, AppError}, AppRestoring},
+	OpUpdate:       {[]string{AppRunning}, AppUpdating},
+	OpDeleteBackup: {[]string{AppRunning, AppStopped, AppError}, ""},
 }
 
-func (s *State) appAction(c AppActionCmd) (*App, error) {
+func (s *State) appAction(index uint64, c AppActionCmd) (*App, error) {
 	a, ok := s.Apps[c.ID]
 	if !ok || (c.Owner != "" && a.Owner != c.Owner) {
 		return nil, problem.E(problem.NotFound, "app %s does not exist", c.ID)
@@ -246,7 +309,36 @@ func (s *State) appAction(c AppActionCmd) (*App, error) {
 	if !allowed {
 		return nil, problem.E(problem.Conflict, "app %s is %s; cannot %s it", c.ID, a.Status, c.Op)
 	}
-	a.Op, a.Step, a.Attempt, a.TaskID, a.Status = c.Op, "", 1, "", t.during
+	args := map[string]string{}
+	switch c.Op {
+	case OpBackup, OpUpdate:
+		if c.BackupID == "" {
+			return nil, problem.E(problem.Invalid, "backup_id: required")
+		}
+		if _, ok := s.Backups[c.BackupID]; ok {
+			return nil, problem.E(problem.Conflict, "backup %s exists already", c.BackupID)
+		}
+		reason := "manual"
+		if c.Op == OpUpdate {
+			reason = "pre-update"
+		}
+		s.Backups[c.BackupID] = &Backup{ID: c.BackupID, AppID: a.ID, Node: a.Node, Status: BackupCreating, Reason: reason, CreatedAt: c.At.UTC()}
+		args["backup"] = c.BackupID
+	case OpRestore, OpDeleteBackup:
+		b, ok := s.Backups[c.BackupID]
+		if !ok || b.AppID != a.ID {
+			return nil, problem.E(problem.NotFound, "backup %s does not exist", c.BackupID)
+		}
+		if c.Op == OpRestore && b.Status != BackupReady {
+			return nil, problem.E(problem.Conflict, "backup %s is %s, not ready", b.ID, b.Status)
+		}
+		args["restore_backup"], args["volid"] = b.ID, b.Volid
+	}
+	a.PrevStatus = a.Status
+	a.Op, a.Step, a.Attempt, a.TaskID, a.OpArgs, a.OpIndex = c.Op, "", 1, "", args, index
+	if t.during != "" {
+		a.Status = t.during
+	}
 	a.log(c.At, c.Op+" requested")
 	a.UpdatedAt = c.At.UTC()
 	cp := *a
@@ -263,8 +355,30 @@ func (s *State) removeApp(c RemoveAppCmd) error {
 			return err
 		}
 	}
+	for id, b := range s.Backups {
+		if b.AppID == c.ID {
+			delete(s.Backups, id)
+		}
+	}
 	delete(s.Apps, c.ID)
 	return nil
+}
+
+// AppBackups lists an app's backups, newest first.
+func (s *State) AppBackups(appID string) []Backup {
+	var out []Backup
+	for _, b := range s.Backups {
+		if b.AppID == appID {
+			out = append(out, *b)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out
 }
 
 // App returns one app.

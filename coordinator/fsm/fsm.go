@@ -219,7 +219,7 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 	case c.Type == CmdAppStep && c.AppStep != nil:
 		r.App, err = s.appStep(*c.AppStep)
 	case c.Type == CmdAppAction && c.AppAction != nil:
-		r.App, err = s.appAction(*c.AppAction)
+		r.App, err = s.appAction(index, *c.AppAction)
 	case c.Type == CmdRemoveApp && c.RemoveApp != nil:
 		err = s.removeApp(*c.RemoveApp)
 	default:

@@ -35,6 +35,7 @@ type State struct {
 	TaskSeq    uint64                 `json:"task_seq"`
 	Catalog    *CatalogState          `json:"catalog,omitempty"`
 	Apps       map[string]*App        `json:"apps"`
+	Backups    map[string]*Backup     `json:"backups"`
 
 	Dedup map[string]*dedupEntry `json:"dedup"`
 
@@ -72,6 +73,7 @@ func newState() *State {
 		Nodes:        map[string]*NodeRecord{},
 		Tasks:        map[string]*Task{},
 		Apps:         map[string]*App{},
+		Backups:      map[string]*Backup{},
 	}
 	s.reindex()
 	return s
@@ -175,6 +177,9 @@ func decodeState(data []byte) (*State, error) {
 	}
 	if s.Apps == nil {
 		s.Apps = map[string]*App{}
+	}
+	if s.Backups == nil {
+		s.Backups = map[string]*Backup{}
 	}
 	s.reindex()
 	return s, nil

@@ -242,6 +242,11 @@ func (c *pct) docker(ct *CT, args []string) int {
 	}
 	switch verb {
 	case "pull":
+		// A test can make the registry refuse the new images.
+		if msg, ok := ct.Files["/var/lib/pvesim/fail-pull"]; ok {
+			fmt.Fprintln(c.stderr, strings.TrimSpace(msg))
+			return 18
+		}
 		fmt.Fprintln(c.stdout, "Pulled")
 	case "up":
 		if !ct.installed("docker-compose") {
