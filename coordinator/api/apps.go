@@ -194,6 +194,10 @@ func (a *API) appAction(rq *request, op string) (int, any, error) {
 }
 
 func (a *API) postAppAction(rq *request) (int, any, error) {
+	// Ownership first: someone else's app is 404 whatever the body says.
+	if _, err := a.ownApp(rq); err != nil {
+		return 0, nil, err
+	}
 	var in struct {
 		Action string `json:"action"`
 	}
@@ -211,6 +215,10 @@ func (a *API) postAppAction(rq *request) (int, any, error) {
 func (a *API) deleteApp(rq *request) (int, any, error) { return a.appAction(rq, fsm.OpDelete) }
 
 func (a *API) appLogs(rq *request) (int, any, error) {
+	app, err := a.ownApp(rq)
+	if err != nil {
+		return 0, nil, err
+	}
 	limit := 100
 	if v := rq.r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -218,10 +226,6 @@ func (a *API) appLogs(rq *request) (int, any, error) {
 			return 0, nil, problem.E(problem.Invalid, "limit: %q must be 1-1000", v)
 		}
 		limit = n
-	}
-	app, err := a.ownApp(rq)
-	if err != nil {
-		return 0, nil, err
 	}
 	lines := app.Log
 	if len(lines) > limit {
