@@ -48,7 +48,14 @@ func (n *testNode) url() string { return "http://" + n.cfg.HTTPAddr }
 
 // quietLogger keeps test output readable; set PROXIMITY_TEST_LOG=1 to see
 // the servers' logs.
+// captured, when set, receives every test server's and agent's log at
+// debug level.
+var captured io.Writer
+
 func quietLogger() (*slog.Logger, io.Writer) {
+	if captured != nil {
+		return slog.New(slog.NewTextHandler(captured, &slog.HandlerOptions{Level: slog.LevelDebug})), captured
+	}
 	if os.Getenv("PROXIMITY_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})), os.Stderr
 	}
