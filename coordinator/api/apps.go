@@ -259,3 +259,33 @@ func (a *API) appMetrics(rq *request) (int, any, error) {
 	}
 	return http.StatusOK, out, nil
 }
+
+// cloneApp makes a new app, owned by the caller, from the container of
+// app {id}: snapshot, clone, remove the snapshot, start.
+func (a *API) cloneApp(rq *request) (int, any, error) {
+	src, err := a.ownApp(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	var in struct {
+		Hostname string `json:"hostname"`
+	}
+	if err := rq.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	host, err := validate.Hostname("hostname", in.Hostname)
+	if err != nil {
+		return 0, nil, err
+	}
+	now := a.now()
+	id := NewID("app_")
+	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdCloneApp, RequestID: rq.key, CloneApp: &fsm.CloneAppCmd{
+		SourceID: src.ID, Owner: owner(rq),
+		App:     fsm.App{ID: id, Owner: src.Owner, CreatedAt: now},
+		Reserve: fsm.ReserveCmd{ID: NewID("res_"), Hostname: host, IP: a.staticIPs(), Owner: "app:" + id, CreatedAt: now},
+	}})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, appOut(*r.App), nil
+}

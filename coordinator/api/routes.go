@@ -57,6 +57,7 @@ func (a *API) table() []*route {
 		{method: "POST", pattern: "/api/v1/apps/{id}/actions", access: anyUser, where: leader, h: a.postAppAction},
 		{method: "GET", pattern: "/api/v1/apps/{id}/logs", access: anyUser, where: leader, h: a.appLogs},
 		{method: "GET", pattern: "/api/v1/apps/{id}/metrics", access: anyUser, where: leader, h: a.appMetrics},
+		{method: "POST", pattern: "/api/v1/apps/{id}/clone", access: anyUser, where: leader, h: a.cloneApp},
 		{method: "POST", pattern: "/api/v1/apps/{id}/update", access: anyUser, where: leader, h: a.updateApp},
 		{method: "GET", pattern: "/api/v1/apps/{id}/backups", access: anyUser, where: leader, h: a.listBackups},
 		{method: "POST", pattern: "/api/v1/apps/{id}/backups", access: anyUser, where: leader, h: a.createBackup},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
@@ -67,6 +68,9 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		// stage and the attempt: a resubmission after an unknown outcome is
 		// the same task, and a later operation never meets an old one.
 		t := fsm.Task{ID: fmt.Sprintf("%s-%d-%s-%d", a.ID, a.OpIndex, st.name, a.Attempt), Node: a.Node, Kind: kind, VMID: a.VMID}
+		if st.onSource {
+			t.VMID, _ = strconv.Atoi(a.OpArgs["source_vmid"])
+		}
 		if kind == taskspec.Create {
 			t.ReservationID = a.ReservationID
 		}
@@ -140,6 +144,16 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		return c.step(ctx, a, fsm.AppStepCmd{Step: st.name, Attempt: a.Attempt + 1, Log: []string{msg}})
 	}
 	reason := fmt.Sprintf("%s failed after %d attempt(s): %s", st.name, a.Attempt, failure)
+	snapshotCleanup := func() *fsm.Cleanup {
+		vmid, _ := strconv.Atoi(a.OpArgs["source_vmid"])
+		return &fsm.Cleanup{ID: fmt.Sprintf("%s-%d", a.ID, a.OpIndex), Node: a.Node, VMID: vmid, Snapshot: a.OpArgs["snapshot"], Reason: reason}
+	}
+	if st.cleanup && idx+1 < len(stages) {
+		// The operation goes on; the removal is retried until it succeeds.
+		next := stages[idx+1]
+		return c.step(ctx, a, fsm.AppStepCmd{Step: next.name, Attempt: 1, Cleanup: snapshotCleanup(),
+			Log: []string{reason + "; recorded as a pending cleanup", next.name + ": started"}})
+	}
 	var failedBackup *fsm.Backup
 	if st.name == stBackup.name {
 		failedBackup = &fsm.Backup{ID: a.OpArgs["backup"], Status: fsm.BackupFailed, Error: reason}
@@ -149,10 +163,15 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		return c.step(ctx, a, fsm.AppStepCmd{Step: rollback[0].name, Attempt: 1, Error: "update failed: " + reason,
 			Log: []string{"update failed: " + reason, "rollback: restoring the pre-update backup"}})
 	}
-	if a.Op == fsm.OpDeploy && a.Step != cleanupStage {
-		// A deploy that failed for good leaves nothing behind: remove
-		// the container, then free the reservation.
-		return c.step(ctx, a, fsm.AppStepCmd{Step: cleanupStage, Attempt: 1, Error: reason,
+	if (a.Op == fsm.OpDeploy || a.Op == fsm.OpClone) && a.Step != cleanupStage {
+		// A deploy or clone that failed for good leaves nothing behind:
+		// remove the container, then free the reservation (and a clone's
+		// temporary snapshot, as a pending cleanup).
+		var cl *fsm.Cleanup
+		if a.Op == fsm.OpClone {
+			cl = snapshotCleanup()
+		}
+		return c.step(ctx, a, fsm.AppStepCmd{Step: cleanupStage, Attempt: 1, Error: reason, Cleanup: cl,
 			Log: []string{reason, "cleanup: removing the container"}})
 	}
 	status := fsm.AppError
@@ -174,4 +193,41 @@ func (c *Controller) finishWith(ctx context.Context, a fsm.App, final string, b 
 		return err
 	}
 	return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: final, Backup: b, Log: []string{a.Op + ": done; " + final}})
+}
+
+// cleanups retries every pending cleanup: one delete_snapshot task at a
+// time each, with the retry policy's backoff between attempts, forever.
+func (c *Controller) cleanups(ctx context.Context, pending []fsm.Cleanup) {
+	for _, cl := range pending {
+		c.mu.Lock()
+		try := c.cleanupTry[cl.ID]
+		wait := c.notBefore["cleanup/"+cl.ID]
+		c.mu.Unlock()
+		if c.cfg.Now().Before(wait) {
+			continue
+		}
+		if try == 0 {
+			try = 1
+		}
+		id := fmt.Sprintf("cleanup-%s-%d", cl.ID, try)
+		var t fsm.Task
+		var ok bool
+		c.cfg.Backend.FSM().Read(func(s *fsm.State) { t, ok = s.Task(id) })
+		switch {
+		case !ok:
+			_, err := c.cfg.Tasks.Submit(ctx, fsm.Task{ID: id, Node: cl.Node, Kind: taskspec.DeleteSnapshot, VMID: cl.VMID}, taskspec.SnapshotSpec{Name: cl.Snapshot})
+			if err != nil && !problem.Is(err, problem.Conflict) {
+				c.log.Warn("cleanup", "id", cl.ID, "err", err)
+			}
+		case t.State == fsm.TaskSucceeded:
+			if _, err := c.propose(ctx, fsm.Command{Type: fsm.CmdCleanupDone, RequestID: "cleanup-done/" + cl.ID, CleanupDone: &fsm.CleanupDoneCmd{ID: cl.ID}}); err == nil {
+				c.log.Info("pending cleanup done", "id", cl.ID, "vmid", cl.VMID, "snapshot", cl.Snapshot)
+			}
+		case t.State == fsm.TaskFailed:
+			c.mu.Lock()
+			c.cleanupTry[cl.ID] = try + 1
+			c.notBefore["cleanup/"+cl.ID] = c.cfg.Now().Add(c.policy.Delay(min(try, 10)))
+			c.mu.Unlock()
+		}
+	}
 }

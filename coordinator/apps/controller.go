@@ -76,6 +76,8 @@ type Controller struct {
 	wait      Policy
 	mu        sync.Mutex
 	notBefore map[string]time.Time
+	// cleanupTry is each pending cleanup's attempt in this term.
+	cleanupTry map[string]int
 }
 
 // New returns a controller.
@@ -100,16 +102,19 @@ func New(cfg Config) *Controller {
 func (c *Controller) Run(ctx context.Context) {
 	c.mu.Lock()
 	c.notBefore = map[string]time.Time{}
+	c.cleanupTry = map[string]int{}
 	c.mu.Unlock()
 	for ctx.Err() == nil {
 		changed := c.cfg.Backend.FSM().Changed()
 		var busy []fsm.App
-		c.cfg.Backend.FSM().Read(func(s *fsm.State) { busy = s.BusyApps() })
+		var cleanups []fsm.Cleanup
+		c.cfg.Backend.FSM().Read(func(s *fsm.State) { busy, cleanups = s.BusyApps(), s.ListCleanups() })
 		for _, a := range busy {
 			if err := c.advance(ctx, a); err != nil && ctx.Err() == nil && !problem.Is(err, problem.Conflict) {
 				c.log.Warn("app step", "app", a.ID, "op", a.Op, "step", a.Step, "err", err)
 			}
 		}
+		c.cleanups(ctx, cleanups)
 		select {
 		case <-ctx.Done():
 		case <-changed:
@@ -125,6 +130,11 @@ type stage struct {
 	task func(a fsm.App, e catalog.Entry, n fsm.NetworkSettings) (kind string, spec any)
 	// check verifies a succeeded task's output.
 	check func(out taskspec.Output) error
+	// onSource runs the task on the clone source's container.
+	onSource bool
+	// cleanup marks a stage whose failure does not fail the operation: it
+	// is recorded as a pending cleanup and retried until it succeeds.
+	cleanup bool
 }
 
 const appDir = "/opt/proximity/app"
@@ -244,6 +254,18 @@ var (
 	}}
 )
 
+var (
+	stSnapshot = stage{name: "snapshot", onSource: true, task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+		return taskspec.Snapshot, taskspec.SnapshotSpec{Name: a.OpArgs["snapshot"], Description: "temporary, for clone " + a.ID}
+	}}
+	stClone = stage{name: "clone", onSource: true, task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+		return taskspec.Clone, taskspec.CloneSpec{NewVMID: a.VMID, Hostname: a.Hostname, Snapshot: a.OpArgs["snapshot"]}
+	}}
+	stDelSnapshot = stage{name: "remove-snapshot", onSource: true, cleanup: true, task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+		return taskspec.DeleteSnapshot, taskspec.SnapshotSpec{Name: a.OpArgs["snapshot"]}
+	}}
+)
+
 // prevStatus as an operation's final status means "as before".
 const prevStatus = "(previous)"
 
@@ -276,6 +298,7 @@ var ops = map[string]struct {
 	fsm.OpRestore:      {[]stage{stStop, stRestore, stStart, stUp, stHealth}, fsm.AppRunning},
 	fsm.OpUpdate:       {[]stage{stBackup, stPull, stUp, stHealth}, fsm.AppRunning},
 	fsm.OpDeleteBackup: {[]stage{stDeleteBackup}, prevStatus},
+	fsm.OpClone:        {[]stage{stSnapshot, stClone, stDelSnapshot, stStart, stUp, stHealth}, fsm.AppRunning},
 }
 
 // cleanupStage removes the container of a deploy that failed for good.

@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/proximity-ve/proximity/internal/catalog"
@@ -21,6 +23,7 @@ const (
 	AppBackingUp  = "backing-up"
 	AppRestoring  = "restoring"
 	AppUpdating   = "updating"
+	AppCloning    = "cloning"
 )
 
 // App operations (at most one at a time per app).
@@ -34,7 +37,37 @@ const (
 	OpRestore      = "restore"
 	OpUpdate       = "update"
 	OpDeleteBackup = "delete_backup"
+	OpClone        = "clone"
+	// OpCloneSource marks the source of a clone busy; the clone's target
+	// carries the stages.
+	OpCloneSource = "clone-source"
 )
+
+// Cleanup is a temporary snapshot whose removal failed; the controller
+// retries it until it succeeds.
+type Cleanup struct {
+	ID        string    `json:"id"`
+	Node      string    `json:"node"`
+	VMID      int       `json:"vmid"`
+	Snapshot  string    `json:"snapshot"`
+	Reason    string    `json:"reason"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CloneAppCmd makes a new app from an existing one's container: the
+// target's reservation and record are made, and the source marked busy,
+// in one step.
+type CloneAppCmd struct {
+	SourceID string     `json:"source_id"`
+	Owner    string     `json:"owner,omitempty"` // when set, must own the source
+	App      App        `json:"app"`
+	Reserve  ReserveCmd `json:"reserve"`
+}
+
+// CleanupDoneCmd forgets a cleanup that succeeded.
+type CleanupDoneCmd struct {
+	ID string `json:"id"`
+}
 
 // Backup statuses. A backup is "creating" only while its operation runs.
 const (
@@ -124,11 +157,13 @@ type AppStepCmd struct {
 	Release    bool              `json:"release,omitempty"` // free the reservation (a deploy that failed for good)
 	SetArgs    map[string]string `json:"set_args,omitempty"`
 	// Backup updates the backup record of the operation.
-	Backup *Backup   `json:"backup,omitempty"`
-	Error  string    `json:"error,omitempty"`
-	VMID   int       `json:"vmid,omitempty"`
-	Log    []string  `json:"log,omitempty"`
-	At     time.Time `json:"at"`
+	Backup *Backup `json:"backup,omitempty"`
+	// Cleanup records a removal to retry.
+	Cleanup *Cleanup  `json:"cleanup,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	VMID    int       `json:"vmid,omitempty"`
+	Log     []string  `json:"log,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // AppActionCmd starts an operation on an app. Owner, when set, must own
@@ -252,6 +287,17 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 			}
 		}
 		a.ReservationID, a.VMID, a.PublicPorts, a.IP = "", 0, nil, ""
+	}
+	if c.Cleanup != nil && c.Cleanup.ID != "" {
+		cp := *c.Cleanup
+		cp.CreatedAt = c.At.UTC()
+		s.Cleanups[cp.ID] = &cp
+	}
+	if c.Done && a.Op == OpClone {
+		if src, ok := s.Apps[a.OpArgs["source"]]; ok && src.Op == OpCloneSource {
+			src.Op = ""
+			src.log(c.At, "clone "+a.ID+" ended")
+		}
 	}
 	if c.Done {
 		// A backup never outlives its operation "creating".
@@ -412,11 +458,57 @@ func (s *State) ListApps(owner string, page, perPage int) ([]App, int) {
 	return out, len(all)
 }
 
+func (s *State) cloneApp(index uint64, c CloneAppCmd) (*App, error) {
+	src, ok := s.Apps[c.SourceID]
+	if !ok || (c.Owner != "" && src.Owner != c.Owner) {
+		return nil, problem.E(problem.NotFound, "app %s does not exist", c.SourceID)
+	}
+	if src.Op != "" {
+		return nil, problem.E(problem.Conflict, "app %s is busy: %s in progress", src.ID, src.Op)
+	}
+	if src.ReservationID == "" || (src.Status != AppRunning && src.Status != AppStopped) {
+		return nil, problem.E(problem.Conflict, "app %s is %s; only a running or stopped app can be cloned", src.ID, src.Status)
+	}
+	a := c.App
+	if a.ID == "" || a.Owner == "" {
+		return nil, problem.E(problem.Invalid, "app: id and owner required")
+	}
+	if _, ok := s.Apps[a.ID]; ok {
+		return nil, problem.E(problem.Conflict, "app %s exists already", a.ID)
+	}
+	c.Reserve.Node, c.Reserve.PublicPorts = src.Node, len(src.PublicPorts)
+	r, err := s.reserve(index, &c.Reserve)
+	if err != nil {
+		return nil, err
+	}
+	a.CatalogID, a.CatalogVersion, a.Resources, a.Environment = src.CatalogID, src.CatalogVersion, src.Resources, src.Environment
+	a.Hostname, a.Node, a.VMID, a.ReservationID, a.PublicPorts, a.IP = r.Hostname, r.Node, r.VMID, r.ID, r.PublicPorts, r.IP
+	a.Status, a.Op, a.OpIndex, a.Step, a.Attempt = AppCloning, OpClone, index, "", 1
+	a.OpArgs = map[string]string{"source": src.ID, "source_vmid": strconv.Itoa(src.VMID), "snapshot": fmt.Sprintf("proximity-clone-%d", index)}
+	a.log(a.CreatedAt, "clone of "+src.ID+" ("+src.Hostname+") requested")
+	a.UpdatedAt = a.CreatedAt
+	s.Apps[a.ID] = &a
+	src.Op = OpCloneSource
+	src.log(a.CreatedAt, "cloning to "+a.ID)
+	out := a
+	return &out, nil
+}
+
+// ListCleanups lists the pending cleanups by ID.
+func (s *State) ListCleanups() []Cleanup {
+	var out []Cleanup
+	for _, c := range s.Cleanups {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // BusyApps lists the apps with an operation in progress, by ID.
 func (s *State) BusyApps() []App {
 	var out []App
 	for _, a := range s.Apps {
-		if a.Op != "" {
+		if a.Op != "" && a.Op != OpCloneSource {
 			out = append(out, *a)
 		}
 	}

@@ -39,6 +39,8 @@ const (
 	CmdAppStep       CommandType = 21
 	CmdAppAction     CommandType = 22
 	CmdRemoveApp     CommandType = 23
+	CmdCloneApp      CommandType = 24
+	CmdCleanupDone   CommandType = 25
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -71,6 +73,8 @@ type Command struct {
 	AppStep      *AppStepCmd      `json:"app_step,omitempty"`
 	AppAction    *AppActionCmd    `json:"app_action,omitempty"`
 	RemoveApp    *RemoveAppCmd    `json:"remove_app,omitempty"`
+	CloneApp     *CloneAppCmd     `json:"clone_app,omitempty"`
+	CleanupDone  *CleanupDoneCmd  `json:"cleanup_done,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if

@@ -222,6 +222,10 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		r.App, err = s.appAction(index, *c.AppAction)
 	case c.Type == CmdRemoveApp && c.RemoveApp != nil:
 		err = s.removeApp(*c.RemoveApp)
+	case c.Type == CmdCloneApp && c.CloneApp != nil:
+		r.App, err = s.cloneApp(index, *c.CloneApp)
+	case c.Type == CmdCleanupDone && c.CleanupDone != nil:
+		delete(s.Cleanups, c.CleanupDone.ID)
 	default:
 		err = problem.E(problem.Internal, "command type %d with its payload is not known to this version", c.Type)
 	}

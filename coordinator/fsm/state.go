@@ -36,6 +36,7 @@ type State struct {
 	Catalog    *CatalogState          `json:"catalog,omitempty"`
 	Apps       map[string]*App        `json:"apps"`
 	Backups    map[string]*Backup     `json:"backups"`
+	Cleanups   map[string]*Cleanup    `json:"cleanups"`
 
 	Dedup map[string]*dedupEntry `json:"dedup"`
 
@@ -74,6 +75,7 @@ func newState() *State {
 		Tasks:        map[string]*Task{},
 		Apps:         map[string]*App{},
 		Backups:      map[string]*Backup{},
+		Cleanups:     map[string]*Cleanup{},
 	}
 	s.reindex()
 	return s
@@ -180,6 +182,9 @@ func decodeState(data []byte) (*State, error) {
 	}
 	if s.Backups == nil {
 		s.Backups = map[string]*Backup{}
+	}
+	if s.Cleanups == nil {
+		s.Cleanups = map[string]*Cleanup{}
 	}
 	s.reindex()
 	return s, nil

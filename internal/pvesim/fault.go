@@ -20,6 +20,8 @@ type Faults struct {
 	// (a config lock timeout). Draws come from a seeded sequence, so a run
 	// is reproducible.
 	FailRate float64 `json:"fail_rate,omitempty"`
+	// Fail lists task types that always fail with the transient error.
+	Fail []string `json:"fail,omitempty"`
 	// FailNext makes the next N tasks fail with the transient error.
 	FailNext int `json:"fail_next,omitempty"`
 	// Hang lists task types (vzcreate, vzstart, vzdump, ...) whose worker
@@ -95,6 +97,8 @@ func ParseFaults(args []string) (Faults, error) {
 			}
 		case "fail-next":
 			f.FailNext, err = strconv.Atoi(v)
+		case "fail":
+			f.Fail = strings.Split(v, ",")
 		case "hang":
 			f.Hang = strings.Split(v, ",")
 		case "crash":
@@ -102,7 +106,7 @@ func ParseFaults(args []string) (Faults, error) {
 		case "string-vmid":
 			f.StringVMID = v == "1" || v == "true"
 		default:
-			return f, fmt.Errorf("unknown fault %q (latency, task-time, fail-rate, fail-next, hang, crash, string-vmid, clear)", k)
+			return f, fmt.Errorf("unknown fault %q (latency, task-time, fail, fail-rate, fail-next, hang, crash, string-vmid, clear)", k)
 		}
 		if err != nil {
 			return f, fmt.Errorf("fault %s: %v", k, err)

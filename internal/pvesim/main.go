@@ -44,7 +44,7 @@ func Main(argv0 string, args []string, env func(string) string, stdout, stderr i
 
 const usage = `usage: pvesim init
        pvesim serve --addr HOST:PORT [--token USER@REALM!ID=SECRET]
-       pvesim fault [clear] [latency=D] [task-time=D] [fail-rate=F] [fail-next=N] [hang=TYPES] [crash=TYPES] [string-vmid=1]
+       pvesim fault [clear] [latency=D] [task-time=D] [fail=TYPES] [fail-rate=F] [fail-next=N] [hang=TYPES] [crash=TYPES] [string-vmid=1]
        pvesim take VMID [--vm]
        pvesim pct|vzdump|pveam ARGS (or run as pct, vzdump or pveam through a symlink)`
 

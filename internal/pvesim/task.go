@@ -171,7 +171,7 @@ func (s *Store) run(w work, out func(string)) error {
 	var failed error
 	err = s.Update(func(n *Node) error {
 		var err error
-		if n.Faults.transient() {
+		if n.Faults.has(n.Faults.Fail, w.typ) || n.Faults.transient() {
 			err = fail("can't lock file '/run/lock/lxc/pve-config-%d.lock' - got timeout", w.vmid)
 		} else {
 			err = w.body(n, t)

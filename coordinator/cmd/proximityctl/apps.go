@@ -172,7 +172,98 @@ func appsCmd(e *env) *cobra.Command {
 			return e.print(m, []string{"STATUS", "CPU", "MEM", "MAX MEM", "DISK", "MAX DISK", "NET IN", "NET OUT", "UPTIME"}, [][]string{row})
 		},
 	}
-	cmd.AddCommand(logs, metrics)
+	var cloneWait bool
+	clone := &cobra.Command{
+		Use: "clone ID HOSTNAME", Short: "Clone an app into a new one", Args: cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var a app
+			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/clone", map[string]string{"hostname": args[1]}, &a); err != nil {
+				return err
+			}
+			if cloneWait {
+				return e.follow(a.ID)
+			}
+			return e.print(a, appHeader, [][]string{a.row()})
+		},
+	}
+	clone.Flags().BoolVar(&cloneWait, "wait", false, "show the progress until the clone runs")
+	var updateWait bool
+	update := &cobra.Command{
+		Use: "update ID", Short: "Back up, pull new images, recreate; roll back if the health check fails", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var a app
+			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/update", nil, &a); err != nil {
+				return err
+			}
+			if updateWait {
+				return e.follow(args[0])
+			}
+			return e.print(a, appHeader, [][]string{a.row()})
+		},
+	}
+	update.Flags().BoolVar(&updateWait, "wait", false, "show the progress until the update ends")
+	cmd.AddCommand(logs, metrics, clone, update)
+	return cmd
+}
+
+type backup struct {
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason"`
+	Volid     string `json:"volid"`
+	Error     string `json:"error"`
+	CreatedAt string `json:"created_at"`
+}
+
+func backupsCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "backup", Aliases: []string{"backups"}, Short: "Back up and restore apps"}
+	list := &cobra.Command{
+		Use: "list APP_ID", Short: "List an app's backups", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var out struct {
+				Items []backup `json:"items"`
+			}
+			if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups", nil, &out); err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, b := range out.Items {
+				rows = append(rows, []string{b.ID, b.Status, b.Reason, dash(b.Volid), b.CreatedAt})
+			}
+			return e.print(out, []string{"ID", "STATUS", "REASON", "VOLUME", "CREATED"}, rows)
+		},
+	}
+	create := &cobra.Command{
+		Use: "create APP_ID", Short: "Back up an app", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var b backup
+			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups", nil, &b); err != nil {
+				return err
+			}
+			return e.print(b, []string{"ID", "STATUS"}, [][]string{{b.ID, b.Status}})
+		},
+	}
+	restore := &cobra.Command{
+		Use: "restore APP_ID BACKUP_ID", Short: "Restore an app from a backup", Args: cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var a app
+			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups/"+url.PathEscape(args[1])+"/restore", nil, &a); err != nil {
+				return err
+			}
+			return e.print(a, appHeader, [][]string{a.row()})
+		},
+	}
+	del := &cobra.Command{
+		Use: "delete APP_ID BACKUP_ID", Short: "Delete a backup", Args: cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var a app
+			if err := e.call("DELETE", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups/"+url.PathEscape(args[1]), nil, &a); err != nil {
+				return err
+			}
+			return e.print(a, appHeader, [][]string{a.row()})
+		},
+	}
+	cmd.AddCommand(list, create, restore, del)
 	return cmd
 }
 

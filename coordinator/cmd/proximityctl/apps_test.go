@@ -89,6 +89,25 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 			t.Fatalf("%s: %d %s %s (container %q)", step.verb, code, out, errs, status())
 		}
 	}
+	if code, out, errs := ctl(t, addr, token, "backup", "create", id); code != 0 || !strings.Contains(out, "creating") {
+		t.Fatalf("backup create: %d %s %s", code, out, errs)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		_, out, _ := ctl(t, addr, token, "backup", "list", id)
+		if strings.Contains(out, "ready") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backup not ready: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, out, errs := ctl(t, addr, token, "app", "update", id, "--wait"); code != 0 || !strings.Contains(out, "pull: started") || !strings.HasSuffix(out, "is running\n") {
+		t.Fatalf("update --wait: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := ctl(t, addr, token, "app", "clone", id, "vault2", "--wait"); code != 0 || !strings.HasSuffix(out, "is running\n") {
+		t.Fatalf("clone --wait: %d %s %s", code, out, errs)
+	}
 	if code, out, _ := ctl(t, addr, token, "app", "logs", id, "--limit", "3"); code != 0 || len(strings.Split(strings.TrimSpace(out), "\n")) != 4 {
 		t.Fatalf("logs: %d\n%s", code, out)
 	}
