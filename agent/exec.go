@@ -240,6 +240,12 @@ func (x *executor) do(ctx context.Context, t *pb.Task) (*taskspec.Output, error)
 			return nil, err
 		}
 		return nil, rt.SetConfig(ctx, vmid, spec.Set, spec.Delete)
+	case taskspec.Inspect:
+		st, err := rt.Status(ctx, vmid)
+		if err != nil {
+			return nil, err
+		}
+		return &taskspec.Output{VMID: vmid, Status: st.Status, Name: st.Name}, nil
 	case taskspec.WriteEnv:
 		spec, err := decode[taskspec.EnvSpec](t)
 		if err != nil {

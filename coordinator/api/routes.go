@@ -64,6 +64,9 @@ func (a *API) table() []*route {
 		{method: "POST", pattern: "/api/v1/apps/{id}/backups/{bid}/restore", access: anyUser, where: leader, h: a.restoreBackup},
 		{method: "DELETE", pattern: "/api/v1/apps/{id}/backups/{bid}", access: anyUser, where: leader, h: a.deleteBackup},
 
+		{method: "GET", pattern: "/api/v1/discover", access: adminOnly, where: leader, h: a.discover},
+		{method: "POST", pattern: "/api/v1/adopt", access: adminOnly, where: leader, h: a.adopt},
+
 		{method: "GET", pattern: "/api/v1/nodes", access: adminOnly, where: leader, h: a.listNodes},
 		{method: "POST", pattern: "/api/v1/join-tokens", access: adminOnly, where: leader, h: a.createJoinToken},
 

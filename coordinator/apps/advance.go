@@ -20,9 +20,12 @@ var permanent = map[string]bool{"invalid": true, "unsupported": true, "protected
 // stage's task, or, when that task has ended, goes to the next stage,
 // retries, or ends the operation.
 func (c *Controller) advance(ctx context.Context, a fsm.App) error {
-	op, ok := ops[a.Op]
+	opStages, opFinal, ok := opFor(a)
 	if !ok {
 		return fmt.Errorf("unknown operation %q", a.Op)
+	}
+	if len(opStages) == 0 {
+		return c.finish(ctx, a, opFinal)
 	}
 	var e catalog.Entry
 	var network fsm.NetworkSettings
@@ -35,7 +38,7 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 			task, haveTask = s.Task(a.TaskID)
 		}
 	})
-	stages := op.stages
+	stages := opStages
 	switch {
 	case a.Step == cleanupStage:
 		stages = []stage{{name: cleanupStage, task: stDestroy.task}}
@@ -61,7 +64,7 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		}
 		if a.Op == fsm.OpDelete && a.ReservationID == "" {
 			// A failed deploy left nothing on the node.
-			return c.finish(ctx, a, op.final)
+			return c.finish(ctx, a, opFinal)
 		}
 		kind, spec := st.task(a, e, network)
 		// The ID names this operation (by the index it started at), the
@@ -122,9 +125,15 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 			return c.step(ctx, a, fsm.AppStepCmd{Step: next.name, Attempt: 1, VMID: vmid, Backup: backup, SetArgs: args,
 				Log: []string{st.name + ": done", next.name + ": started"}})
 		}
-		final := op.final
-		if final == prevStatus {
+		final := opFinal
+		switch final {
+		case prevStatus:
 			final = a.PrevStatus
+		case statusFromInspect:
+			final = fsm.AppStopped
+			if out.Status == "running" {
+				final = fsm.AppRunning
+			}
 		}
 		return c.finishWith(ctx, a, final, backup)
 	}

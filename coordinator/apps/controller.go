@@ -266,6 +266,39 @@ var (
 	}}
 )
 
+var stInspect = stage{name: "inspect", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+	return taskspec.Inspect, nil
+}}
+
+// adoptedOps are the operations of a container made outside Proximity:
+// no Compose stack of ours to start or check, and delete only releases.
+var adoptedOps = map[string][]stage{
+	fsm.OpAdopt:   {stInspect},
+	fsm.OpStart:   {stStart},
+	fsm.OpStop:    {stStop},
+	fsm.OpRestart: {stReboot},
+	fsm.OpDelete:  {},
+	fsm.OpRestore: {stStop, stRestore, stStart},
+}
+
+// statusFromInspect as a final status takes the container's own status.
+const statusFromInspect = "(inspected)"
+
+// opFor returns an app's operation's stages and final status.
+func opFor(a fsm.App) ([]stage, string, bool) {
+	op, ok := ops[a.Op]
+	if a.Adopted {
+		if st, aok := adoptedOps[a.Op]; aok {
+			final := op.final
+			if a.Op == fsm.OpAdopt {
+				final = statusFromInspect
+			}
+			return st, final, true
+		}
+	}
+	return op.stages, op.final, ok
+}
+
 // prevStatus as an operation's final status means "as before".
 const prevStatus = "(previous)"
 

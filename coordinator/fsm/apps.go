@@ -41,7 +41,46 @@ const (
 	// OpCloneSource marks the source of a clone busy; the clone's target
 	// carries the stages.
 	OpCloneSource = "clone-source"
+	OpAdopt       = "adopt"
 )
+
+// AdoptAppCmd takes over an existing container: a reservation of its
+// VMID, a public port and a hostname, and an app record that is verified
+// on the node before it counts.
+type AdoptAppCmd struct {
+	App     App        `json:"app"`
+	Reserve ReserveCmd `json:"reserve"`
+}
+
+func (s *State) adoptApp(index uint64, c AdoptAppCmd) (*App, error) {
+	a := c.App
+	if a.ID == "" {
+		return nil, problem.E(problem.Invalid, "app: id required")
+	}
+	if u, ok := s.Users[a.Owner]; !ok || u == nil {
+		return nil, problem.E(problem.Invalid, "owner: %q is not a user", a.Owner)
+	}
+	if _, ok := s.Nodes[c.Reserve.Node]; !ok {
+		return nil, problem.E(problem.NotFound, "node: %q is not enrolled", c.Reserve.Node)
+	}
+	for _, x := range s.Apps {
+		if x.VMID == c.Reserve.FixedVMID && x.Node == c.Reserve.Node {
+			return nil, problem.E(problem.Conflict, "VMID %d is app %s already", x.VMID, x.ID)
+		}
+	}
+	r, err := s.reserve(index, &c.Reserve)
+	if err != nil {
+		return nil, err
+	}
+	a.Hostname, a.Node, a.VMID, a.ReservationID, a.PublicPorts, a.IP = r.Hostname, r.Node, r.VMID, r.ID, r.PublicPorts, r.IP
+	a.Adopted, a.Status, a.Op, a.OpIndex, a.Step, a.Attempt = true, AppDeploying, OpAdopt, index, "", 1
+	a.log(a.CreatedAt, fmt.Sprintf("adoption of CT %d on %s requested", r.VMID, r.Node))
+	a.UpdatedAt = a.CreatedAt
+	cp := a
+	s.Apps[a.ID] = &cp
+	out := cp
+	return &out, nil
+}
 
 // Cleanup is a temporary snapshot whose removal failed; the controller
 // retries it until it succeeds.
@@ -113,18 +152,22 @@ type App struct {
 	IP             string            `json:"ip,omitempty"`
 	Resources      catalog.Resources `json:"resources"`
 	Environment    map[string]string `json:"environment,omitempty"` // caller's values; generated secrets never come here
-	Status         string            `json:"status"`
-	PrevStatus     string            `json:"prev_status,omitempty"`
-	Op             string            `json:"op,omitempty"`
-	OpIndex        uint64            `json:"op_index,omitempty"` // log index the operation started at: names its tasks
-	OpArgs         map[string]string `json:"op_args,omitempty"`
-	Step           string            `json:"step,omitempty"`
-	Attempt        int               `json:"attempt,omitempty"`
-	TaskID         string            `json:"task_id,omitempty"`
-	Error          string            `json:"error,omitempty"`
-	Log            []LogLine         `json:"log,omitempty"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	// Adopted apps are containers made outside Proximity: they have no
+	// Compose stack of ours, and deleting one only releases it.
+	Adopted      bool              `json:"adopted,omitempty"`
+	InternalPort int               `json:"internal_port,omitempty"`
+	Status       string            `json:"status"`
+	PrevStatus   string            `json:"prev_status,omitempty"`
+	Op           string            `json:"op,omitempty"`
+	OpIndex      uint64            `json:"op_index,omitempty"` // log index the operation started at: names its tasks
+	OpArgs       map[string]string `json:"op_args,omitempty"`
+	Step         string            `json:"step,omitempty"`
+	Attempt      int               `json:"attempt,omitempty"`
+	TaskID       string            `json:"task_id,omitempty"`
+	Error        string            `json:"error,omitempty"`
+	Log          []LogLine         `json:"log,omitempty"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
 }
 
 // CatalogState is the catalog every server serves.
@@ -348,6 +391,9 @@ func (s *State) appAction(index uint64, c AppActionCmd) (*App, error) {
 	if a.ReservationID == "" && c.Op != OpDelete {
 		return nil, problem.E(problem.Conflict, "app %s has no container (its deploy failed); delete it", c.ID)
 	}
+	if a.Adopted && c.Op == OpUpdate {
+		return nil, problem.E(problem.Conflict, "app %s is adopted: it has no Compose stack of Proximity's to update", c.ID)
+	}
 	allowed := false
 	for _, f := range t.from {
 		allowed = allowed || a.Status == f
@@ -465,6 +511,9 @@ func (s *State) cloneApp(index uint64, c CloneAppCmd) (*App, error) {
 	}
 	if src.Op != "" {
 		return nil, problem.E(problem.Conflict, "app %s is busy: %s in progress", src.ID, src.Op)
+	}
+	if src.Adopted {
+		return nil, problem.E(problem.Conflict, "app %s is adopted and cannot be cloned", src.ID)
 	}
 	if src.ReservationID == "" || (src.Status != AppRunning && src.Status != AppStopped) {
 		return nil, problem.E(problem.Conflict, "app %s is %s; only a running or stopped app can be cloned", src.ID, src.Status)

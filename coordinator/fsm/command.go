@@ -41,6 +41,7 @@ const (
 	CmdRemoveApp     CommandType = 23
 	CmdCloneApp      CommandType = 24
 	CmdCleanupDone   CommandType = 25
+	CmdAdoptApp      CommandType = 26
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -75,6 +76,7 @@ type Command struct {
 	RemoveApp    *RemoveAppCmd    `json:"remove_app,omitempty"`
 	CloneApp     *CloneAppCmd     `json:"clone_app,omitempty"`
 	CleanupDone  *CleanupDoneCmd  `json:"cleanup_done,omitempty"`
+	AdoptApp     *AdoptAppCmd     `json:"adopt_app,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if
@@ -88,6 +90,9 @@ type ReserveCmd struct {
 	IP          bool      `json:"ip"`
 	Owner       string    `json:"owner"`
 	CreatedAt   time.Time `json:"created_at"`
+	// FixedVMID takes this VMID (an existing container being adopted; it
+	// may be foreign) instead of one from the pool.
+	FixedVMID int `json:"fixed_vmid,omitempty"`
 }
 
 // ReleaseCmd frees everything reservation ID holds.

@@ -193,8 +193,15 @@ func (s *State) reserve(index uint64, c *ReserveCmd) (*Reservation, error) {
 		return nil, problem.E(problem.Conflict, "hostname %q is already reserved (reservation %s)", host, holder)
 	}
 
-	vmid, ok := s.freeVMID()
-	if !ok {
+	vmid, ok := c.FixedVMID, true
+	if vmid != 0 {
+		if vmid < 100 || vmid > 999_999_999 {
+			return nil, problem.E(problem.Invalid, "vmid: %d is not a Proxmox VMID", vmid)
+		}
+		if holder, held := s.byVMID[vmid]; held {
+			return nil, problem.E(problem.Conflict, "VMID %d is already reserved (reservation %s)", vmid, holder)
+		}
+	} else if vmid, ok = s.freeVMID(); !ok {
 		return nil, problem.E(problem.Exhausted, "no free VMID in %d-%d", s.Pools.VMIDMin, s.Pools.VMIDMax)
 	}
 	ports, ok := s.freePorts(c.Node, c.PublicPorts)
@@ -222,7 +229,11 @@ func (s *State) reserve(index uint64, c *ReserveCmd) (*Reservation, error) {
 		r.IP = ip.String()
 		s.IPCursor = addrU32(ip)
 	}
-	s.VMIDCursor = vmid
+	if c.FixedVMID == 0 {
+		s.VMIDCursor = vmid
+	} else if s.foreign[vmid] {
+		_ = s.markForeign([]int{vmid}, false) // adopted: Proximity's now
+	}
 	if len(ports) > 0 {
 		s.PortCursor[c.Node] = ports[len(ports)-1]
 	}

@@ -30,6 +30,7 @@ const (
 	SetConfig        = "set_config"
 	DownloadTemplate = "download_template"
 	WriteEnv         = "write_env"
+	Inspect          = "inspect"
 )
 
 // EnvSpec writes a Compose .env file into the container: fixed values,
@@ -133,6 +134,8 @@ type Output struct {
 	Code   int    `json:"code,omitempty"`
 	Stdout string `json:"stdout,omitempty"`
 	Stderr string `json:"stderr,omitempty"`
+	Status string `json:"status,omitempty"` // inspect: running or stopped
+	Name   string `json:"name,omitempty"`
 }
 
 // Tag is the Proxmox tag that marks a container as made by task id.

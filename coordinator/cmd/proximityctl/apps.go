@@ -363,3 +363,48 @@ func catalogCmd(e *env) *cobra.Command {
 	cmd.AddCommand(list, show, reload)
 	return cmd
 }
+
+func adoptCmds(e *env) []*cobra.Command {
+	discover := &cobra.Command{
+		Use: "discover", Short: "List containers on the nodes that no app manages (admin)", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var out struct {
+				Items []struct {
+					Node, Name, Status string
+					VMID               int
+				} `json:"items"`
+			}
+			if err := e.call("GET", "/api/v1/discover", nil, &out); err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, c := range out.Items {
+				rows = append(rows, []string{c.Node, strconv.Itoa(c.VMID), c.Name, c.Status})
+			}
+			return e.print(out, []string{"NODE", "VMID", "NAME", "STATUS"}, rows)
+		},
+	}
+	var owner, hostname string
+	var port int
+	adopt := &cobra.Command{
+		Use: "adopt NODE VMID", Short: "Adopt an existing container as an app of a user (admin)", Args: cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			vmid, err := strconv.Atoi(args[1])
+			if err != nil {
+				return fmt.Errorf("VMID: %q is not a number", args[1])
+			}
+			var a app
+			if err := e.call("POST", "/api/v1/adopt", map[string]any{"node": args[0], "vmid": vmid, "owner": owner, "hostname": hostname, "port": port}, &a); err != nil {
+				return err
+			}
+			return e.print(a, appHeader, [][]string{a.row()})
+		},
+	}
+	adopt.Flags().StringVar(&owner, "owner", "", "user ID of the new owner (required)")
+	adopt.Flags().StringVar(&hostname, "hostname", "", "hostname to reserve for it (required)")
+	adopt.Flags().IntVar(&port, "port", 0, "the port the app listens on inside the container, 1-65535 (required)")
+	for _, f := range []string{"owner", "hostname", "port"} {
+		_ = adopt.MarkFlagRequired(f)
+	}
+	return []*cobra.Command{discover, adopt}
+}

@@ -76,6 +76,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	root.PersistentFlags().StringVarP(&e.output, "output", "o", "table", "output format: table or json")
 	root.PersistentFlags().DurationVar(&e.timeout, "timeout", 30*time.Second, "deadline for each command")
 	root.AddCommand(reservationsCmd(e), clusterCmd(e), usersCmd(e), settingsCmd(e), nodesCmd(e), joinTokensCmd(e), nodeCmd(e), appsCmd(e), catalogCmd(e), backupsCmd(e))
+	root.AddCommand(adoptCmds(e)...)
 	return root
 }
 

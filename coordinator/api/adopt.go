@@ -1,0 +1,89 @@
+package api
+
+import (
+	"net/http"
+	"sort"
+	"strconv"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/validate"
+)
+
+type unmanaged struct {
+	Node   string `json:"node"`
+	VMID   int    `json:"vmid"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Tags   string `json:"tags,omitempty"`
+}
+
+// discover lists, per ready node, the containers its agent last reported
+// that no app manages.
+func (a *API) discover(rq *request) (int, any, error) {
+	var nodes []fsm.NodeRecord
+	managed := map[string]bool{}
+	a.b.FSM().Read(func(s *fsm.State) {
+		nodes = s.ListNodes()
+		for _, x := range s.Apps {
+			managed[x.Node+"/"+strconv.Itoa(x.VMID)] = true
+		}
+	})
+	out := []unmanaged{}
+	for _, n := range nodes {
+		if a.agents == nil {
+			break
+		}
+		li, ok := a.agents.NodeLive(n.Name)
+		if !ok {
+			continue
+		}
+		for _, g := range li.Guests {
+			if !managed[n.Name+"/"+strconv.Itoa(int(g.Vmid))] {
+				out = append(out, unmanaged{Node: n.Name, VMID: int(g.Vmid), Name: g.Name, Status: g.Status, Tags: g.Tags})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Node < out[j].Node || (out[i].Node == out[j].Node && out[i].VMID < out[j].VMID)
+	})
+	return http.StatusOK, map[string]any{"items": out, "total": len(out)}, nil
+}
+
+// adopt takes over an existing container for a user: its VMID, a public
+// port forwarded to the validated internal port, and a hostname.
+func (a *API) adopt(rq *request) (int, any, error) {
+	var in struct {
+		Node     string `json:"node"`
+		VMID     int    `json:"vmid"`
+		Owner    string `json:"owner"`
+		Hostname string `json:"hostname"`
+		Port     int    `json:"port"`
+	}
+	if err := rq.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if err := validate.NodeName("node", in.Node); err != nil {
+		return 0, nil, err
+	}
+	if in.VMID < 100 || in.VMID > 999_999_999 {
+		return 0, nil, problem.E(problem.Invalid, "vmid: %d is not a Proxmox VMID", in.VMID)
+	}
+	if err := validate.Port("port", in.Port); err != nil {
+		return 0, nil, err
+	}
+	host, err := validate.Hostname("hostname", in.Hostname)
+	if err != nil {
+		return 0, nil, err
+	}
+	now := a.now()
+	id := NewID("app_")
+	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdAdoptApp, RequestID: rq.key, AdoptApp: &fsm.AdoptAppCmd{
+		App:     fsm.App{ID: id, Owner: in.Owner, InternalPort: in.Port, CreatedAt: now},
+		Reserve: fsm.ReserveCmd{ID: NewID("res_"), Hostname: host, Node: in.Node, PublicPorts: 1, Owner: "app:" + id, CreatedAt: now, FixedVMID: in.VMID},
+	}})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, appOut(*r.App), nil
+}
