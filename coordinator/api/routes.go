@@ -81,6 +81,8 @@ func (a *API) table() []*route {
 
 		{method: "GET", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.getNetwork},
 		{method: "PUT", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.putNetwork},
+		{method: "GET", pattern: "/api/v1/settings/resources", access: adminOnly, where: leader, h: a.getResources},
+		{method: "PUT", pattern: "/api/v1/settings/resources", access: adminOnly, where: leader, h: a.putResources},
 		{method: "GET", pattern: "/api/v1/settings/registry", access: adminOnly, where: leader, h: a.getPools},
 		{method: "PUT", pattern: "/api/v1/settings/registry", access: adminOnly, where: leader, h: a.putPools},
 	}

@@ -59,3 +59,23 @@ func (a *API) putPools(rq *request) (int, any, error) {
 	}
 	return http.StatusOK, p, nil
 }
+
+func (a *API) getResources(rq *request) (int, any, error) {
+	var r fsm.ResourceSettings
+	a.b.FSM().Read(func(s *fsm.State) { r = s.ResourceDefaults() })
+	return http.StatusOK, r, nil
+}
+
+func (a *API) putResources(rq *request) (int, any, error) {
+	var r fsm.ResourceSettings
+	if err := rq.decode(&r); err != nil {
+		return 0, nil, err
+	}
+	if err := r.Validate(); err != nil {
+		return 0, nil, err
+	}
+	if _, err := a.propose(rq, fsm.Command{Type: fsm.CmdSetResources, RequestID: rq.key, SetResources: &r}); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, r, nil
+}

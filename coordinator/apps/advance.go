@@ -29,11 +29,12 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 	}
 	var e catalog.Entry
 	var network fsm.NetworkSettings
+	var defaults fsm.ResourceSettings
 	var task fsm.Task
 	var haveTask bool
 	c.cfg.Backend.FSM().Read(func(s *fsm.State) {
 		e, _ = s.CatalogEntry(a.CatalogID)
-		network = s.Network
+		network, defaults = s.Network, s.ResourceDefaults()
 		if a.TaskID != "" {
 			task, haveTask = s.Task(a.TaskID)
 		}
@@ -67,6 +68,10 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 			return c.finish(ctx, a, opFinal)
 		}
 		kind, spec := st.task(a, e, network)
+		if cs, ok := spec.(taskspec.CreateSpec); ok {
+			cs.SwapMB, cs.Storage = defaults.SwapMB, defaults.Storage
+			spec = cs
+		}
 		// The ID names this operation (by the index it started at), the
 		// stage and the attempt: a resubmission after an unknown outcome is
 		// the same task, and a later operation never meets an old one.

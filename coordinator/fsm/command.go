@@ -42,6 +42,7 @@ const (
 	CmdCloneApp      CommandType = 24
 	CmdCleanupDone   CommandType = 25
 	CmdAdoptApp      CommandType = 26
+	CmdSetResources  CommandType = 27
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -52,31 +53,32 @@ type Command struct {
 	Type      CommandType `json:"type"`
 	RequestID string      `json:"request_id"`
 
-	Reserve      *ReserveCmd      `json:"reserve,omitempty"`
-	Release      *ReleaseCmd      `json:"release,omitempty"`
-	Foreign      *ForeignCmd      `json:"foreign,omitempty"`
-	InitAdmin    *InitAdminCmd    `json:"init_admin,omitempty"`
-	CreateUser   *CreateUserCmd   `json:"create_user,omitempty"`
-	CreateToken  *CreateTokenCmd  `json:"create_token,omitempty"`
-	SetNetwork   *NetworkSettings `json:"set_network,omitempty"`
-	SetPools     *PoolSettings    `json:"set_pools,omitempty"`
-	UpsertServer *Server          `json:"upsert_server,omitempty"`
-	RemoveServer *RemoveServerCmd `json:"remove_server,omitempty"`
-	SetCA        *CAState         `json:"set_ca,omitempty"`
-	JoinToken    *JoinToken       `json:"join_token,omitempty"`
-	JoinNode     *JoinNodeCmd     `json:"join_node,omitempty"`
-	NodeStatus   *NodeStatusCmd   `json:"node_status,omitempty"`
-	CreateTask   *Task            `json:"create_task,omitempty"`
-	CompleteTask *CompleteTaskCmd `json:"complete_task,omitempty"`
-	ReissueTask  *ReissueTaskCmd  `json:"reissue_task,omitempty"`
-	SetCatalog   *CatalogState    `json:"set_catalog,omitempty"`
-	CreateApp    *CreateAppCmd    `json:"create_app,omitempty"`
-	AppStep      *AppStepCmd      `json:"app_step,omitempty"`
-	AppAction    *AppActionCmd    `json:"app_action,omitempty"`
-	RemoveApp    *RemoveAppCmd    `json:"remove_app,omitempty"`
-	CloneApp     *CloneAppCmd     `json:"clone_app,omitempty"`
-	CleanupDone  *CleanupDoneCmd  `json:"cleanup_done,omitempty"`
-	AdoptApp     *AdoptAppCmd     `json:"adopt_app,omitempty"`
+	Reserve      *ReserveCmd       `json:"reserve,omitempty"`
+	Release      *ReleaseCmd       `json:"release,omitempty"`
+	Foreign      *ForeignCmd       `json:"foreign,omitempty"`
+	InitAdmin    *InitAdminCmd     `json:"init_admin,omitempty"`
+	CreateUser   *CreateUserCmd    `json:"create_user,omitempty"`
+	CreateToken  *CreateTokenCmd   `json:"create_token,omitempty"`
+	SetNetwork   *NetworkSettings  `json:"set_network,omitempty"`
+	SetPools     *PoolSettings     `json:"set_pools,omitempty"`
+	UpsertServer *Server           `json:"upsert_server,omitempty"`
+	RemoveServer *RemoveServerCmd  `json:"remove_server,omitempty"`
+	SetCA        *CAState          `json:"set_ca,omitempty"`
+	JoinToken    *JoinToken        `json:"join_token,omitempty"`
+	JoinNode     *JoinNodeCmd      `json:"join_node,omitempty"`
+	NodeStatus   *NodeStatusCmd    `json:"node_status,omitempty"`
+	CreateTask   *Task             `json:"create_task,omitempty"`
+	CompleteTask *CompleteTaskCmd  `json:"complete_task,omitempty"`
+	ReissueTask  *ReissueTaskCmd   `json:"reissue_task,omitempty"`
+	SetCatalog   *CatalogState     `json:"set_catalog,omitempty"`
+	CreateApp    *CreateAppCmd     `json:"create_app,omitempty"`
+	AppStep      *AppStepCmd       `json:"app_step,omitempty"`
+	AppAction    *AppActionCmd     `json:"app_action,omitempty"`
+	RemoveApp    *RemoveAppCmd     `json:"remove_app,omitempty"`
+	CloneApp     *CloneAppCmd      `json:"clone_app,omitempty"`
+	CleanupDone  *CleanupDoneCmd   `json:"cleanup_done,omitempty"`
+	AdoptApp     *AdoptAppCmd      `json:"adopt_app,omitempty"`
+	SetResources *ResourceSettings `json:"set_resources,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if

@@ -224,6 +224,8 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		err = s.removeApp(*c.RemoveApp)
 	case c.Type == CmdCloneApp && c.CloneApp != nil:
 		r.App, err = s.cloneApp(index, *c.CloneApp)
+	case c.Type == CmdSetResources && c.SetResources != nil:
+		err = s.setResources(*c.SetResources)
 	case c.Type == CmdAdoptApp && c.AdoptApp != nil:
 		r.App, err = s.adoptApp(index, *c.AdoptApp)
 	case c.Type == CmdCleanupDone && c.CleanupDone != nil:

@@ -37,6 +37,7 @@ type State struct {
 	Apps       map[string]*App        `json:"apps"`
 	Backups    map[string]*Backup     `json:"backups"`
 	Cleanups   map[string]*Cleanup    `json:"cleanups"`
+	Resources  *ResourceSettings      `json:"resources,omitempty"`
 
 	Dedup map[string]*dedupEntry `json:"dedup"`
 

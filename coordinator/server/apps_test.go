@@ -226,3 +226,29 @@ func TestAuditFinding09ConcurrentDeploysOneWinnerPerHostname(t *testing.T) {
 		}
 	})
 }
+
+// TestResourceDefaultsUsedByDeploys: the resource settings are validated
+// and the next deploy's container has them.
+func TestResourceDefaultsUsedByDeploys(t *testing.T) {
+	tc, ag, tok := appCluster(t)
+	for _, bad := range []map[string]any{{"swap_mb": -1, "storage": "local-lvm"}, {"swap_mb": 512, "storage": "local lvm"}, {"swap_mb": 99999, "storage": "x1"}} {
+		if code, _ := tc.call(0, "PUT", "/api/v1/settings/resources", tok["admin"], bad, nil, nil); code != http.StatusBadRequest {
+			t.Fatalf("PUT %v: %d", bad, code)
+		}
+	}
+	if code, _ := tc.call(0, "PUT", "/api/v1/settings/resources", tok["alice"], map[string]any{"swap_mb": 1024, "storage": "local-lvm"}, nil, nil); code != http.StatusForbidden {
+		t.Fatalf("PUT as a user: %d", code)
+	}
+	if code, err := tc.call(0, "PUT", "/api/v1/settings/resources", tok["admin"], map[string]any{"swap_mb": 1024, "storage": "local-lvm"}, nil, nil); err != nil || code != 200 {
+		t.Fatalf("PUT: %d %v", code, err)
+	}
+	var a appOut
+	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "homepage", "hostname": "dash", "resources": map[string]int{"cores": 2, "memory_mb": 768, "disk_gb": 3}}, nil, &a); err != nil || code != 202 {
+		t.Fatalf("deploy: %d %v", code, err)
+	}
+	a = tc.waitApp(tok["alice"], a.ID, "running")
+	c := ct(t, ag.sim.Store, a.VMID)
+	if c.Config["swap"] != "1024" || c.Config["cores"] != "2" || c.Config["memory"] != "768" || !strings.HasPrefix(c.Config["rootfs"], "local-lvm:") || !strings.Contains(c.Config["rootfs"], "size=3G") {
+		t.Fatalf("container config: %v", c.Config)
+	}
+}
