@@ -53,6 +53,7 @@ type Agent struct {
 
 	after     uint64 // work stream position
 	exec      *executor
+	fw        *forwarder
 	rep       *reporter
 	heartbeat time.Duration
 }
@@ -85,6 +86,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.rep = newReporter(a)
 	a.exec = newExecutor(a)
+	a.fw = &forwarder{a: a}
 	return a, nil
 }
 
@@ -111,7 +113,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for _, loop := range []struct {
 		ctx context.Context
 		fn  func(context.Context)
-	}{{ctx, a.workLoop}, {repCtx, a.rep.loop}, {ctx, a.renewLoop}} {
+	}{{ctx, a.workLoop}, {repCtx, a.rep.loop}, {ctx, a.renewLoop}, {ctx, a.fw.loop}} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop.fn(loop.ctx) }()
 	}

@@ -240,6 +240,12 @@ func (x *executor) do(ctx context.Context, t *pb.Task) (*taskspec.Output, error)
 			return nil, err
 		}
 		return nil, rt.SetConfig(ctx, vmid, spec.Set, spec.Delete)
+	case taskspec.Forwards:
+		spec, err := decode[taskspec.ForwardsSpec](t)
+		if err != nil {
+			return nil, err
+		}
+		return nil, x.a.fw.set(ctx, spec)
 	case taskspec.Inspect:
 		st, err := rt.Status(ctx, vmid)
 		if err != nil {

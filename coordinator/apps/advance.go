@@ -4,14 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/internal/catalog"
+	"github.com/proximity-ve/proximity/internal/nat"
 	"github.com/proximity-ve/proximity/internal/problem"
 	"github.com/proximity-ve/proximity/internal/taskspec"
 )
+
+var inetRE = regexp.MustCompile(`inet (\d+\.\d+\.\d+\.\d+)/`)
 
 // permanent are task error kinds that no retry can fix.
 var permanent = map[string]bool{"invalid": true, "unsupported": true, "protected": true}
@@ -30,11 +34,14 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 	var e catalog.Entry
 	var network fsm.NetworkSettings
 	var defaults fsm.ResourceSettings
+	var rules []fsm.ForwardRule
+	var version uint64
 	var task fsm.Task
 	var haveTask bool
 	c.cfg.Backend.FSM().Read(func(s *fsm.State) {
 		e, _ = s.CatalogEntry(a.CatalogID)
 		network, defaults = s.Network, s.ResourceDefaults()
+		rules, version = s.NodeForwards(a.Node), s.Index
 		if a.TaskID != "" {
 			task, haveTask = s.Task(a.TaskID)
 		}
@@ -68,6 +75,13 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 			return c.finish(ctx, a, opFinal)
 		}
 		kind, spec := st.task(a, e, network)
+		if st.forwards {
+			fs := taskspec.ForwardsSpec{Version: version, Forwards: []nat.Forward{}}
+			for _, r := range rules {
+				fs.Forwards = append(fs.Forwards, nat.Forward{App: r.App, Protocol: r.Protocol, PublicPort: r.PublicPort, IP: r.IP, Port: r.Port})
+			}
+			spec = fs
+		}
 		if cs, ok := spec.(taskspec.CreateSpec); ok {
 			cs.SwapMB, cs.Storage = defaults.SwapMB, defaults.Storage
 			spec = cs
@@ -108,6 +122,12 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		if task.Kind == taskspec.Create {
 			vmid = task.VMID
 		}
+		containerIP := ""
+		if st.name == stNetwork.name {
+			if m := inetRE.FindStringSubmatch(out.Stdout); m != nil {
+				containerIP = m[1]
+			}
+		}
 		if a.Step == cleanupStage {
 			return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: fsm.AppError, Release: true,
 				Log: []string{"cleanup: the container is removed and every reservation is free"}})
@@ -127,7 +147,7 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		}
 		if idx+1 < len(stages) {
 			next := stages[idx+1]
-			return c.step(ctx, a, fsm.AppStepCmd{Step: next.name, Attempt: 1, VMID: vmid, Backup: backup, SetArgs: args,
+			return c.step(ctx, a, fsm.AppStepCmd{Step: next.name, Attempt: 1, VMID: vmid, Backup: backup, SetArgs: args, ContainerIP: containerIP,
 				Log: []string{st.name + ": done", next.name + ": started"}})
 		}
 		final := opFinal

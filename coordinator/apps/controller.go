@@ -132,6 +132,8 @@ type stage struct {
 	check func(out taskspec.Output) error
 	// onSource runs the task on the clone source's container.
 	onSource bool
+	// forwards marks the stage that sends the node its port forwards.
+	forwards bool
 	// cleanup marks a stage whose failure does not fail the operation: it
 	// is recorded as a pending cleanup and retried until it succeeds.
 	cleanup bool
@@ -266,6 +268,10 @@ var (
 	}}
 )
 
+var stForward = stage{name: "forward", forwards: true, task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+	return taskspec.Forwards, nil
+}}
+
 var stInspect = stage{name: "inspect", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 	return taskspec.Inspect, nil
 }}
@@ -277,7 +283,7 @@ var adoptedOps = map[string][]stage{
 	fsm.OpStart:   {stStart},
 	fsm.OpStop:    {stStop},
 	fsm.OpRestart: {stReboot},
-	fsm.OpDelete:  {},
+	fsm.OpDelete:  {stForward},
 	fsm.OpRestore: {stStop, stRestore, stStart},
 }
 
@@ -322,16 +328,16 @@ var ops = map[string]struct {
 	stages []stage
 	final  string
 }{
-	fsm.OpDeploy:       {[]stage{stCreate, stNetwork, stDocker, stCompose, stEnv, stUp, stHealth}, fsm.AppRunning},
+	fsm.OpDeploy:       {[]stage{stCreate, stNetwork, stDocker, stCompose, stEnv, stUp, stForward, stHealth}, fsm.AppRunning},
 	fsm.OpStart:        {[]stage{stStart, stUp, stHealth}, fsm.AppRunning},
 	fsm.OpStop:         {[]stage{stStop}, fsm.AppStopped},
 	fsm.OpRestart:      {[]stage{stReboot, stUp, stHealth}, fsm.AppRunning},
-	fsm.OpDelete:       {[]stage{stDestroy}, ""},
+	fsm.OpDelete:       {[]stage{stDestroy, stForward}, ""},
 	fsm.OpBackup:       {[]stage{stBackup}, prevStatus},
 	fsm.OpRestore:      {[]stage{stStop, stRestore, stStart, stUp, stHealth}, fsm.AppRunning},
 	fsm.OpUpdate:       {[]stage{stBackup, stPull, stUp, stHealth}, fsm.AppRunning},
 	fsm.OpDeleteBackup: {[]stage{stDeleteBackup}, prevStatus},
-	fsm.OpClone:        {[]stage{stSnapshot, stClone, stDelSnapshot, stStart, stUp, stHealth}, fsm.AppRunning},
+	fsm.OpClone:        {[]stage{stSnapshot, stClone, stDelSnapshot, stStart, stNetwork, stUp, stForward, stHealth}, fsm.AppRunning},
 }
 
 // cleanupStage removes the container of a deploy that failed for good.

@@ -150,6 +150,7 @@ type App struct {
 	ReservationID  string            `json:"reservation_id"`
 	PublicPorts    []int             `json:"public_ports"`
 	IP             string            `json:"ip,omitempty"`
+	ContainerIP    string            `json:"container_ip,omitempty"` // as the container reported it
 	Resources      catalog.Resources `json:"resources"`
 	Environment    map[string]string `json:"environment,omitempty"` // caller's values; generated secrets never come here
 	// Adopted apps are containers made outside Proximity: they have no
@@ -200,7 +201,8 @@ type AppStepCmd struct {
 	Release    bool              `json:"release,omitempty"` // free the reservation (a deploy that failed for good)
 	SetArgs    map[string]string `json:"set_args,omitempty"`
 	// Backup updates the backup record of the operation.
-	Backup *Backup `json:"backup,omitempty"`
+	Backup      *Backup `json:"backup,omitempty"`
+	ContainerIP string  `json:"container_ip,omitempty"`
 	// Cleanup records a removal to retry.
 	Cleanup *Cleanup  `json:"cleanup,omitempty"`
 	Error   string    `json:"error,omitempty"`
@@ -317,6 +319,9 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 	}
 	if c.VMID != 0 {
 		a.VMID = c.VMID
+	}
+	if c.ContainerIP != "" {
+		a.ContainerIP = c.ContainerIP
 	}
 	if c.Error != "" {
 		a.Error = c.Error
@@ -563,4 +568,51 @@ func (s *State) BusyApps() []App {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// NodeForwards is the set of port forwards node should have: every public
+// port of every app on it whose container address is known, except apps
+// being deleted, as "app, protocol, public port, address, port".
+func (s *State) NodeForwards(node string) []ForwardRule {
+	var out []ForwardRule
+	for _, a := range s.Apps {
+		if a.Node != node || a.ReservationID == "" || a.Op == OpDelete {
+			continue
+		}
+		ip := a.ContainerIP
+		if ip == "" {
+			ip = a.IP
+		}
+		if ip == "" {
+			continue
+		}
+		if a.Adopted {
+			if len(a.PublicPorts) > 0 && a.InternalPort > 0 {
+				out = append(out, ForwardRule{a.ID, "tcp", a.PublicPorts[0], ip, a.InternalPort})
+			}
+			continue
+		}
+		e, ok := s.CatalogEntry(a.CatalogID)
+		if !ok {
+			continue
+		}
+		for i, p := range e.Ports {
+			if i < len(a.PublicPorts) {
+				out = append(out, ForwardRule{a.ID, p.Protocol, a.PublicPorts[i], ip, p.Internal})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].PublicPort < out[j].PublicPort || (out[i].PublicPort == out[j].PublicPort && out[i].Protocol < out[j].Protocol)
+	})
+	return out
+}
+
+// ForwardRule is one forward of NodeForwards.
+type ForwardRule struct {
+	App        string
+	Protocol   string
+	PublicPort int
+	IP         string
+	Port       int
 }

@@ -89,6 +89,16 @@ func TestAppLifecycle(t *testing.T) {
 	if len(a.PublicPorts) != 1 || a.Owner == "" {
 		t.Fatalf("app: %+v", a)
 	}
+	// The public port is forwarded on the node to the container.
+	ruleset := func() string {
+		var r string
+		_ = ag.sim.Store.View(func(n *pvesim.Node) error { r = n.Ruleset; return nil })
+		return r
+	}
+	ip := strings.TrimSuffix(strings.SplitN(c.IPv4(), "/", 2)[0], "")
+	if want := fmt.Sprintf("tcp dport %d dnat to %s:3001 comment %q", a.PublicPorts[0], ip, a.ID); !strings.Contains(ruleset(), want) {
+		t.Fatalf("forwards after deploy: want %q in\n%s", want, ruleset())
+	}
 
 	// Bob cannot see or touch it: 404, never 403.
 	for _, rq := range []struct{ method, path string }{
@@ -149,6 +159,9 @@ func TestAppLifecycle(t *testing.T) {
 	})
 	if c := ct(t, ag.sim.Store, a.VMID); c != nil {
 		t.Fatalf("container after delete: %+v", c)
+	}
+	if strings.Contains(ruleset(), a.ID) {
+		t.Fatalf("forwards after delete:\n%s", ruleset())
 	}
 	tc.leaderServer().Cluster().FSM().Read(func(s *fsm.State) {
 		if len(s.Reservations) != 0 {

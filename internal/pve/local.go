@@ -18,6 +18,8 @@ import (
 	"time"
 
 	proxmox "github.com/luthermonson/go-proxmox"
+
+	"github.com/proximity-ve/proximity/internal/nat"
 )
 
 // Options configure the local runtime.
@@ -136,6 +138,11 @@ func (l *Local) bin(name string) string {
 // carry on rather than die of SIGPIPE, and a restarted agent can wait for
 // the task. A deadline kills the whole group.
 func (l *Local) run(ctx context.Context, timeout time.Duration, tool string, args ...string) (stdout, stderr string, code int, err error) {
+	return l.runIn(ctx, timeout, "", tool, args...)
+}
+
+// runIn is run with stdin.
+func (l *Local) runIn(ctx context.Context, timeout time.Duration, stdin, tool string, args ...string) (stdout, stderr string, code int, err error) {
 	ctx, cancel := l.deadline(ctx, timeout)
 	defer cancel()
 	outF, err := os.CreateTemp(l.opt.WorkDir, "pve-"+tool+"-*.out")
@@ -152,6 +159,9 @@ func (l *Local) run(ctx context.Context, timeout time.Duration, tool string, arg
 	defer errF.Close()
 	cmd := exec.CommandContext(ctx, l.bin(tool), args...)
 	cmd.Stdout, cmd.Stderr = outF, errF
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
 	cmd.Env = append(os.Environ(), l.opt.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -486,4 +496,21 @@ func (l *Local) DownloadTemplate(ctx context.Context, storage, name string) erro
 		}
 	}
 	return &Error{Text: "pveam download did not store " + name + ": " + strings.TrimSpace(errs)}
+}
+
+// SetForwards replaces the "ip proximity" nftables table in one nft
+// transaction.
+func (l *Local) SetForwards(ctx context.Context, forwards []nat.Forward) error {
+	script, err := nat.Script(forwards)
+	if err != nil {
+		return &Error{Kind: ErrInvalid, Text: err.Error()}
+	}
+	_, errs, code, err := l.runIn(ctx, l.opt.CommandTimeout, script, "nft", "-f", "-")
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &Error{Text: "nft: " + strings.TrimSpace(errs)}
+	}
+	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/proximity-ve/proximity/internal/nat"
 )
 
 // Runtime is everything Proximity does on one Proxmox node. Every method
@@ -61,6 +63,10 @@ type Runtime interface {
 	// AvailableTemplates lists the system templates pveam can download.
 	AvailableTemplates(ctx context.Context) ([]string, error)
 	DownloadTemplate(ctx context.Context, storage, name string) error
+
+	// SetForwards replaces the node's port forwards (the nftables table
+	// Proximity owns) with forwards.
+	SetForwards(ctx context.Context, forwards []nat.Forward) error
 
 	// ActiveTasks lists the node's running tasks for a VMID.
 	ActiveTasks(ctx context.Context, vmid int) ([]TaskInfo, error)

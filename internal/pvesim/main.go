@@ -9,7 +9,10 @@ import (
 )
 
 // Tools are the Proxmox commands the simulator answers to by name.
-var Tools = []string{"pct", "vzdump", "pveam"}
+var Tools = []string{"pct", "vzdump", "pveam", "nft"}
+
+// Stdin is what the simulated tools read as standard input.
+var Stdin io.Reader = os.Stdin
 
 // Main runs the simulator as the program named by argv0: `pct`, `vzdump`
 // and `pveam` behave as Proxmox's tools; `pvesim` takes init, serve,
@@ -24,7 +27,7 @@ func Main(argv0 string, args []string, env func(string) string, stdout, stderr i
 	name := filepath.Base(argv0)
 	if name == "pvesim" && len(args) > 0 {
 		switch args[0] {
-		case "pct", "vzdump", "pveam":
+		case "pct", "vzdump", "pveam", "nft":
 			name, args = args[0], args[1:]
 		}
 	}
@@ -35,6 +38,8 @@ func Main(argv0 string, args []string, env func(string) string, stdout, stderr i
 		return (&pveam{st: st, stdout: stdout, stderr: stderr}).run(args)
 	case "vzdump":
 		return vzdump(st, args, stdout, stderr)
+	case "nft":
+		return nft(st, args, stdout, stderr)
 	case "pvesim":
 		return pvesimCmd(st, args, env, stdout, stderr)
 	}

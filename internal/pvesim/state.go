@@ -94,6 +94,8 @@ type Node struct {
 	Backups   []Backup            `json:"backups"`
 	NextPID   int                 `json:"next_pid"`
 	Faults    Faults              `json:"faults"`
+	// Ruleset is the node's nftables ruleset as the last `nft -f` left it.
+	Ruleset string `json:"ruleset,omitempty"`
 	// MemoryMB and DiskGB are the node's capacity.
 	MemoryMB int `json:"memory_mb"`
 	DiskGB   int `json:"disk_gb"`

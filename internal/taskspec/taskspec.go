@@ -7,6 +7,7 @@ package taskspec
 import (
 	"errors"
 
+	"github.com/proximity-ve/proximity/internal/nat"
 	"github.com/proximity-ve/proximity/internal/pve"
 )
 
@@ -31,7 +32,17 @@ const (
 	DownloadTemplate = "download_template"
 	WriteEnv         = "write_env"
 	Inspect          = "inspect"
+	Forwards         = "forwards"
 )
+
+// ForwardsSpec is the whole set of port forwards a node should have. A set
+// older (by Version, the log index it was computed at) than the one the
+// agent applied last is ignored, so sets that cross on the way do not undo
+// each other.
+type ForwardsSpec struct {
+	Version  uint64        `json:"version"`
+	Forwards []nat.Forward `json:"forwards"`
+}
 
 // EnvSpec writes a Compose .env file into the container: fixed values,
 // and secrets the agent generates itself (crypto/rand, URL-safe), so that
