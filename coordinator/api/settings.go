@@ -46,18 +46,25 @@ func (a *API) getPools(rq *request) (int, any, error) {
 	return http.StatusOK, p, nil
 }
 
+// putSetting decodes, validates and stores one kind of settings.
+func putSetting[T interface{ Validate() error }](a *API, rq *request, command func(*T) fsm.Command) (int, any, error) {
+	var v T
+	if err := rq.decode(&v); err != nil {
+		return 0, nil, err
+	}
+	if err := v.Validate(); err != nil {
+		return 0, nil, err
+	}
+	cmd := command(&v)
+	cmd.RequestID = rq.key
+	if _, err := a.propose(rq, cmd); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, v, nil
+}
+
 func (a *API) putPools(rq *request) (int, any, error) {
-	var p fsm.PoolSettings
-	if err := rq.decode(&p); err != nil {
-		return 0, nil, err
-	}
-	if err := p.Validate(); err != nil {
-		return 0, nil, err
-	}
-	if _, err := a.propose(rq, fsm.Command{Type: fsm.CmdSetPools, RequestID: rq.key, SetPools: &p}); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, p, nil
+	return putSetting(a, rq, func(p *fsm.PoolSettings) fsm.Command { return fsm.Command{Type: fsm.CmdSetPools, SetPools: p} })
 }
 
 func (a *API) getResources(rq *request) (int, any, error) {
@@ -67,15 +74,7 @@ func (a *API) getResources(rq *request) (int, any, error) {
 }
 
 func (a *API) putResources(rq *request) (int, any, error) {
-	var r fsm.ResourceSettings
-	if err := rq.decode(&r); err != nil {
-		return 0, nil, err
-	}
-	if err := r.Validate(); err != nil {
-		return 0, nil, err
-	}
-	if _, err := a.propose(rq, fsm.Command{Type: fsm.CmdSetResources, RequestID: rq.key, SetResources: &r}); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, r, nil
+	return putSetting(a, rq, func(r *fsm.ResourceSettings) fsm.Command {
+		return fsm.Command{Type: fsm.CmdSetResources, SetResources: r}
+	})
 }
