@@ -157,6 +157,9 @@ func (e *Entry) Validate(file string) error {
 		if v.Generate != 0 && v.Value != "" {
 			bad(f, "value and generate exclude each other")
 		}
+		if secretNameRE.MatchString(v.Name) && v.Value != "" {
+			bad(f+".value", "%s looks like a secret: generate it (generate: 32) instead of fixing a value", v.Name)
+		}
 	}
 	for i, v := range e.Volumes {
 		if !strings.HasPrefix(v, "/") || strings.Contains(v, "..") {
@@ -214,6 +217,10 @@ func (e *Entry) Validate(file string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// secretNameRE are variable names that hold secrets; they are never
+// fixed in a catalog file (finding 31: a hard-coded password).
+var secretNameRE = regexp.MustCompile(`PASSWORD|PASSWD|SECRET|TOKEN|(^|_)KEY$|_KEY_`)
 
 var varRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 

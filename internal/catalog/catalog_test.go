@@ -91,3 +91,28 @@ func TestLoadRefusesAnyBadFile(t *testing.T) {
 		t.Fatal("an empty directory loaded")
 	}
 }
+
+// TestAuditFinding31NoFixedSecretsInTheCatalog: a variable that looks like
+// a secret cannot have a fixed value; the starter catalog generates all of
+// them.
+func TestAuditFinding31NoFixedSecretsInTheCatalog(t *testing.T) {
+	body := strings.Replace(good, "  - {name: SECRET, generate: 32}", "  - {name: SECRET, generate: 32}\n  - {name: DB_PASSWORD, value: changeme}", 1)
+	if _, err := Parse("demo.yaml", []byte(body)); err == nil || !strings.Contains(err.Error(), "demo.yaml: environment[1].value: DB_PASSWORD looks like a secret") {
+		t.Fatalf("a fixed password: %v", err)
+	}
+	entries, err := Starter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	generated := 0
+	for _, e := range entries {
+		for _, v := range e.Environment {
+			if v.Generate > 0 {
+				generated++
+			}
+		}
+	}
+	if generated < 10 {
+		t.Fatalf("only %d generated secrets in the starter catalog", generated)
+	}
+}
