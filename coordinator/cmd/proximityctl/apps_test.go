@@ -102,11 +102,52 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	archives := func() int {
+		n := 0
+		_ = sim.Store.View(func(nd *pvesim.Node) error { n = len(nd.Backups); return nil })
+		return n
+	}
+	if archives() != 1 {
+		t.Fatalf("archives on the node after backup: %d", archives())
+	}
+	_, out, _ = ctl(t, addr, token, "backup", "list", id, "-o", "json")
+	var bl struct{ Items []backup }
+	if json.Unmarshal([]byte(out), &bl) != nil || len(bl.Items) != 1 {
+		t.Fatalf("backup list: %s", out)
+	}
+	if code, out, errs := ctl(t, addr, token, "backup", "restore", id, bl.Items[0].ID); code != 0 || !strings.Contains(out, "restoring") {
+		t.Fatalf("backup restore: %d %s %s", code, out, errs)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		_, out, _ := ctl(t, addr, token, "app", "show", id)
+		if strings.Contains(out, "running") && !strings.Contains(out, "(") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restore did not end: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if code, out, errs := ctl(t, addr, token, "app", "update", id, "--wait"); code != 0 || !strings.Contains(out, "pull: started") || !strings.HasSuffix(out, "is running\n") {
 		t.Fatalf("update --wait: %d %s %s", code, out, errs)
 	}
+	if archives() != 2 || status() != "running" {
+		t.Fatalf("after update: %d archives, container %q", archives(), status())
+	}
 	if code, out, errs := ctl(t, addr, token, "app", "clone", id, "vault2", "--wait"); code != 0 || !strings.HasSuffix(out, "is running\n") {
 		t.Fatalf("clone --wait: %d %s %s", code, out, errs)
+	}
+	running := 0
+	_ = sim.Store.View(func(nd *pvesim.Node) error {
+		for _, c := range nd.CTs {
+			if c.Status == "running" && (c.Config["hostname"] == "vault2" || c.Config["hostname"] == "vault") {
+				running++
+			}
+		}
+		return nil
+	})
+	if running != 2 {
+		t.Fatalf("containers after clone: %d running", running)
 	}
 	if code, out, _ := ctl(t, addr, token, "app", "logs", id, "--limit", "3"); code != 0 || len(strings.Split(strings.TrimSpace(out), "\n")) != 4 {
 		t.Fatalf("logs: %d\n%s", code, out)
@@ -116,6 +157,9 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 	}
 	if status() != "" {
 		t.Fatalf("container after delete: %q", status())
+	}
+	if code, out, errs := ctl(t, addr, token, "settings", "set-resources", "--swap-mb", "256"); code != 0 || !strings.Contains(out, "256") {
+		t.Fatalf("settings set-resources: %d %s %s", code, out, errs)
 	}
 	if code, out, _ := ctl(t, addr, token, "catalog", "list"); code != 0 || !strings.Contains(out, "vaultwarden") {
 		t.Fatalf("catalog list: %d %s", code, out)

@@ -328,6 +328,34 @@ func settingsCmd(e *env) *cobra.Command {
 	set.Flags().StringVar(&n.Gateway, "gateway", "", "gateway inside the subnet")
 	set.Flags().StringSliceVar(&n.DNS, "dns", nil, "DNS servers (up to 3)")
 	set.Flags().StringVar(&n.Bridge, "bridge", "", "Proxmox bridge for container NICs")
-	cmd.AddCommand(get, set)
+	resources := &cobra.Command{
+		Use: "resources", Short: "Show the resource defaults of deploys", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var r struct {
+				SwapMB  int    `json:"swap_mb"`
+				Storage string `json:"storage"`
+			}
+			if err := e.call("GET", "/api/v1/settings/resources", nil, &r); err != nil {
+				return err
+			}
+			return e.print(r, []string{"SWAP MB", "STORAGE"}, [][]string{{strconv.Itoa(r.SwapMB), r.Storage}})
+		},
+	}
+	var swap int
+	var storage string
+	setResources := &cobra.Command{
+		Use: "set-resources", Short: "Set the resource defaults of deploys", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			in := map[string]any{"swap_mb": swap, "storage": storage}
+			var r map[string]any
+			if err := e.call("PUT", "/api/v1/settings/resources", in, &r); err != nil {
+				return err
+			}
+			return e.print(r, []string{"SWAP MB", "STORAGE"}, [][]string{{fmt.Sprint(r["swap_mb"]), fmt.Sprint(r["storage"])}})
+		},
+	}
+	setResources.Flags().IntVar(&swap, "swap-mb", 512, "swap of new containers, MiB")
+	setResources.Flags().StringVar(&storage, "storage", "local-lvm", "Proxmox storage of new containers' root disks")
+	cmd.AddCommand(get, set, resources, setResources)
 	return cmd
 }
