@@ -4,7 +4,7 @@
 // proto/agentpb, committed, and reproduced by `make generate`.
 package proto
 
-//go:generate protoc --proto_path=. --go_out=agentpb --go_opt=paths=source_relative --go-grpc_out=agentpb --go-grpc_opt=paths=source_relative agent.proto
+//go:generate protoc --proto_path=. --go_out=agentpb --go_opt=paths=source_relative --go-grpc_out=agentpb --go-grpc_opt=paths=source_relative agent.proto join.proto work.proto inventory.proto report.proto
 
 import "time"
 
