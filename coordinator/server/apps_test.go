@@ -170,10 +170,10 @@ func TestAppLifecycle(t *testing.T) {
 	})
 }
 
-// TestDeployRetries: a transient pct create failure is retried and the app
+// TestAuditFindings11And13DeployRetries: a transient pct create failure is retried and the app
 // ends running; failures that outlast the retry policy end in error with
 // the reason, and every reservation is free again.
-func TestDeployRetries(t *testing.T) {
+func TestAuditFindings11And13DeployRetries(t *testing.T) {
 	tc, ag, tok := appCluster(t)
 	if err := ag.sim.Store.SetFaults(pvesim.Faults{FailNext: 1}); err != nil {
 		t.Fatal(err)

@@ -9,13 +9,13 @@ import (
 	"github.com/proximity-ve/proximity/coordinator/api"
 )
 
-// TestAuditFindings01To06And25AuthorizationMatrix walks every route the
+// TestAuditFindings01To06And25And26AuthorizationMatrix walks every route the
 // router has, as anonymous, as the owner of an app, as another user and as
 // an admin. Routes on an app or its backups answer another user 404 (not
 // 403, so apps cannot be enumerated) and never 2xx; the owner and admins
 // get through; admin-only routes refuse users with 403; nobody gets
 // through without a token. New routes are in the walk by construction.
-func TestAuditFindings01To06And25AuthorizationMatrix(t *testing.T) {
+func TestAuditFindings01To06And25And26AuthorizationMatrix(t *testing.T) {
 	tc, _, tok := appCluster(t)
 	var a appOut
 	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "homepage", "hostname": "matrix"}, nil, &a); err != nil || code != 202 {

@@ -22,10 +22,10 @@ func (tc *testCluster) backups(token, app string) []backupOut {
 	return out.Items
 }
 
-// TestBackupRestoreUpdate: back up, restore, and update an app; a second
+// TestAuditFinding16BackupRestoreUpdate: back up, restore, and update an app; a second
 // mutating operation while one runs is 409; a failed update rolls back to
 // its backup; no backup stays "creating" after its operation.
-func TestBackupRestoreUpdate(t *testing.T) {
+func TestAuditFinding16BackupRestoreUpdate(t *testing.T) {
 	tc, ag, tok := appCluster(t)
 	var a appOut
 	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "navidrome", "hostname": "music"}, nil, &a); err != nil || code != 202 {

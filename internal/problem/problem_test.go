@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func TestAuditFinding21InternalErrorsHideTheirText(t *testing.T) {
+func TestAuditFindings21And27InternalErrorsHideTheirText(t *testing.T) {
 	rec := httptest.NewRecorder()
 	Write(rec, fmt.Errorf("open /var/lib/secret.db: %w", errors.New("permission denied")), "req_1")
 	var b Body
