@@ -197,7 +197,7 @@ var (
 		return errors.New("eth0 has no IPv4 address yet")
 	}}
 	stDocker = stage{name: "docker", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
-		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"sh", "-c", "apt-get update && apt-get install -y -q docker.io docker-compose"}}
+		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"sh", "-c", "apt-get update && apt-get install -y -q docker.io docker-compose curl"}}
 	}, check: execOK}
 	stCompose = stage{name: "compose", task: func(_ fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		return taskspec.Push, taskspec.PushSpec{Path: appDir + "/compose.yaml", Content: []byte(e.Compose), Perms: "0644"}
