@@ -72,6 +72,10 @@ type Server struct {
 	ln   net.Listener
 	done chan struct{}
 
+	// started is closed once Start has built every part; the leader hook,
+	// which the cluster may call at once, waits for it.
+	started chan struct{}
+
 	agents *agentsvc.Service
 	apps   *apps.Controller
 	grpc   *grpc.Server
@@ -84,7 +88,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), done: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), done: make(chan struct{}), started: make(chan struct{})}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--http-addr: %w", err)
@@ -121,6 +125,7 @@ func Start(cfg Config) (*Server, error) {
 	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy})
 	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout,
 		Agents: s.agents, CatalogDir: cfg.CatalogDir})
+	close(s.started)
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -204,6 +209,11 @@ func (s *Server) Kill() {
 // term on this server finds the pending file and, if its hash is in the
 // FSM, renames it.
 func (s *Server) onLeaderReady(ctx context.Context, cl *cluster.Cluster) {
+	select {
+	case <-s.started:
+	case <-ctx.Done():
+		return
+	}
 	go s.agents.Lead(ctx)
 	go s.apps.Run(ctx)
 	go s.ensureCatalog(ctx, cl)

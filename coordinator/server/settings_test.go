@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 )
@@ -57,6 +58,15 @@ func TestAuditFinding15ListingNeedsNoPerItemCalls(t *testing.T) {
 func TestCatalogReloadKeepsAGoodCatalog(t *testing.T) {
 	dir := t.TempDir()
 	tc := newTestCluster(t, 1)
+	catalog := func() (source string, n int) {
+		tc.leaderServer().Cluster().FSM().Read(func(s *fsm.State) {
+			if s.Catalog != nil {
+				source, n = s.Catalog.Source, len(s.Catalog.Entries)
+			}
+		})
+		return
+	}
+	waitFor(t, "the starter catalog", 10*time.Second, func() bool { s, _ := catalog(); return s == "starter" })
 	tc.nodes[0].cfg.CatalogDir = dir
 	tc.kill(0)
 	tc.start(0)
@@ -75,10 +85,7 @@ func TestCatalogReloadKeepsAGoodCatalog(t *testing.T) {
 	if st != http.StatusBadRequest || !strings.Contains(string(body), "broken.yaml") {
 		t.Fatalf("reload with a bad file: %d %s", st, body)
 	}
-	var source string
-	var n int
-	tc.leaderServer().Cluster().FSM().Read(func(s *fsm.State) { source, n = s.Catalog.Source, len(s.Catalog.Entries) })
-	if source != "starter" || n < 25 {
+	if source, n := catalog(); source != "starter" || n < 25 {
 		t.Fatalf("the catalog changed: %s, %d entries", source, n)
 	}
 	os.Remove(filepath.Join(dir, "broken.yaml"))
