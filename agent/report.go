@@ -80,15 +80,18 @@ func (r *reporter) flush(ctx context.Context) {
 	events := append([]*pb.TaskEvent(nil), r.queue...)
 	r.mu.Unlock()
 	req := &pb.ReportRequest{Node: a.cfg.Node, Events: events, Heartbeat: &pb.Heartbeat{AgentVersion: a.cfg.Version}}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if ns, err := a.cfg.Runtime.Node(hctx); err == nil {
-		req.Heartbeat.MemTotal, req.Heartbeat.MemFree, req.Heartbeat.DiskTotal, req.Heartbeat.DiskFree = ns.MemTotal, ns.MemFree, ns.DiskTotal, ns.DiskFree
-		req.Heartbeat.Cpus, req.Heartbeat.PveVersion = uint32(ns.CPUs), ns.Version
-	}
+	// Capacity and inventory cost the node's API calls; they go at the
+	// inventory's pace, and the other reports carry only liveness and
+	// events.
 	if time.Since(r.lastInv) >= a.cfg.InventoryEvery {
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if ns, err := a.cfg.Runtime.Node(hctx); err == nil {
+			req.Heartbeat.MemTotal, req.Heartbeat.MemFree, req.Heartbeat.DiskTotal, req.Heartbeat.DiskFree = ns.MemTotal, ns.MemFree, ns.DiskTotal, ns.DiskFree
+			req.Heartbeat.Cpus, req.Heartbeat.PveVersion = uint32(ns.CPUs), ns.Version
+		}
 		req.Inventory = a.inventory(hctx)
+		cancel()
 	}
-	cancel()
 	var resp *pb.ReportResponse
 	err := a.call(ctx, func(ctx context.Context, c pb.AgentClient, opts ...grpc.CallOption) error {
 		var err error

@@ -67,8 +67,11 @@ func (l *liveness) seen(node string, hb *pb.Heartbeat) {
 	}
 	li.LastHeartbeat = now
 	if hb != nil {
-		li.AgentVersion, li.PVEVersion = hb.AgentVersion, hb.PveVersion
-		li.MemTotal, li.MemFree, li.DiskTotal, li.DiskFree, li.CPUs = hb.MemTotal, hb.MemFree, hb.DiskTotal, hb.DiskFree, hb.Cpus
+		li.AgentVersion = hb.AgentVersion
+		if hb.MemTotal > 0 { // capacity comes with the inventory, not every beat
+			li.PVEVersion = hb.PveVersion
+			li.MemTotal, li.MemFree, li.DiskTotal, li.DiskFree, li.CPUs = hb.MemTotal, hb.MemFree, hb.DiskTotal, hb.DiskFree, hb.Cpus
+		}
 	}
 	l.mu.Unlock()
 	var st string

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -61,6 +62,7 @@ type Service struct {
 	b   Backend
 	log *slog.Logger
 
+	parsed   atomic.Pointer[parsedCA]
 	certMu   sync.Mutex
 	cert     *tls.Certificate
 	certFrom []byte // CA the cached server certificate was issued by
@@ -90,8 +92,19 @@ func New(cfg Config) *Service {
 	return s
 }
 
+// parsedCA is the cluster CA parsed once, with its pool for verifying
+// client certificates. The CA never changes once it exists (SetCA refuses
+// a second one), so every handshake can share it.
+type parsedCA struct {
+	ca   *pki.CA
+	pool *x509.CertPool
+}
+
 // ca returns the cluster CA, or nil before the first leader made it.
 func (s *Service) ca() *pki.CA {
+	if p := s.parsed.Load(); p != nil {
+		return p.ca
+	}
 	var st *fsm.CAState
 	s.b.FSM().Read(func(x *fsm.State) {
 		if x.CA != nil {
@@ -107,11 +120,17 @@ func (s *Service) ca() *pki.CA {
 		s.log.Error("cluster CA does not parse", "err", err)
 		return nil
 	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	s.parsed.Store(&parsedCA{ca: ca, pool: pool})
 	return ca
 }
 
 // CAPin is the pin of the cluster CA, or "" before it exists.
 func (s *Service) CAPin() string {
+	if p := s.parsed.Load(); p != nil {
+		return pki.Pin(p.ca.CertDER)
+	}
 	pin := ""
 	s.b.FSM().Read(func(x *fsm.State) {
 		if x.CA != nil {
@@ -156,13 +175,11 @@ func (s *Service) TLSConfig() *tls.Config {
 		if err != nil {
 			return nil, err
 		}
-		pool := x509.NewCertPool()
-		pool.AddCert(ca.Cert)
 		return &tls.Config{
 			MinVersion:   tls.VersionTLS13,
 			Certificates: []tls.Certificate{*cert},
 			ClientAuth:   tls.VerifyClientCertIfGiven,
-			ClientCAs:    pool,
+			ClientCAs:    s.parsed.Load().pool,
 			NextProtos:   []string{"h2"},
 		}, nil
 	}
@@ -392,6 +409,7 @@ func (s *Service) Work(req *pb.WorkRequest, stream pb.Agent_WorkServer) error {
 		return err
 	}
 	after, first := req.AfterIndex, true
+	var scanned uint64 // the state's index at the last scan of the tasks
 	for {
 		if err := s.leaderOnly(ctx); err != nil {
 			return err
@@ -400,7 +418,13 @@ func (s *Service) Work(req *pb.WorkRequest, stream pb.Agent_WorkServer) error {
 		var tasks []fsm.Task
 		var index uint64
 		s.b.FSM().Read(func(st *fsm.State) {
-			tasks, index = st.PendingTasks(req.Node, after), st.Index
+			// Most entries touch no task (reservations, reports); only
+			// scan when some task changed since the last scan.
+			if first || st.TasksChangedAt() > scanned {
+				tasks, index, scanned = st.PendingTasks(req.Node, after), st.Index, st.Index
+			} else {
+				index = after
+			}
 		})
 		for _, t := range tasks {
 			ev := &pb.WorkEvent{Index: t.Fence, Event: &pb.WorkEvent_Task{Task: &pb.Task{
@@ -458,28 +482,22 @@ func (s *Service) Report(ctx context.Context, req *pb.ReportRequest) (*pb.Report
 	return resp, nil
 }
 
-// result records one task result. A create that failed because its VMID
-// was taken behind Proximity's back is not a failure: the VMID becomes
-// foreign and the task is reissued with a fresh one, in one command.
+// result records one task result under its fencing token. (A create whose
+// VMID was taken behind Proximity's back is reissued by the FSM in the same
+// command; see fsm.CompleteTaskCmd.)
 func (s *Service) result(ctx context.Context, node, id string, fence uint64, r *pb.Result) (refused bool, err error) {
-	var cmd fsm.Command
-	var t fsm.Task
-	var ok bool
-	s.b.FSM().Read(func(st *fsm.State) { t, ok = st.Task(id) })
-	if ok && t.Node == node && t.Fence == fence && !r.Ok && r.ErrorKind == "exists" && t.Kind == "create" && t.ReservationID != "" && t.State == fsm.TaskPending {
-		s.log.Warn("VMID taken outside Proximity; marking it foreign and retrying with another", "task", id, "vmid", t.VMID)
-		cmd = fsm.Command{Type: fsm.CmdReissueTask, RequestID: s.cfg.NewID("reissue_"), ReissueTask: &fsm.ReissueTaskCmd{ID: id, NewVMID: true}}
-	} else {
-		cmd = fsm.Command{Type: fsm.CmdCompleteTask, RequestID: s.cfg.NewID("done_"), CompleteTask: &fsm.CompleteTaskCmd{
-			ID: id, Node: node, Fence: fence, OK: r.Ok, Error: r.Error, ErrorKind: r.ErrorKind, Output: json.RawMessage(r.OutputJson), At: s.cfg.Now(),
-		}}
-		if len(r.OutputJson) == 0 {
-			cmd.CompleteTask.Output = nil
-		}
+	cmd := fsm.Command{Type: fsm.CmdCompleteTask, RequestID: s.cfg.NewID("done_"), CompleteTask: &fsm.CompleteTaskCmd{
+		ID: id, Node: node, Fence: fence, OK: r.Ok, Error: r.Error, ErrorKind: r.ErrorKind, At: s.cfg.Now(),
+	}}
+	if len(r.OutputJson) > 0 {
+		cmd.CompleteTask.Output = json.RawMessage(r.OutputJson)
 	}
-	_, err = s.propose(ctx, cmd)
+	res, err := s.propose(ctx, cmd)
 	switch {
 	case err == nil:
+		if t := res.Task; t != nil && t.State == fsm.TaskPending {
+			s.log.Warn("VMID taken outside Proximity: marked foreign, the create goes on with another", "task", id, "vmid", t.VMID)
+		}
 		return false, nil
 	case problem.Is(err, problem.Conflict), problem.Is(err, problem.NotFound):
 		s.log.Info("task result refused", "task", id, "node", node, "fence", fence, "reason", err)

@@ -34,14 +34,11 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 	var e catalog.Entry
 	var network fsm.NetworkSettings
 	var defaults fsm.ResourceSettings
-	var rules []fsm.ForwardRule
-	var version uint64
 	var task fsm.Task
 	var haveTask bool
 	c.cfg.Backend.FSM().Read(func(s *fsm.State) {
 		e, _ = s.CatalogEntry(a.CatalogID)
 		network, defaults = s.Network, s.ResourceDefaults()
-		rules, version = s.NodeForwards(a.Node), s.Index
 		if a.TaskID != "" {
 			task, haveTask = s.Task(a.TaskID)
 		}
@@ -76,7 +73,10 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		}
 		kind, spec := st.task(a, e, network)
 		if st.forwards {
-			fs := taskspec.ForwardsSpec{Version: version, Forwards: []nat.Forward{}}
+			// The node's whole set, read only when it is sent.
+			var rules []fsm.ForwardRule
+			fs := taskspec.ForwardsSpec{Forwards: []nat.Forward{}}
+			c.cfg.Backend.FSM().Read(func(s *fsm.State) { rules, fs.Version = s.NodeForwards(a.Node), s.Index })
 			for _, r := range rules {
 				fs.Forwards = append(fs.Forwards, nat.Forward{App: r.App, Protocol: r.Protocol, PublicPort: r.PublicPort, IP: r.IP, Port: r.Port})
 			}

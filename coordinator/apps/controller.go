@@ -7,8 +7,6 @@ package apps
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,6 +64,8 @@ type Config struct {
 	Policy *Policy
 	// Wait overrides the waiting stages' policy.
 	Wait *Policy
+	// NewID makes request IDs (api.NewID).
+	NewID func(prefix string) string
 }
 
 // Controller drives apps' operations.
@@ -357,14 +357,6 @@ func (c *Controller) step(ctx context.Context, a fsm.App, s fsm.AppStepCmd) erro
 	s.ID, s.ExpectOp, s.ExpectStep, s.ExpectTask, s.At = a.ID, a.Op, a.Step, a.TaskID, c.cfg.Now()
 	// The step is guarded by what the app was at, so a repeated or stale
 	// step changes nothing; the request ID only has to be unique.
-	_, err := c.propose(ctx, fsm.Command{Type: fsm.CmdAppStep, RequestID: newID("step_"), AppStep: &s})
+	_, err := c.propose(ctx, fsm.Command{Type: fsm.CmdAppStep, RequestID: c.cfg.NewID("step_"), AppStep: &s})
 	return err
-}
-
-func newID(prefix string) string {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand: " + err.Error())
-	}
-	return prefix + hex.EncodeToString(b[:])
 }

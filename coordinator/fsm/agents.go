@@ -91,6 +91,9 @@ type NodeStatusCmd struct {
 }
 
 // CompleteTaskCmd records a task's result as reported by Node under Fence.
+// A create that failed with "exists" on a reserved VMID is not a failure:
+// someone took the VMID by hand, so it becomes foreign and the task is
+// reissued with a fresh VMID, in the same step.
 type CompleteTaskCmd struct {
 	ID        string          `json:"id"`
 	Node      string          `json:"node"`
@@ -191,6 +194,7 @@ func (s *State) createTask(index uint64, t Task) (*Task, error) {
 		}
 		t.VMID = r.VMID
 	}
+	s.tasksAt = index
 	t.Fence, t.Attempt, t.State = index, 1, TaskPending
 	t.Error, t.ErrorKind, t.Output, t.DoneAt, t.DoneSeq = "", "", nil, time.Time{}, 0
 	cp := t
@@ -199,7 +203,7 @@ func (s *State) createTask(index uint64, t Task) (*Task, error) {
 	return &out, nil
 }
 
-func (s *State) completeTask(c CompleteTaskCmd) (*Task, error) {
+func (s *State) completeTask(index uint64, c CompleteTaskCmd) (*Task, error) {
 	t, ok := s.Tasks[c.ID]
 	if !ok || t.Node != c.Node {
 		// Another node's task is as invisible as a missing one.
@@ -212,6 +216,14 @@ func (s *State) completeTask(c CompleteTaskCmd) (*Task, error) {
 		cp := *t // a repeated report of the same incarnation
 		return &cp, nil
 	}
+	if !c.OK && c.ErrorKind == "exists" && t.Kind == "create" && t.ReservationID != "" {
+		if _, ok := s.Reservations[t.ReservationID]; ok {
+			if re, err := s.reissueTask(index, ReissueTaskCmd{ID: t.ID, NewVMID: true}); err == nil {
+				return re, nil
+			} // no free VMID left: the create fails as reported
+		}
+	}
+	s.tasksAt = index
 	t.State = TaskSucceeded
 	if !c.OK {
 		t.State = TaskFailed
@@ -265,6 +277,7 @@ func (s *State) reissueTask(index uint64, c ReissueTaskCmd) (*Task, error) {
 		s.VMIDCursor = vmid
 		t.VMID = vmid
 	}
+	s.tasksAt = index
 	t.Fence, t.State = index, TaskPending
 	t.Attempt++
 	t.Error, t.ErrorKind, t.Output, t.DoneAt, t.DoneSeq = "", "", nil, time.Time{}, 0
@@ -280,6 +293,10 @@ func (s *State) Task(id string) (Task, bool) {
 	}
 	return *t, true
 }
+
+// TasksChangedAt is the log index of the last change to any task: a
+// watcher that has looked at the tasks since then has nothing new to see.
+func (s *State) TasksChangedAt() uint64 { return s.tasksAt }
 
 // PendingTasks lists a node's pending tasks issued after index, oldest
 // first.

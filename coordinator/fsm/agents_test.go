@@ -49,14 +49,14 @@ func TestTaskFencing(t *testing.T) {
 	if task.VMID != vmid || task.Fence != f.AppliedIndex() || task.State != TaskPending {
 		t.Fatalf("task: %+v", task)
 	}
-	done := func(rid, node string, fence uint64) Result {
-		return apply(t, f, Command{Type: CmdCompleteTask, RequestID: rid, CompleteTask: &CompleteTaskCmd{ID: "task1", Node: node, Fence: fence, OK: false, Error: "exists", ErrorKind: "exists", At: t0}})[0]
+	done := func(rid, node string, fence uint64, kind string) Result {
+		return apply(t, f, Command{Type: CmdCompleteTask, RequestID: rid, CompleteTask: &CompleteTaskCmd{ID: "task1", Node: node, Fence: fence, OK: false, Error: kind, ErrorKind: kind, At: t0}})[0]
 	}
-	wantKind(t, done("d0", "pve2", task.Fence), problem.NotFound) // another node's task
-	mustOK(t, done("d1", "pve1", task.Fence))
-	mustOK(t, done("d2", "pve1", task.Fence)) // repeated report: same answer
+	wantKind(t, done("d0", "pve2", task.Fence, "locked"), problem.NotFound) // another node's task
 
-	re := mustOK(t, apply(t, f, Command{Type: CmdReissueTask, RequestID: "re", ReissueTask: &ReissueTaskCmd{ID: "task1", NewVMID: true}})[0]).Task
+	// "exists" on the reserved VMID: the VMID becomes foreign and the task
+	// is reissued with a fresh one in the same command.
+	re := mustOK(t, done("d1", "pve1", task.Fence, "exists")).Task
 	if re.VMID == vmid || re.Fence <= task.Fence || re.State != TaskPending || re.Attempt != 2 {
 		t.Fatalf("reissued: %+v", re)
 	}
@@ -65,6 +65,9 @@ func TestTaskFencing(t *testing.T) {
 			t.Fatalf("registry after reissue: foreign=%v res=%+v", s.Foreign, s.Reservations["res1"])
 		}
 	})
-	wantKind(t, done("d3", "pve1", task.Fence), problem.Conflict) // stale fence
-	mustOK(t, done("d4", "pve1", re.Fence))
+	wantKind(t, done("d2", "pve1", task.Fence, "locked"), problem.Conflict) // stale fence
+	if r := mustOK(t, done("d3", "pve1", re.Fence, "locked")).Task; r.State != TaskFailed {
+		t.Fatalf("failed create: %+v", r)
+	}
+	mustOK(t, done("d4", "pve1", re.Fence, "locked")) // a repeated report: the same answer
 }

@@ -209,7 +209,7 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 	case c.Type == CmdCreateTask && c.CreateTask != nil:
 		r.Task, err = s.createTask(index, *c.CreateTask)
 	case c.Type == CmdCompleteTask && c.CompleteTask != nil:
-		r.Task, err = s.completeTask(*c.CompleteTask)
+		r.Task, err = s.completeTask(index, *c.CompleteTask)
 	case c.Type == CmdReissueTask && c.ReissueTask != nil:
 		r.Task, err = s.reissueTask(index, *c.ReissueTask)
 	case c.Type == CmdSetCatalog && c.SetCatalog != nil:

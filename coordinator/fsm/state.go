@@ -47,6 +47,7 @@ type State struct {
 	byIP       map[uint32]string         // IPv4 → reservation ID
 	foreign    map[int]bool
 	byHash     map[string]string // token hash → token ID
+	tasksAt    uint64            // index of the last change to any task
 	dedupOrder []dedupRef        // request IDs in index order, for expiry
 }
 
@@ -99,6 +100,7 @@ func (s *State) reindex() {
 	for id, t := range s.Tokens {
 		s.byHash[t.Hash] = id
 	}
+	s.tasksAt = s.Index
 	s.dedupOrder = s.dedupOrder[:0]
 	for id, d := range s.Dedup {
 		s.dedupOrder = append(s.dedupOrder, dedupRef{d.Index, id})

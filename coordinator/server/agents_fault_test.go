@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -255,8 +256,12 @@ func TestCertificateRenewal(t *testing.T) {
 
 // TestGracefulShutdownHandsOffLeadership: a leader that is stopped (not
 // killed) hands leadership over first: when the hand-off returns, the
-// still-running server no longer leads, and another one takes over.
+// still-running server no longer leads, and Shutdown (SIGTERM's path) does
+// the hand-off before it stops.
 func TestGracefulShutdownHandsOffLeadership(t *testing.T) {
+	buf := &lockedBuffer{}
+	captured = buf
+	defer func() { captured = nil }()
 	tc := newTestCluster(t, 3)
 	old := tc.waitLeader()
 	cl := tc.nodes[old].server().Cluster()
@@ -270,10 +275,13 @@ func TestGracefulShutdownHandsOffLeadership(t *testing.T) {
 		l := tc.leader()
 		return l >= 0 && l != old
 	})
+	before := strings.Count(buf.String(), "leadership handed off")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	srv := tc.nodes[tc.leader()].server()
-	if err := srv.Shutdown(ctx); err != nil { // the path SIGTERM takes
+	if err := tc.nodes[tc.leader()].server().Shutdown(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if after := strings.Count(buf.String(), "leadership handed off"); after != before+1 {
+		t.Fatalf("Shutdown of the leader did not hand off leadership (%d hand-offs logged before, %d after)", before, after)
 	}
 }

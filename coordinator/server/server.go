@@ -122,7 +122,7 @@ func Start(cfg Config) (*Server, error) {
 			s.log.Error("grpc server", "err", err)
 		}
 	}()
-	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy})
+	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy, NewID: api.NewID})
 	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout,
 		Agents: s.agents, CatalogDir: cfg.CatalogDir})
 	close(s.started)

@@ -101,12 +101,7 @@ func (a *API) wrap(h func(w http.ResponseWriter, r *http.Request) (any, error)) 
 		if err != nil {
 			var e *apiError
 			if !errors.As(err, &e) {
-				var ce *cliError
-				if asCLI(err, &ce) {
-					e = &apiError{status: 500, msg: ce.msg}
-				} else {
-					e = &apiError{status: 500, msg: err.Error()}
-				}
+				e = &apiError{status: 500, msg: err.Error()} // a Proxmox exception
 			}
 			writeStatus(w, e.status, e.msg, e.errs)
 			return
@@ -118,8 +113,6 @@ func (a *API) wrap(h func(w http.ResponseWriter, r *http.Request) (any, error)) 
 		_ = json.NewEncoder(w).Encode(map[string]any{"data": data})
 	}
 }
-
-func asCLI(err error, ce **cliError) bool { return errors.As(err, ce) }
 
 // writeStatus answers an error the way pve-http-server does: the status
 // line carries the message's first line (so clients that only read the
