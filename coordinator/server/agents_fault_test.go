@@ -232,11 +232,14 @@ func TestCertificateRenewal(t *testing.T) {
 	tc.waitLeader()
 	dir := filepath.Join(tc.dir, "pve1")
 	tc.startAgent("pve1", tc.joinToken(nil), dir, tc.grpcAddrs())
-	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
-	first, err := os.ReadFile(filepath.Join(dir, "node.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The node is ready once the leader has consumed the token, which is
+	// before the agent has written the certificate it was given.
+	var first []byte
+	waitFor(t, "node ready with its certificate saved", 15*time.Second, func() bool {
+		var err error
+		first, err = os.ReadFile(filepath.Join(dir, "node.crt"))
+		return err == nil && tc.nodes_()["pve1"].Status == "ready"
+	})
 	waitFor(t, "a renewed certificate", 10*time.Second, func() bool {
 		cur, _ := os.ReadFile(filepath.Join(dir, "node.crt"))
 		return string(cur) != string(first)
