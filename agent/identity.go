@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -29,6 +31,7 @@ import (
 // Files in the data directory.
 const (
 	keyFile     = "node.key"
+	joinKeyFile = "join.key" // the key of a join under way
 	certFile    = "node.crt"
 	caFile      = "ca.crt"
 	serversFile = "servers.json"
@@ -93,6 +96,34 @@ func (id *identity) setCert(der []byte) error {
 	return nil
 }
 
+// joinKey is the key a join uses, saved before the join is sent: an agent
+// that dies after the cluster consumed its token, but before it saved the
+// certificate, joins again with the same token and the same key, and the
+// cluster takes that for the same join.
+func (id *identity) joinKey() (*ecdsa.PrivateKey, error) {
+	path := id.path(joinKeyFile)
+	data, err := os.ReadFile(path)
+	if err == nil {
+		if b, _ := pem.Decode(data); b != nil {
+			if key, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
+				return key, nil
+			}
+		}
+		// A damaged file is replaced: the join then needs a new token.
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return key, writeFile(path, pki.PEM("EC PRIVATE KEY", der), 0o600)
+}
+
 // save writes the identity, the key 0600, each file atomically.
 func (id *identity) save(certDER []byte) error {
 	keyDER, err := x509.MarshalECPrivateKey(id.key)
@@ -145,7 +176,11 @@ func (a *Agent) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrJoinRefused, err)
 	}
-	key, csr, err := pki.NewKeyAndCSR(a.cfg.Node)
+	key, err := a.id.joinKey()
+	if err != nil {
+		return err
+	}
+	csr, err := pki.CSR(key, a.cfg.Node)
 	if err != nil {
 		return err
 	}
@@ -169,6 +204,9 @@ func (a *Agent) join(ctx context.Context) error {
 			}
 			if err := a.id.save(resp.CertDer); err != nil {
 				return err
+			}
+			if err := os.Remove(a.id.path(joinKeyFile)); err != nil {
+				a.log.Warn("remove the join key", "err", err)
 			}
 			a.servers.merge(resp.Servers)
 			a.log.Info("joined the cluster", "node", a.cfg.Node, "via", addr)

@@ -371,12 +371,16 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 		return nil, status.Error(codes.Unauthenticated, "the join token was made for another cluster CA")
 	}
 	now := s.cfg.Now()
+	keyPin, err := pki.KeyPin(req.CsrDer)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	cert, err := ca.SignNode(req.CsrDer, req.Node, now, s.cfg.CertTTL)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if _, err := s.propose(ctx, fsm.Command{Type: fsm.CmdJoinNode, RequestID: s.cfg.NewID("join_"), JoinNode: &fsm.JoinNodeCmd{
-		TokenHash: tok.Hash(), Node: req.Node, Version: req.AgentVersion, At: now,
+		TokenHash: tok.Hash(), Node: req.Node, KeyPin: keyPin, Version: req.AgentVersion, At: now,
 	}}); err != nil {
 		return nil, grpcErr(err)
 	}

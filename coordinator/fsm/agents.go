@@ -25,6 +25,10 @@ type JoinToken struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	UsedBy    string    `json:"used_by,omitempty"`
 	UsedAt    time.Time `json:"used_at,omitzero"`
+	// UsedKey is the pin of the key the token was used with: until the
+	// token expires, the same node with the same key may join again,
+	// so that a join whose answer was lost can be retried.
+	UsedKey string `json:"used_key,omitempty"`
 }
 
 // Node statuses.
@@ -79,6 +83,7 @@ const MaxFinishedTasks = 10_000
 type JoinNodeCmd struct {
 	TokenHash string    `json:"token_hash"`
 	Node      string    `json:"node"`
+	KeyPin    string    `json:"key_pin,omitempty"` // pki.KeyPin of the CSR
 	Version   string    `json:"version"`
 	At        time.Time `json:"at"`
 }
@@ -142,16 +147,21 @@ func (s *State) createJoinToken(t JoinToken) error {
 }
 
 // joinNode consumes a token: unknown, used and expired tokens are refused
-// with the same answer, so a caller learns nothing from guessing.
+// with the same answer, so a caller learns nothing from guessing. A token
+// used by this node with this key is not "used": that is the same join,
+// retried because its answer was lost.
 func (s *State) joinNode(c JoinNodeCmd) (*NodeRecord, error) {
 	if err := validate.NodeName("node", c.Node); err != nil {
 		return nil, err
 	}
 	t, ok := s.JoinTokens[c.TokenHash]
-	if !ok || t.UsedBy != "" || !c.At.Before(t.ExpiresAt) || (t.Node != "" && t.Node != c.Node) {
+	retry := ok && t.UsedBy == c.Node && c.KeyPin != "" && t.UsedKey == c.KeyPin
+	if !ok || (t.UsedBy != "" && !retry) || !c.At.Before(t.ExpiresAt) || (t.Node != "" && t.Node != c.Node) {
 		return nil, problem.E(problem.Unauthenticated, "join token is unknown, used or expired")
 	}
-	t.UsedBy, t.UsedAt = c.Node, c.At.UTC()
+	if !retry {
+		t.UsedBy, t.UsedAt, t.UsedKey = c.Node, c.At.UTC(), c.KeyPin
+	}
 	n, ok := s.Nodes[c.Node]
 	if !ok {
 		n = &NodeRecord{Name: c.Node, JoinedAt: c.At.UTC()}

@@ -39,6 +39,31 @@ func TestJoinTokensAreSingleUseAndExpire(t *testing.T) {
 	}
 }
 
+// TestJoinRetryWithTheSameKey: a used token lets the same node with the
+// same key join again until it expires (the answer to the first join may
+// have been lost), and nobody else.
+func TestJoinRetryWithTheSameKey(t *testing.T) {
+	f := New(0)
+	join := func(rid, node, key string, at time.Time) Result {
+		return apply(t, f, Command{Type: CmdJoinNode, RequestID: rid, JoinNode: &JoinNodeCmd{TokenHash: hash64('a'), Node: node, KeyPin: key, At: at}})[0]
+	}
+	mustOK(t, apply(t, f, Command{Type: CmdJoinToken, RequestID: "t", JoinToken: &JoinToken{ID: "jt", Hash: hash64('a'), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}})[0])
+	first := mustOK(t, join("j1", "pve1", hash64('k'), t0)).Node
+	again := mustOK(t, join("j2", "pve1", hash64('k'), t0.Add(time.Minute))).Node
+	if again.JoinedAt != first.JoinedAt || again.Status != NodeReady {
+		t.Fatalf("retried join: %+v, first %+v", again, first)
+	}
+	wantKind(t, join("j3", "pve1", hash64('l'), t0), problem.Unauthenticated)                  // another key
+	wantKind(t, join("j4", "pve2", hash64('k'), t0), problem.Unauthenticated)                  // another node
+	wantKind(t, join("j5", "pve1", "", t0), problem.Unauthenticated)                           // no key
+	wantKind(t, join("j6", "pve1", hash64('k'), t0.Add(2*time.Hour)), problem.Unauthenticated) // expired
+	f.Read(func(s *State) {
+		if tk := s.JoinTokens[hash64('a')]; tk.UsedBy != "pve1" || tk.UsedKey != hash64('k') || !tk.UsedAt.Equal(t0) {
+			t.Fatalf("token: %+v", tk)
+		}
+	})
+}
+
 func TestTaskFencing(t *testing.T) {
 	f := New(0)
 	apply(t, f, Command{Type: CmdJoinToken, RequestID: "t", JoinToken: &JoinToken{ID: "jt", Hash: hash64('a'), ExpiresAt: t0.Add(time.Hour)}},

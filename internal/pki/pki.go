@@ -147,8 +147,28 @@ func NewKeyAndCSR(node string) (*ecdsa.PrivateKey, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: node}}, key)
+	csr, err := CSR(key, node)
 	return key, csr, err
+}
+
+// CSR is a certificate request for node signed with key.
+func CSR(key *ecdsa.PrivateKey, node string) ([]byte, error) {
+	return x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: node}}, key)
+}
+
+// KeyPin is the hex SHA-256 of a CSR's public key (its
+// SubjectPublicKeyInfo), once the CSR's signature has shown that its
+// sender holds the private key.
+func KeyPin(csrDER []byte) (string, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return "", fmt.Errorf("csr: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return "", fmt.Errorf("csr signature: %w", err)
+	}
+	sum := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // PEM encodes DER blocks.

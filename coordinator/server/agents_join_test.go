@@ -1,0 +1,100 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/pki"
+	pb "github.com/proximity-ve/proximity/proto/agentpb"
+)
+
+// TestJoinRetriedAfterLostAnswer: an agent that died after the cluster
+// consumed its token, but before it saved its certificate, joins again
+// with the same token, because it kept the key it joined with. The used
+// token still refuses any other key and any other node.
+func TestJoinRetriedAfterLostAnswer(t *testing.T) {
+	tc := newTestCluster(t, 1)
+	tok := tc.joinToken(nil)
+	parsed, err := pki.ParseToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tc.dir, "pve1")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The join the agent sent before it died: its key saved as the join
+	// key, the answer never saved.
+	key, csr, err := pki.NewKeyAndCSR("pve1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "join.key"), pki.PEM("EC PRIVATE KEY", der), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(tc.grpcAddrs()[0], grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, VerifyPeerCertificate: pki.VerifyPinned(parsed.Pin)})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	join := func(node string, csr []byte) error {
+		_, err := pb.NewAgentClient(conn).Join(ctx, &pb.JoinRequest{Token: tok, Node: node, CsrDer: csr, AgentVersion: "test"})
+		return err
+	}
+	if err := join("pve1", csr); err != nil {
+		t.Fatalf("the first join: %v", err)
+	}
+	_, otherCSR, err := pki.NewKeyAndCSR("pve1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "the used token with another key", join("pve1", otherCSR), codes.Unauthenticated)
+	wantCode(t, "the used token for another node", join("pve2", csr), codes.Unauthenticated)
+
+	tc.startAgent("pve1", tok, dir, tc.grpcAddrs())
+	var crt []byte
+	waitFor(t, "the restarted agent's certificate", 15*time.Second, func() bool {
+		crt, err = os.ReadFile(filepath.Join(dir, "node.crt"))
+		return err == nil
+	})
+	block, _ := pem.Decode(crt)
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !key.PublicKey.Equal(leaf.PublicKey) {
+		t.Fatal("the certificate is not for the key the agent joined with")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "join.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the join key outlives the join: %v", err)
+	}
+	hb := time.Now()
+	waitFor(t, "heartbeats", 15*time.Second, func() bool {
+		n := tc.nodes_()["pve1"]
+		return n.Status == "ready" && n.LastHeartbeat != nil && n.LastHeartbeat.After(hb)
+	})
+	tc.leaderServer().Cluster().FSM().Read(func(st *fsm.State) {
+		if ns := st.ListNodes(); len(ns) != 1 || ns[0].Name != "pve1" {
+			t.Fatalf("enrolled nodes: %+v", ns)
+		}
+	})
+}
