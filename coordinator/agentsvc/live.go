@@ -172,8 +172,9 @@ func (l *liveness) inventory(ctx context.Context, node string, inv *pb.Inventory
 		}
 		for _, v := range st.Foreign {
 			seen := false
-			for _, u := range reported {
-				seen = seen || u[v]
+			for name, u := range reported {
+				_, enrolled := st.Node(name) // a removed node's report does not count
+				seen = seen || (enrolled && u[v])
 			}
 			if !seen {
 				unmark = append(unmark, v)

@@ -212,41 +212,59 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 	)
 }
 
-type nodeKey struct{}
+type certKey struct{}
 
-// certNode returns the node named by the caller's verified certificate.
-func certNode(ctx context.Context) (string, bool) {
+// certNode returns the caller's verified client certificate, which names
+// its node.
+func certNode(ctx context.Context) (*x509.Certificate, bool) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return "", false
+		return nil, false
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
-		return "", false
+		return nil, false
 	}
 	leaf := ti.State.VerifiedChains[0][0]
 	for _, u := range leaf.ExtKeyUsage {
 		if u == x509.ExtKeyUsageClientAuth {
-			return leaf.Subject.CommonName, leaf.Subject.CommonName != ""
+			return leaf, leaf.Subject.CommonName != ""
 		}
 	}
-	return "", false
+	return nil, false
+}
+
+// enrolled checks that the certificate's node is enrolled and that the
+// certificate is of its current enrolment: a removed node, or one that
+// joined again since, is refused with its old certificate.
+func (s *Service) enrolled(leaf *x509.Certificate) error {
+	if leaf == nil {
+		return status.Error(codes.Unauthenticated, "a node certificate is required (join first)")
+	}
+	node := leaf.Subject.CommonName
+	n, ok := fsm.NodeRecord{}, false
+	s.b.FSM().Read(func(st *fsm.State) { n, ok = st.Node(node) })
+	if !ok {
+		return status.Errorf(codes.PermissionDenied, "node %s is not enrolled (removed?); join it again with a new token", node)
+	}
+	if n.Enrolment != "" && pki.Enrolment(leaf) != n.Enrolment {
+		return status.Errorf(codes.PermissionDenied, "this certificate is of an earlier enrolment of node %s", node)
+	}
+	return nil
 }
 
 func (s *Service) authenticate(ctx context.Context, method string) (context.Context, error) {
 	if method == pb.Agent_Join_FullMethodName {
 		return ctx, nil
 	}
-	node, ok := certNode(ctx)
+	leaf, ok := certNode(ctx)
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, "a node certificate is required (join first)")
 	}
-	var enrolled bool
-	s.b.FSM().Read(func(st *fsm.State) { _, enrolled = st.Node(node) })
-	if !enrolled {
-		return nil, status.Errorf(codes.PermissionDenied, "node %s is not enrolled", node)
+	if err := s.enrolled(leaf); err != nil {
+		return nil, err
 	}
-	return context.WithValue(ctx, nodeKey{}, node), nil
+	return context.WithValue(ctx, certKey{}, leaf), nil
 }
 
 func (s *Service) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -274,7 +292,10 @@ func (s *Service) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 
 // speaksFor checks that the request's node is the certificate's.
 func speaksFor(ctx context.Context, node string) error {
-	cn, _ := ctx.Value(nodeKey{}).(string)
+	cn := ""
+	if leaf, ok := ctx.Value(certKey{}).(*x509.Certificate); ok {
+		cn = leaf.Subject.CommonName
+	}
 	if cn == "" || cn != node {
 		return status.Errorf(codes.PermissionDenied, "this certificate is node %q's, not %q's", cn, node)
 	}
@@ -375,14 +396,18 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	cert, err := ca.SignNode(req.CsrDer, req.Node, now, s.cfg.CertTTL)
+	res, err := s.propose(ctx, fsm.Command{Type: fsm.CmdJoinNode, RequestID: s.cfg.NewID("join_"), JoinNode: &fsm.JoinNodeCmd{
+		TokenHash: tok.Hash(), Node: req.Node, KeyPin: keyPin, Enrolment: s.cfg.NewID("enr_"), Version: req.AgentVersion, At: now,
+	}})
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	if _, err := s.propose(ctx, fsm.Command{Type: fsm.CmdJoinNode, RequestID: s.cfg.NewID("join_"), JoinNode: &fsm.JoinNodeCmd{
-		TokenHash: tok.Hash(), Node: req.Node, KeyPin: keyPin, Version: req.AgentVersion, At: now,
-	}}); err != nil {
 		return nil, grpcErr(err)
+	}
+	// The CSR is valid (KeyPin checked it). Should signing fail all the
+	// same, the agent's retry with the same key is the same join.
+	cert, err := ca.SignNode(req.CsrDer, req.Node, res.Node.Enrolment, now, s.cfg.CertTTL)
+	if err != nil {
+		s.log.Error("sign a node certificate", "node", req.Node, "err", err)
+		return nil, status.Error(codes.Internal, "the node certificate could not be signed; retry")
 	}
 	s.live.seen(req.Node, nil)
 	s.log.Info("node joined", "node", req.Node, "version", req.AgentVersion)
@@ -398,7 +423,8 @@ func (s *Service) Renew(ctx context.Context, req *pb.RenewRequest) (*pb.RenewRes
 	if ca == nil {
 		return nil, status.Error(codes.Unavailable, "the cluster CA does not exist yet")
 	}
-	cert, err := ca.SignNode(req.CsrDer, req.Node, s.cfg.Now(), s.cfg.CertTTL)
+	leaf, _ := ctx.Value(certKey{}).(*x509.Certificate)
+	cert, err := ca.SignNode(req.CsrDer, req.Node, pki.Enrolment(leaf), s.cfg.Now(), s.cfg.CertTTL)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -414,8 +440,13 @@ func (s *Service) Work(req *pb.WorkRequest, stream pb.Agent_WorkServer) error {
 	}
 	after, first := req.AfterIndex, true
 	var scanned uint64 // the state's index at the last scan of the tasks
+	leaf, _ := ctx.Value(certKey{}).(*x509.Certificate)
 	for {
 		if err := s.leaderOnly(ctx); err != nil {
+			return err
+		}
+		// A node removed while its stream is open loses the stream.
+		if err := s.enrolled(leaf); err != nil {
 			return err
 		}
 		changed := s.b.FSM().Changed()

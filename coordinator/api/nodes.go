@@ -68,6 +68,19 @@ func (a *API) listNodes(rq *request) (int, any, error) {
 	return http.StatusOK, out, nil
 }
 
+// removeNode forgets a node that holds nothing; its agent's certificate
+// is refused from then on.
+func (a *API) removeNode(rq *request) (int, any, error) {
+	name := rq.r.PathValue("name")
+	if err := validate.NodeName("name", name); err != nil {
+		return 0, nil, err
+	}
+	if _, err := a.propose(rq, fsm.Command{Type: fsm.CmdRemoveNode, RequestID: rq.key, RemoveNode: &fsm.RemoveNodeCmd{Node: name}}); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
 // Join token lifetimes.
 const (
 	defaultJoinTTL = time.Hour

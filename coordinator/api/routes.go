@@ -68,6 +68,7 @@ func (a *API) table() []*route {
 		{method: "POST", pattern: "/api/v1/adopt", access: adminOnly, where: leader, h: a.adopt},
 
 		{method: "GET", pattern: "/api/v1/nodes", access: adminOnly, where: leader, h: a.listNodes},
+		{method: "DELETE", pattern: "/api/v1/nodes/{name}", access: adminOnly, where: leader, h: a.removeNode},
 		{method: "POST", pattern: "/api/v1/join-tokens", access: adminOnly, where: leader, h: a.createJoinToken},
 
 		{method: "GET", pattern: "/api/v1/reservations", access: adminOnly, where: leader, h: a.listReservations},

@@ -2,7 +2,9 @@ package fsm
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/proximity-ve/proximity/internal/problem"
@@ -46,6 +48,10 @@ type NodeRecord struct {
 	JoinedAt time.Time `json:"joined_at"`
 	StatusAt time.Time `json:"status_at"`
 	Version  string    `json:"version,omitempty"`
+	// Enrolment identifies the node's current enrolment (its last join
+	// with a new token); its certificates name it, and certificates of an
+	// earlier enrolment are refused.
+	Enrolment string `json:"enrolment,omitempty"`
 }
 
 // Task states.
@@ -79,11 +85,19 @@ type Task struct {
 // MaxFinishedTasks bounds the finished tasks kept; the oldest go first.
 const MaxFinishedTasks = 10_000
 
+// RemoveNodeCmd forgets an enrolled node, which must hold nothing: no
+// app, reservation, backup, pending task or cleanup. Its certificates are
+// refused from then on; it may join again with a new token.
+type RemoveNodeCmd struct {
+	Node string `json:"node"`
+}
+
 // JoinNodeCmd consumes a join token for Node.
 type JoinNodeCmd struct {
 	TokenHash string    `json:"token_hash"`
 	Node      string    `json:"node"`
 	KeyPin    string    `json:"key_pin,omitempty"` // pki.KeyPin of the CSR
+	Enrolment string    `json:"enrolment,omitempty"`
 	Version   string    `json:"version"`
 	At        time.Time `json:"at"`
 }
@@ -167,9 +181,67 @@ func (s *State) joinNode(c JoinNodeCmd) (*NodeRecord, error) {
 		n = &NodeRecord{Name: c.Node, JoinedAt: c.At.UTC()}
 		s.Nodes[c.Node] = n
 	}
+	// A new enrolment revokes the earlier ones' certificates; a retried
+	// join is the same enrolment.
+	if !retry {
+		n.Enrolment = c.Enrolment
+	}
 	n.Status, n.StatusAt, n.Version = NodeReady, c.At.UTC(), c.Version
 	cp := *n
 	return &cp, nil
+}
+
+func (s *State) removeNode(c RemoveNodeCmd) error {
+	if _, ok := s.Nodes[c.Node]; !ok {
+		return problem.E(problem.NotFound, "node %s is not enrolled", c.Node)
+	}
+	var held []string
+	count := func(what string, n int) {
+		if n > 0 {
+			held = append(held, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	n := 0
+	for _, a := range s.Apps {
+		if a.Node == c.Node {
+			n++
+		}
+	}
+	count("app(s)", n)
+	n = 0
+	for _, r := range s.Reservations {
+		if r.Node == c.Node {
+			n++
+		}
+	}
+	count("reservation(s)", n)
+	n = 0
+	for _, b := range s.Backups {
+		if b.Node == c.Node {
+			n++
+		}
+	}
+	count("backup(s)", n)
+	n = 0
+	for _, t := range s.Tasks {
+		if t.Node == c.Node && t.State == TaskPending {
+			n++
+		}
+	}
+	count("pending task(s)", n)
+	n = 0
+	for _, cl := range s.Cleanups {
+		if cl.Node == c.Node {
+			n++
+		}
+	}
+	count("pending cleanup(s)", n)
+	if len(held) > 0 {
+		return problem.E(problem.Conflict, "node %s still holds %s; delete them first", c.Node, strings.Join(held, ", "))
+	}
+	delete(s.Nodes, c.Node)
+	delete(s.PortCursor, c.Node)
+	return nil
 }
 
 func (s *State) setNodeStatus(c NodeStatusCmd) (*NodeRecord, error) {

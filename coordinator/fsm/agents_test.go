@@ -96,3 +96,42 @@ func TestTaskFencing(t *testing.T) {
 	}
 	mustOK(t, done("d4", "pve1", re.Fence, "locked")) // a repeated report: the same answer
 }
+
+// TestRemoveNode: a node that holds something is not removed (409); one
+// that holds nothing is, and joining again with a new token is a new
+// enrolment, while a retried join is the same one.
+func TestRemoveNode(t *testing.T) {
+	f := New(0)
+	token := func(rid string, h string) Command {
+		return Command{Type: CmdJoinToken, RequestID: rid, JoinToken: &JoinToken{ID: "jt-" + rid, Hash: h, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}}
+	}
+	join := func(rid, h string, at time.Time) Result {
+		return apply(t, f, Command{Type: CmdJoinNode, RequestID: rid, JoinNode: &JoinNodeCmd{TokenHash: h, Node: "pve1", KeyPin: hash64('k'), Enrolment: "enr_" + rid, At: at}})[0]
+	}
+	remove := func(rid string) Result {
+		return apply(t, f, Command{Type: CmdRemoveNode, RequestID: rid, RemoveNode: &RemoveNodeCmd{Node: "pve1"}})[0]
+	}
+	mustOK(t, apply(t, f, token("t1", hash64('a')), token("t2", hash64('b')))[0])
+	if n := mustOK(t, join("j1", hash64('a'), t0)).Node; n.Enrolment != "enr_j1" {
+		t.Fatalf("joined: %+v", n)
+	}
+	if n := mustOK(t, join("j1-retried", hash64('a'), t0)).Node; n.Enrolment != "enr_j1" {
+		t.Fatalf("a retried join is a new enrolment: %+v", n)
+	}
+	mustOK(t, apply(t, f, reserveCmd("r", "res1", "app1", "pve1", 1, false))[0])
+	r := remove("x1")
+	wantKind(t, r, problem.Conflict)
+	if !strings.Contains(r.Err().Error(), "1 reservation(s)") {
+		t.Fatalf("conflict: %v", r.Err())
+	}
+	mustOK(t, apply(t, f, Command{Type: CmdRelease, RequestID: "rel", Release: &ReleaseCmd{ID: "res1"}})[0])
+	mustOK(t, remove("x2"))
+	if _, ok := f.st.Node("pve1"); ok {
+		t.Fatal("the removed node is still enrolled")
+	}
+	wantKind(t, remove("x3"), problem.NotFound)
+	later := t0.Add(10 * time.Minute)
+	if n := mustOK(t, join("j2", hash64('b'), later)).Node; n.Enrolment != "enr_j2" || !n.JoinedAt.Equal(later) {
+		t.Fatalf("joined again: %+v", n)
+	}
+}

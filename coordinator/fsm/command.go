@@ -43,6 +43,7 @@ const (
 	CmdCleanupDone   CommandType = 25
 	CmdAdoptApp      CommandType = 26
 	CmdSetResources  CommandType = 27
+	CmdRemoveNode    CommandType = 28
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -79,6 +80,7 @@ type Command struct {
 	CleanupDone  *CleanupDoneCmd   `json:"cleanup_done,omitempty"`
 	AdoptApp     *AdoptAppCmd      `json:"adopt_app,omitempty"`
 	SetResources *ResourceSettings `json:"set_resources,omitempty"`
+	RemoveNode   *RemoveNodeCmd    `json:"remove_node,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if

@@ -228,6 +228,8 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		err = s.setResources(*c.SetResources)
 	case c.Type == CmdAdoptApp && c.AdoptApp != nil:
 		r.App, err = s.adoptApp(index, *c.AdoptApp)
+	case c.Type == CmdRemoveNode && c.RemoveNode != nil:
+		err = s.removeNode(*c.RemoveNode)
 	case c.Type == CmdCleanupDone && c.CleanupDone != nil:
 		delete(s.Cleanups, c.CleanupDone.ID)
 	default:

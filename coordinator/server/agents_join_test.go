@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +99,75 @@ func TestJoinRetriedAfterLostAnswer(t *testing.T) {
 			t.Fatalf("enrolled nodes: %+v", ns)
 		}
 	})
+}
+
+// TestRemoveNode: an admin removes a node once it holds nothing (409
+// before, in the one error format); its agent is refused from then on,
+// its open work stream included; joining again with a new token works, and
+// the certificate of the earlier enrolment stays refused.
+func TestRemoveNode(t *testing.T) {
+	tc := newTestCluster(t, 1)
+	tc.startAgent("node-a", tc.joinToken(nil), filepath.Join(tc.dir, "node-a"), tc.grpcAddrs())
+	b := tc.startAgent("node-b", tc.joinToken(nil), filepath.Join(tc.dir, "node-b"), tc.grpcAddrs())
+	waitFor(t, "both nodes ready with their certificates", 15*time.Second, func() bool {
+		ns := tc.nodes_()
+		_, err := os.Stat(filepath.Join(b.dir, "node.crt"))
+		return err == nil && ns["node-a"].Status == "ready" && ns["node-b"].Status == "ready"
+	})
+	addr := tc.grpcAddrs()[0]
+	asB := clientAs(t, b.dir, addr, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, err := asB.Work(ctx, &pb.WorkRequest{Node: "node-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := stream.Recv(); err != nil || ev.GetSnapshotDone() == nil {
+		t.Fatalf("node-b's work stream: %v %v", ev, err)
+	}
+
+	r := tc.reserve("held", "node-b")
+	st, hdr, body := tc.raw(tc.leader(), "DELETE", "/api/v1/nodes/node-b", tc.token, "", nil)
+	if st != http.StatusConflict || hdr.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(body), "1 reservation(s)") {
+		t.Fatalf("removing a node that holds a reservation: %d %s %s", st, hdr.Get("Content-Type"), body)
+	}
+	if _, ok := tc.nodes_()["node-b"]; !ok {
+		t.Fatal("a refused removal removed the node")
+	}
+	if st, _, body := tc.raw(tc.leader(), "DELETE", "/api/v1/reservations/"+r.ID, tc.token, "", nil); st != http.StatusNoContent {
+		t.Fatalf("release: %d %s", st, body)
+	}
+	if st, _, body := tc.raw(tc.leader(), "DELETE", "/api/v1/nodes/node-b", tc.token, "", nil); st != http.StatusNoContent {
+		t.Fatalf("remove node-b: %d %s", st, body)
+	}
+	if st, _, body := tc.raw(tc.leader(), "DELETE", "/api/v1/nodes/node-b", tc.token, "", nil); st != http.StatusNotFound {
+		t.Fatalf("remove node-b again: %d %s", st, body)
+	}
+	if ns := tc.nodes_(); len(ns) != 1 || ns["node-a"].Name != "node-a" {
+		t.Fatalf("nodes after the removal: %+v", ns)
+	}
+	for {
+		_, err := stream.Recv()
+		if err != nil {
+			wantCode(t, "node-b's open work stream", err, codes.PermissionDenied)
+			break
+		}
+	}
+	_, err = asB.Report(ctx, &pb.ReportRequest{Node: "node-b", Heartbeat: &pb.Heartbeat{}})
+	wantCode(t, "a report from the removed node", err, codes.PermissionDenied)
+	b.stop()
+
+	// Back with a new token: a new enrolment, and the old certificate is
+	// still refused.
+	again := tc.startAgent("node-b", tc.joinToken(nil), filepath.Join(tc.dir, "node-b2"), tc.grpcAddrs())
+	hb := time.Now()
+	waitFor(t, "node-b back, heartbeating", 15*time.Second, func() bool {
+		n := tc.nodes_()["node-b"]
+		return n.Status == "ready" && n.LastHeartbeat != nil && n.LastHeartbeat.After(hb)
+	})
+	_, err = asB.Report(ctx, &pb.ReportRequest{Node: "node-b", Heartbeat: &pb.Heartbeat{}})
+	wantCode(t, "a report with the earlier enrolment's certificate", err, codes.PermissionDenied)
+	if _, err := clientAs(t, again.dir, addr, true).Report(ctx, &pb.ReportRequest{Node: "node-b", Heartbeat: &pb.Heartbeat{}}); err != nil {
+		t.Fatalf("a report with the new certificate: %v", err)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -97,7 +98,9 @@ func Issued(c *x509.Certificate) time.Time { return c.NotBefore.Add(ClockSkew) }
 // SignNode signs a CSR as node name's client certificate. The CSR's own
 // subject is ignored: the identity is the node the join token was used
 // for.
-func (ca *CA) SignNode(csrDER []byte, node string, now time.Time, ttl time.Duration) ([]byte, error) {
+// The certificate names the node's enrolment (see Enrolment) when
+// enrolment is set.
+func (ca *CA) SignNode(csrDER []byte, node, enrolment string, now time.Time, ttl time.Duration) ([]byte, error) {
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
 		return nil, fmt.Errorf("csr: %w", err)
@@ -114,7 +117,23 @@ func (ca *CA) SignNode(csrDER []byte, node string, now time.Time, ttl time.Durat
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
+	if enrolment != "" {
+		tmpl.URIs = []*url.URL{{Scheme: "urn", Opaque: enrolmentURN + enrolment}}
+	}
 	return x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, ca.Key)
+}
+
+const enrolmentURN = "proximity:enrolment:"
+
+// Enrolment is the enrolment a node certificate was issued for, from its
+// urn:proximity:enrolment:<id> name; empty if it names none.
+func Enrolment(c *x509.Certificate) string {
+	for _, u := range c.URIs {
+		if u.Scheme == "urn" && strings.HasPrefix(u.Opaque, enrolmentURN) {
+			return strings.TrimPrefix(u.Opaque, enrolmentURN)
+		}
+	}
+	return ""
 }
 
 // ServerCert issues a coordinator's gRPC serving certificate; the chain

@@ -35,7 +35,7 @@ type installOptions struct {
 }
 
 func nodeCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "node", Short: "Install the agent on Proxmox nodes"}
+	cmd := &cobra.Command{Use: "node", Short: "Install the agent on Proxmox nodes, or remove a node"}
 	o := installOptions{getenv: e.getenv, out: e.stdout}
 	install := &cobra.Command{
 		Use:   "install [USER@]HOST[:PORT]",
@@ -62,7 +62,7 @@ func nodeCmd(e *env) *cobra.Command {
 	for _, n := range []string{"join-token", "coordinator", "package"} {
 		_ = install.MarkFlagRequired(n)
 	}
-	cmd.AddCommand(install)
+	cmd.AddCommand(install, nodeRemoveCmd(e))
 	return cmd
 }
 

@@ -146,4 +146,7 @@ func TestJoinTokensAndNodesCommandLine(t *testing.T) {
 	if code, out, errs = ctl(t, addr, token, "nodes"); code != 0 || !strings.HasPrefix(out, "NAME") {
 		t.Fatalf("nodes: %d %q %s", code, out, errs)
 	}
+	if code, _, errs = ctl(t, addr, token, "node", "remove", "pve7"); code == 0 || !strings.Contains(errs, "pve7 is not enrolled") {
+		t.Fatalf("node remove of a node that never joined: %d %s", code, errs)
+	}
 }

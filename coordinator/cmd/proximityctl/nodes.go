@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -80,4 +81,22 @@ func joinTokensCmd(e *env) *cobra.Command {
 	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid (1m to 168h)")
 	cmd.AddCommand(create)
 	return cmd
+}
+
+func nodeRemoveCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a node from Proximity; its agent's certificate is refused from then on",
+		Long: "Removes an enrolled node. The node must hold nothing: delete its apps (and their\n" +
+			"backups) first. Its agent is refused from then on; to bring the node back, give it\n" +
+			"a new join token. The containers on the node are not touched.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := e.call("DELETE", "/api/v1/nodes/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "removed node %s\n", args[0])
+			return nil
+		},
+	}
 }
