@@ -204,6 +204,10 @@ func (a *Agent) redirect(err error, trailer metadata.MD, addr string) bool {
 	return false
 }
 
+// refusedRetry is how long the agent waits before it tries again a
+// certificate the cluster refused.
+const refusedRetry = 30 * time.Second
+
 // workLoop keeps the assignment stream open on the leader, resuming from
 // the last index after a reconnect.
 func (a *Agent) workLoop(ctx context.Context) {
@@ -215,15 +219,18 @@ func (a *Agent) workLoop(ctx context.Context) {
 			return
 		}
 		a.log.Debug("work stream ended", "coordinator", addr, "err", err)
+		wait := backoff
+		backoff = min(backoff*2, 2*time.Second)
 		if st, ok := status.FromError(err); ok && st.Code() == codes.PermissionDenied {
-			a.log.Error("the cluster refuses this node's certificate", "err", err)
+			// A removed or re-enrolled node: only an operator can help.
+			a.log.Error("the cluster refuses this node's certificate; to enrol the node again, remove its identity files and start the agent with a new join token", "err", err)
+			wait = refusedRetry
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, 2*time.Second)
 	}
 }
 

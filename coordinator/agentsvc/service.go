@@ -262,6 +262,11 @@ func (s *Service) authenticate(ctx context.Context, method string) (context.Cont
 		return nil, status.Error(codes.Unauthenticated, "a node certificate is required (join first)")
 	}
 	if err := s.enrolled(leaf); err != nil {
+		// A follower may not have applied the join yet: send the agent
+		// to the leader, which decides.
+		if lerr := s.leaderOnly(ctx); lerr != nil {
+			return nil, lerr
+		}
 		return nil, err
 	}
 	return context.WithValue(ctx, certKey{}, leaf), nil
