@@ -99,13 +99,32 @@ func (c *Cluster) bootstrapWith(servers []meta) {
 }
 
 // waitMember marks this server as a member once the leader has added it.
+// Meanwhile it syncs its gossip state with every member it knows of every
+// few seconds: the leader adds only servers its own gossip has seen, and a
+// server that joined the pool while it was still forming may otherwise
+// reach the leader only at the next push-pull (30 s on a LAN).
 func (c *Cluster) waitMember() {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	var synced time.Time
 	for {
 		if c.inConfiguration() {
 			c.markMember()
 			return
+		}
+		if time.Since(synced) > 2*time.Second {
+			synced = time.Now()
+			var addrs []string
+			for _, m := range c.members() {
+				if m.Member && m.ID != c.cfg.NodeID {
+					addrs = append(addrs, m.Gossip)
+				}
+			}
+			if len(addrs) > 0 {
+				if _, err := c.ml.Join(addrs); err != nil {
+					c.log.Debug("gossip sync with members", "peers", addrs, "err", err)
+				}
+			}
 		}
 		select {
 		case <-c.stop:
