@@ -20,7 +20,7 @@ PKGS        := ./...
 # Race detection on the packages whose concurrency is their point.
 RACE_PKGS   := ./coordinator/...
 
-.PHONY: all build test test-unit test-race lint generate check-generated run bench bench-registry deb package-test help clean
+.PHONY: all build test test-unit test-race lint generate check-generated run bench bench-registry bench-agents deb package-test help clean
 
 all: build
 
@@ -79,6 +79,10 @@ bench: ## micro-benchmarks (state machine, proposer)
 
 bench-registry: build ## registry throughput: 3 coordinators against 3 etcd members (needs etcd-server)
 	cd bench/registry && $(GO) run . -coordinator ../../$(BIN)/proximity-coordinator
+
+AGENTS ?= 25,50,100
+bench-agents: build ## agent scale test: one coordinator and AGENTS simulated agent processes (AGENTS=25,50,100)
+	$(GO) run ./bench/agents -coordinator $(BIN)/proximity-coordinator -agent $(BIN)/proximity-agent -agents $(AGENTS)
 
 clean: ## remove build output
 	rm -rf $(BIN) .tools $(DIST)
