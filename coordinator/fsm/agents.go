@@ -201,47 +201,28 @@ func (s *State) removeNode(c RemoveNodeCmd) error {
 			held = append(held, fmt.Sprintf("%d %s", n, what))
 		}
 	}
-	n := 0
-	for _, a := range s.Apps {
-		if a.Node == c.Node {
-			n++
-		}
-	}
-	count("app(s)", n)
-	n = 0
-	for _, r := range s.Reservations {
-		if r.Node == c.Node {
-			n++
-		}
-	}
-	count("reservation(s)", n)
-	n = 0
-	for _, b := range s.Backups {
-		if b.Node == c.Node {
-			n++
-		}
-	}
-	count("backup(s)", n)
-	n = 0
-	for _, t := range s.Tasks {
-		if t.Node == c.Node && t.State == TaskPending {
-			n++
-		}
-	}
-	count("pending task(s)", n)
-	n = 0
-	for _, cl := range s.Cleanups {
-		if cl.Node == c.Node {
-			n++
-		}
-	}
-	count("pending cleanup(s)", n)
+	node := c.Node
+	count("app(s)", countWhere(s.Apps, func(a *App) bool { return a.Node == node }))
+	count("reservation(s)", countWhere(s.Reservations, func(r *Reservation) bool { return r.Node == node }))
+	count("backup(s)", countWhere(s.Backups, func(b *Backup) bool { return b.Node == node }))
+	count("pending task(s)", countWhere(s.Tasks, func(t *Task) bool { return t.Node == node && t.State == TaskPending }))
+	count("pending cleanup(s)", countWhere(s.Cleanups, func(cl *Cleanup) bool { return cl.Node == node }))
 	if len(held) > 0 {
 		return problem.E(problem.Conflict, "node %s still holds %s; delete them first", c.Node, strings.Join(held, ", "))
 	}
 	delete(s.Nodes, c.Node)
 	delete(s.PortCursor, c.Node)
 	return nil
+}
+
+func countWhere[T any](m map[string]*T, match func(*T) bool) int {
+	n := 0
+	for _, v := range m {
+		if match(v) {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *State) setNodeStatus(c NodeStatusCmd) (*NodeRecord, error) {
