@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -69,14 +67,13 @@ func (id *identity) load() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	kb, _ := pem.Decode(keyPEM)
 	cb, _ := pem.Decode(certPEM)
 	ab, _ := pem.Decode(caPEM)
-	if kb == nil || cb == nil || ab == nil {
+	if cb == nil || ab == nil {
 		return false, fmt.Errorf("%s: identity files are not PEM", id.dir)
 	}
-	if id.key, err = x509.ParseECPrivateKey(kb.Bytes); err != nil {
-		return false, err
+	if id.key, err = parseKeyPEM(keyPEM); err != nil {
+		return false, fmt.Errorf("%s: %w", id.path(keyFile), err)
 	}
 	if id.ca, err = x509.ParseCertificate(ab.Bytes); err != nil {
 		return false, err
@@ -104,29 +101,43 @@ func (id *identity) joinKey() (*ecdsa.PrivateKey, error) {
 	path := id.path(joinKeyFile)
 	data, err := os.ReadFile(path)
 	if err == nil {
-		if b, _ := pem.Decode(data); b != nil {
-			if key, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
-				return key, nil
-			}
+		if key, err := parseKeyPEM(data); err == nil {
+			return key, nil
 		}
 		// A damaged file is replaced: the join then needs a new token.
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := pki.NewKey()
 	if err != nil {
 		return nil, err
 	}
+	data, err = keyPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	return key, writeFile(path, data, 0o600)
+}
+
+func keyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return nil, err
 	}
-	return key, writeFile(path, pki.PEM("EC PRIVATE KEY", der), 0o600)
+	return pki.PEM("EC PRIVATE KEY", der), nil
+}
+
+func parseKeyPEM(data []byte) (*ecdsa.PrivateKey, error) {
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return nil, errors.New("not PEM")
+	}
+	return x509.ParseECPrivateKey(b.Bytes)
 }
 
 // save writes the identity, the key 0600, each file atomically.
 func (id *identity) save(certDER []byte) error {
-	keyDER, err := x509.MarshalECPrivateKey(id.key)
+	key, err := keyPEM(id.key)
 	if err != nil {
 		return err
 	}
@@ -134,7 +145,7 @@ func (id *identity) save(certDER []byte) error {
 		name string
 		data []byte
 	}{
-		{keyFile, pki.PEM("EC PRIVATE KEY", keyDER)},
+		{keyFile, key},
 		{caFile, pki.PEM("CERTIFICATE", id.ca.Raw)},
 		{certFile, pki.PEM("CERTIFICATE", certDER)},
 	} {

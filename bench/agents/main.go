@@ -4,8 +4,8 @@
 // the real adapter), level by level, all on loopback. At each level it
 // measures how long the new agents take to join and be ready, then lets the
 // cluster idle and reports whether every node stayed ready with a fresh
-// heartbeat, the coordinator's CPU and memory while idle, and the agents'
-// memory. It ends with the leader's heartbeat cost per agent.
+// heartbeat, the coordinator's CPU and memory while idle, how many Raft log
+// entries the idle period wrote, and the agents' memory.
 package main
 
 import (
@@ -53,7 +53,7 @@ func main() {
 		fail(err)
 	}
 	fmt.Printf("agent scale test: one coordinator, levels %v, %s idle per level; data in %s\n\n", totals, *idle, dir)
-	fmt.Printf("%7s %12s %10s %14s %12s %16s %16s\n", "agents", "all ready", "ready", "coord CPU", "coord RSS", "agent RSS p50", "agent RSS max")
+	fmt.Printf("%7s %12s %10s %14s %12s %12s %16s %16s\n", "agents", "all ready", "ready", "coord CPU", "coord RSS", "log entries", "agent RSS p50", "agent RSS max")
 	for _, n := range totals {
 		if err := b.level(n, *idle); err != nil {
 			b.close()
@@ -159,6 +159,16 @@ func (b *bench) do(method, path string, body, out any) error {
 	return nil
 }
 
+// commitIndex is the Raft log's commit index: what it grows by while the
+// cluster idles is what heartbeats and inventories cost the log.
+func (b *bench) commitIndex() (uint64, error) {
+	var out struct {
+		CommitIndex uint64 `json:"commit_index"`
+	}
+	err := b.do("GET", "/api/v1/cluster", nil, &out)
+	return out.CommitIndex, err
+}
+
 func (b *bench) joinToken() (string, error) {
 	var out struct{ Token string }
 	err := b.do("POST", "/api/v1/join-tokens", map[string]any{"ttl_seconds": 3600}, &out)
@@ -231,9 +241,17 @@ func (b *bench) level(total int, idle time.Duration) error {
 	if err != nil {
 		return err
 	}
+	log0, err := b.commitIndex()
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
 	time.Sleep(idle)
 	cpu1, err := cpuTime(b.coord.Process.Pid)
+	if err != nil {
+		return err
+	}
+	log1, err := b.commitIndex()
 	if err != nil {
 		return err
 	}
@@ -258,8 +276,8 @@ func (b *bench) level(total int, idle time.Duration) error {
 		agentRSS = append(agentRSS, r)
 	}
 	sort.Slice(agentRSS, func(i, j int) bool { return agentRSS[i] < agentRSS[j] })
-	fmt.Printf("%7d %11.1fs %6d/%-3d %13.1f%% %9.1f MiB %12.1f MiB %12.1f MiB\n", total, ready.Seconds(), ok, total,
-		100*busy, mib(coordRSS), mib(agentRSS[len(agentRSS)/2]), mib(agentRSS[len(agentRSS)-1]))
+	fmt.Printf("%7d %11.1fs %6d/%-3d %13.1f%% %9.1f MiB %12d %12.1f MiB %12.1f MiB\n", total, ready.Seconds(), ok, total,
+		100*busy, mib(coordRSS), log1-log0, mib(agentRSS[len(agentRSS)/2]), mib(agentRSS[len(agentRSS)-1]))
 	if ok != total {
 		return fmt.Errorf("%d of %d nodes lost their heartbeat while idle", total-ok, total)
 	}

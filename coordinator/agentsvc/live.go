@@ -165,16 +165,17 @@ func (l *liveness) inventory(ctx context.Context, node string, inv *pb.Inventory
 				mark = append(mark, v)
 			}
 		}
-		for _, n := range st.ListNodes() {
+		// Only enrolled nodes count: a removed node's last report does not.
+		nodes := st.ListNodes()
+		for _, n := range nodes {
 			if reported[n.Name] == nil {
 				return // not every node has reported yet
 			}
 		}
 		for _, v := range st.Foreign {
 			seen := false
-			for name, u := range reported {
-				_, enrolled := st.Node(name) // a removed node's report does not count
-				seen = seen || (enrolled && u[v])
+			for _, n := range nodes {
+				seen = seen || reported[n.Name][v]
 			}
 			if !seen {
 				unmark = append(unmark, v)

@@ -97,6 +97,7 @@ func New(cfg Config) *Service {
 // a second one), so every handshake can share it.
 type parsedCA struct {
 	ca   *pki.CA
+	pin  string
 	pool *x509.CertPool
 }
 
@@ -122,14 +123,14 @@ func (s *Service) ca() *pki.CA {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	s.parsed.Store(&parsedCA{ca: ca, pool: pool})
+	s.parsed.Store(&parsedCA{ca: ca, pin: pki.Pin(ca.CertDER), pool: pool})
 	return ca
 }
 
 // CAPin is the pin of the cluster CA, or "" before it exists.
 func (s *Service) CAPin() string {
 	if p := s.parsed.Load(); p != nil {
-		return pki.Pin(p.ca.CertDER)
+		return p.pin
 	}
 	pin := ""
 	s.b.FSM().Read(func(x *fsm.State) {
@@ -213,6 +214,13 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 }
 
 type certKey struct{}
+
+// callerCert is the certificate authenticate verified for this call; nil
+// only for Join, which needs none.
+func callerCert(ctx context.Context) *x509.Certificate {
+	leaf, _ := ctx.Value(certKey{}).(*x509.Certificate)
+	return leaf
+}
 
 // certNode returns the caller's verified client certificate, which names
 // its node.
@@ -298,7 +306,7 @@ func (s *Service) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 // speaksFor checks that the request's node is the certificate's.
 func speaksFor(ctx context.Context, node string) error {
 	cn := ""
-	if leaf, ok := ctx.Value(certKey{}).(*x509.Certificate); ok {
+	if leaf := callerCert(ctx); leaf != nil {
 		cn = leaf.Subject.CommonName
 	}
 	if cn == "" || cn != node {
@@ -428,8 +436,7 @@ func (s *Service) Renew(ctx context.Context, req *pb.RenewRequest) (*pb.RenewRes
 	if ca == nil {
 		return nil, status.Error(codes.Unavailable, "the cluster CA does not exist yet")
 	}
-	leaf, _ := ctx.Value(certKey{}).(*x509.Certificate)
-	cert, err := ca.SignNode(req.CsrDer, req.Node, pki.Enrolment(leaf), s.cfg.Now(), s.cfg.CertTTL)
+	cert, err := ca.SignNode(req.CsrDer, req.Node, pki.Enrolment(callerCert(ctx)), s.cfg.Now(), s.cfg.CertTTL)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -445,7 +452,7 @@ func (s *Service) Work(req *pb.WorkRequest, stream pb.Agent_WorkServer) error {
 	}
 	after, first := req.AfterIndex, true
 	var scanned uint64 // the state's index at the last scan of the tasks
-	leaf, _ := ctx.Value(certKey{}).(*x509.Certificate)
+	leaf := callerCert(ctx)
 	for {
 		if err := s.leaderOnly(ctx); err != nil {
 			return err

@@ -36,7 +36,7 @@ type CA struct {
 
 // NewCA creates a CA valid for ten years.
 func NewCA(now time.Time) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := NewKey()
 	if err != nil {
 		return nil, err
 	}
@@ -101,12 +101,9 @@ func Issued(c *x509.Certificate) time.Time { return c.NotBefore.Add(ClockSkew) }
 // The certificate names the node's enrolment (see Enrolment) when
 // enrolment is set.
 func (ca *CA) SignNode(csrDER []byte, node, enrolment string, now time.Time, ttl time.Duration) ([]byte, error) {
-	csr, err := x509.ParseCertificateRequest(csrDER)
+	csr, err := parseCSR(csrDER)
 	if err != nil {
-		return nil, fmt.Errorf("csr: %w", err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("csr signature: %w", err)
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
@@ -139,7 +136,7 @@ func Enrolment(c *x509.Certificate) string {
 // ServerCert issues a coordinator's gRPC serving certificate; the chain
 // includes the CA so a joining agent can check it against its pin.
 func (ca *CA) ServerCert(id string, now time.Time, ttl time.Duration) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := NewKey()
 	if err != nil {
 		return tls.Certificate{}, err
 	}
@@ -160,9 +157,27 @@ func (ca *CA) ServerCert(id string, now time.Time, ttl time.Duration) (tls.Certi
 	return tls.Certificate{Certificate: [][]byte{der, ca.CertDER}, PrivateKey: key, Leaf: leaf}, nil
 }
 
+// NewKey makes a P-256 key, the kind every Proximity key is.
+func NewKey() (*ecdsa.PrivateKey, error) {
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+// parseCSR parses a CSR and checks its signature, which shows that its
+// sender holds the private key.
+func parseCSR(der []byte) (*x509.CertificateRequest, error) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, fmt.Errorf("csr: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("csr signature: %w", err)
+	}
+	return csr, nil
+}
+
 // NewKeyAndCSR makes a node key and a CSR for it.
 func NewKeyAndCSR(node string) (*ecdsa.PrivateKey, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := NewKey()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -179,12 +194,9 @@ func CSR(key *ecdsa.PrivateKey, node string) ([]byte, error) {
 // SubjectPublicKeyInfo), once the CSR's signature has shown that its
 // sender holds the private key.
 func KeyPin(csrDER []byte) (string, error) {
-	csr, err := x509.ParseCertificateRequest(csrDER)
+	csr, err := parseCSR(csrDER)
 	if err != nil {
-		return "", fmt.Errorf("csr: %w", err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return "", fmt.Errorf("csr signature: %w", err)
+		return "", err
 	}
 	sum := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:]), nil
