@@ -1,6 +1,9 @@
 # Proximity build, test and run targets. `make help` lists them.
 
 GO          ?= go
+# The Go release the module is built and tested with (go.mod's toolchain
+# line); the go command fetches it from the module proxy once.
+export GOTOOLCHAIN ?= go1.26.11
 BIN         := bin
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Code generators, pinned; protoc itself is Debian's protobuf-compiler.
