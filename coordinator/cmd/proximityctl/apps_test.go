@@ -25,11 +25,11 @@ func TestMain(m *testing.M) {
 // through proximityctl against a server with an agent on a simulated node,
 // checking the node after each step.
 func TestAppCommandLineEndToEnd(t *testing.T) {
-	addr, token, srv := startServerWithServer(t)
+	ts, token := startServer(t)
 	var tok struct{ Token string }
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		code, out, _ := ctl(t, addr, token, "join-tokens", "create", "-o", "json")
+		code, out, _ := ctl(t, ts, token, "join-tokens", "create", "-o", "json")
 		if code == 0 && json.Unmarshal([]byte(out), &tok) == nil || time.Now().After(deadline) {
 			break
 		}
@@ -41,7 +41,7 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	a, err := agent.New(agent.Config{Node: "pve1", Coordinators: []string{srv.GRPCAddr()}, JoinToken: tok.Token, DataDir: filepath.Join(dir, "agent"),
+	a, err := agent.New(agent.Config{Node: "pve1", Coordinators: []string{ts.srv.GRPCAddr()}, JoinToken: tok.Token, DataDir: filepath.Join(dir, "agent"),
 		Runtime: sim.Runtime, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	for deadline := time.Now().Add(15 * time.Second); ; {
-		_, out, _ := ctl(t, addr, token, "nodes")
+		_, out, _ := ctl(t, ts, token, "nodes")
 		if strings.Contains(out, "ready") {
 			break
 		}
@@ -61,11 +61,11 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	code, out, errs := ctl(t, addr, token, "app", "deploy", "vaultwarden", "vault", "--wait")
+	code, out, errs := ctl(t, ts, token, "app", "deploy", "vaultwarden", "vault", "--wait")
 	if code != 0 || !strings.Contains(out, "health: started") || !strings.HasSuffix(out, "is running\n") {
 		t.Fatalf("deploy --wait: %d\n%s\n%s", code, out, errs)
 	}
-	code, out, _ = ctl(t, addr, token, "app", "list", "-o", "json")
+	code, out, _ = ctl(t, ts, token, "app", "list", "-o", "json")
 	var list struct{ Items []app }
 	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Items) != 1 {
 		t.Fatalf("list: %d %s", code, out)
@@ -85,15 +85,15 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 		t.Fatalf("container after deploy: %q", status())
 	}
 	for _, step := range []struct{ verb, want, ct string }{{"stop", "is stopped", "stopped"}, {"start", "is running", "running"}, {"restart", "is running", "running"}} {
-		if code, out, errs := ctl(t, addr, token, "app", step.verb, id, "--wait"); code != 0 || !strings.Contains(out, step.want) || status() != step.ct {
+		if code, out, errs := ctl(t, ts, token, "app", step.verb, id, "--wait"); code != 0 || !strings.Contains(out, step.want) || status() != step.ct {
 			t.Fatalf("%s: %d %s %s (container %q)", step.verb, code, out, errs, status())
 		}
 	}
-	if code, out, errs := ctl(t, addr, token, "backup", "create", id); code != 0 || !strings.Contains(out, "creating") {
+	if code, out, errs := ctl(t, ts, token, "backup", "create", id); code != 0 || !strings.Contains(out, "creating") {
 		t.Fatalf("backup create: %d %s %s", code, out, errs)
 	}
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		_, out, _ := ctl(t, addr, token, "backup", "list", id)
+		_, out, _ := ctl(t, ts, token, "backup", "list", id)
 		if strings.Contains(out, "ready") {
 			break
 		}
@@ -110,16 +110,16 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 	if archives() != 1 {
 		t.Fatalf("archives on the node after backup: %d", archives())
 	}
-	_, out, _ = ctl(t, addr, token, "backup", "list", id, "-o", "json")
+	_, out, _ = ctl(t, ts, token, "backup", "list", id, "-o", "json")
 	var bl struct{ Items []backup }
 	if json.Unmarshal([]byte(out), &bl) != nil || len(bl.Items) != 1 {
 		t.Fatalf("backup list: %s", out)
 	}
-	if code, out, errs := ctl(t, addr, token, "backup", "restore", id, bl.Items[0].ID); code != 0 || !strings.Contains(out, "restoring") {
+	if code, out, errs := ctl(t, ts, token, "backup", "restore", id, bl.Items[0].ID); code != 0 || !strings.Contains(out, "restoring") {
 		t.Fatalf("backup restore: %d %s %s", code, out, errs)
 	}
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		_, out, _ := ctl(t, addr, token, "app", "show", id)
+		_, out, _ := ctl(t, ts, token, "app", "show", id)
 		if strings.Contains(out, "running") && !strings.Contains(out, "(") {
 			break
 		}
@@ -128,13 +128,13 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if code, out, errs := ctl(t, addr, token, "app", "update", id, "--wait"); code != 0 || !strings.Contains(out, "pull: started") || !strings.HasSuffix(out, "is running\n") {
+	if code, out, errs := ctl(t, ts, token, "app", "update", id, "--wait"); code != 0 || !strings.Contains(out, "pull: started") || !strings.HasSuffix(out, "is running\n") {
 		t.Fatalf("update --wait: %d %s %s", code, out, errs)
 	}
 	if archives() != 2 || status() != "running" {
 		t.Fatalf("after update: %d archives, container %q", archives(), status())
 	}
-	if code, out, errs := ctl(t, addr, token, "app", "clone", id, "vault2", "--wait"); code != 0 || !strings.HasSuffix(out, "is running\n") {
+	if code, out, errs := ctl(t, ts, token, "app", "clone", id, "vault2", "--wait"); code != 0 || !strings.HasSuffix(out, "is running\n") {
 		t.Fatalf("clone --wait: %d %s %s", code, out, errs)
 	}
 	running := 0
@@ -149,19 +149,19 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 	if running != 2 {
 		t.Fatalf("containers after clone: %d running", running)
 	}
-	if code, out, _ := ctl(t, addr, token, "app", "logs", id, "--limit", "3"); code != 0 || len(strings.Split(strings.TrimSpace(out), "\n")) != 4 {
+	if code, out, _ := ctl(t, ts, token, "app", "logs", id, "--limit", "3"); code != 0 || len(strings.Split(strings.TrimSpace(out), "\n")) != 4 {
 		t.Fatalf("logs: %d\n%s", code, out)
 	}
-	if code, out, errs := ctl(t, addr, token, "app", "delete", id, "--wait"); code != 0 || !strings.HasSuffix(out, "is deleted\n") {
+	if code, out, errs := ctl(t, ts, token, "app", "delete", id, "--wait"); code != 0 || !strings.HasSuffix(out, "is deleted\n") {
 		t.Fatalf("delete --wait: %d %s %s", code, out, errs)
 	}
 	if status() != "" {
 		t.Fatalf("container after delete: %q", status())
 	}
-	if code, out, errs := ctl(t, addr, token, "settings", "set-resources", "--swap-mb", "256"); code != 0 || !strings.Contains(out, "256") {
+	if code, out, errs := ctl(t, ts, token, "settings", "set-resources", "--swap-mb", "256"); code != 0 || !strings.Contains(out, "256") {
 		t.Fatalf("settings set-resources: %d %s %s", code, out, errs)
 	}
-	if code, out, _ := ctl(t, addr, token, "catalog", "list"); code != 0 || !strings.Contains(out, "vaultwarden") {
+	if code, out, _ := ctl(t, ts, token, "catalog", "list"); code != 0 || !strings.Contains(out, "vaultwarden") {
 		t.Fatalf("catalog list: %d %s", code, out)
 	}
 }

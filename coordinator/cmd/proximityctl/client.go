@@ -34,19 +34,22 @@ func (e *apiError) Error() string {
 	return msg
 }
 
-func newClient(getenv func(string) string, timeout time.Duration) (*client, error) {
-	addr := strings.TrimRight(getenv("PROXIMITY_ADDR"), "/")
-	if addr == "" {
-		return nil, fmt.Errorf("PROXIMITY_ADDR is not set (for example http://127.0.0.1:7070)")
+// newClient reads the address and token from the environment and the way
+// to trust the server from o and the environment; see connect.go.
+func newClient(getenv func(string) string, o connOptions, timeout time.Duration, stderr io.Writer) (*client, error) {
+	base, err := apiBase(getenv(envAddr))
+	if err != nil {
+		return nil, err
 	}
-	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
-		addr = "http://" + addr
-	}
-	token := getenv("PROXIMITY_TOKEN")
+	token := getenv(envToken)
 	if token == "" {
-		return nil, fmt.Errorf("PROXIMITY_TOKEN is not set")
+		return nil, fmt.Errorf("%s is not set", envToken)
 	}
-	return &client{base: addr, token: token, http: &http.Client{Timeout: timeout}}, nil
+	cfg, err := tlsConfig(getenv, o, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return &client{base: base, token: token, http: newHTTPClient(cfg, timeout)}, nil
 }
 
 // do sends a request; a 2xx answer is decoded into out (if not nil).
@@ -70,7 +73,7 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return fmt.Errorf("%s %s: %w", method, path, explainTLS(c.base, err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))

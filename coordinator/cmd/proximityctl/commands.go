@@ -31,12 +31,36 @@ type env struct {
 	getenv         func(string) string
 	output         string
 	timeout        time.Duration
+	conn           connOptions
+
+	c *client // built by the first call, then reused
 }
 
-// call sends one request within the command's deadline; a 2xx answer is
-// decoded into out (if not nil).
+// api is the command's API client, built on first use so that commands
+// that do not call the API need no address or token, and so that the
+// warning about --tls-skip-verify is printed once.
+func (e *env) api() (*client, error) {
+	if e.c == nil {
+		c, err := newClient(e.getenv, e.conn, e.timeout, e.stderr)
+		if err != nil {
+			return nil, err
+		}
+		e.c = c
+	}
+	return e.c, nil
+}
+
+// close releases the client's idle connections.
+func (e *env) close() {
+	if e.c != nil {
+		e.c.http.CloseIdleConnections()
+	}
+}
+
+// call sends one request within the command's deadline (--timeout); a
+// 2xx answer is decoded into out (if not nil).
 func (e *env) call(method, path string, in, out any) error {
-	c, err := newClient(e.getenv, e.timeout)
+	c, err := e.api()
 	if err != nil {
 		return err
 	}
@@ -63,21 +87,38 @@ func (e *env) print(v any, header []string, rows [][]string) error {
 	return fmt.Errorf("--output: %q must be table or json", e.output)
 }
 
-func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+// rootHelp is the long help of proximityctl: the environment it reads.
+const rootHelp = `Operate a Proximity cluster through the operator API of any coordinator server.
+
+The API is HTTPS only. proximityctl reads:
+  PROXIMITY_ADDR         the API address: https://HOST:PORT, or HOST:PORT (https is
+                         implied); http:// is refused
+  PROXIMITY_TOKEN        the API token (an admin's first token is in <data-dir>/admin.token)
+  PROXIMITY_CACERT       a PEM file of CA certificates to verify the server with, added to
+                         the system's; the coordinator writes its CA to <data-dir>/ca.pem
+                         (--ca-cert wins over it)
+  PROXIMITY_SKIP_VERIFY  1 or true: do not verify the server (as --tls-skip-verify)
+
+A server that cannot be verified is refused.`
+
+func newRoot(stdout, stderr io.Writer, getenv func(string) string) (*cobra.Command, *env) {
 	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
 	root := &cobra.Command{
 		Use:           "proximityctl",
-		Short:         "Operate a Proximity cluster (reads PROXIMITY_ADDR and PROXIMITY_TOKEN)",
+		Short:         "Operate a Proximity cluster (reads PROXIMITY_ADDR, PROXIMITY_TOKEN and PROXIMITY_CACERT)",
+		Long:          rootHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&e.output, "output", "o", "table", "output format: table or json")
-	root.PersistentFlags().DurationVar(&e.timeout, "timeout", 30*time.Second, "deadline for each command")
+	root.PersistentFlags().DurationVar(&e.timeout, "timeout", 30*time.Second, "deadline for each request to the API")
+	root.PersistentFlags().StringVar(&e.conn.caCert, "ca-cert", "", "PEM file of CA certificates to verify the server with, added to the system's (default $PROXIMITY_CACERT; the coordinator's is <data-dir>/ca.pem)")
+	root.PersistentFlags().BoolVar(&e.conn.skipVerify, "tls-skip-verify", false, "do not verify the server's certificate (also PROXIMITY_SKIP_VERIFY=1); insecure")
 	root.AddCommand(reservationsCmd(e), clusterCmd(e), usersCmd(e), settingsCmd(e), nodesCmd(e), joinTokensCmd(e), nodeCmd(e), appsCmd(e), catalogCmd(e), backupsCmd(e))
 	root.AddCommand(adoptCmds(e)...)
-	return root
+	return root, e
 }
 
 func reservationRows(rs []reservation) [][]string {

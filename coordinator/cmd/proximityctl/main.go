@@ -1,6 +1,7 @@
 // Package main is proximityctl, the operator command line for a Proximity
-// cluster. It reads the API address from PROXIMITY_ADDR and the token from
-// PROXIMITY_TOKEN.
+// cluster. It reads the API address from PROXIMITY_ADDR (HTTPS only), the
+// token from PROXIMITY_TOKEN and the CA that verifies the server from
+// PROXIMITY_CACERT; connect.go says how the server is trusted.
 package main
 
 import (
@@ -16,7 +17,8 @@ func main() {
 // run executes one command line and returns the exit status: 0 on
 // success, 1 when the server refused or failed, 2 for usage errors.
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	root := newRoot(stdout, stderr, getenv)
+	root, e := newRoot(stdout, stderr, getenv)
+	defer e.close()
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "proximityctl:", err)
