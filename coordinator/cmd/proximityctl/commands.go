@@ -114,7 +114,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) (*cobra.Comma
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&e.output, "output", "o", "table", "output format: table or json")
 	root.PersistentFlags().DurationVar(&e.timeout, "timeout", 30*time.Second, "deadline for each request to the API")
-	root.PersistentFlags().StringVar(&e.conn.caCert, "ca-cert", "", "PEM file of CA certificates to verify the server with, added to the system's (default $PROXIMITY_CACERT; the coordinator's is <data-dir>/ca.pem)")
+	root.PersistentFlags().StringVar(&e.conn.caCert, "ca-cert", "", "PEM `FILE` of CA certificates to verify the server with, added to the system's (default $PROXIMITY_CACERT; a coordinator writes its CA to <data-dir>/ca.pem)")
 	root.PersistentFlags().BoolVar(&e.conn.skipVerify, "tls-skip-verify", false, "do not verify the server's certificate (also PROXIMITY_SKIP_VERIFY=1); insecure")
 	root.AddCommand(reservationsCmd(e), clusterCmd(e), usersCmd(e), settingsCmd(e), nodesCmd(e), joinTokensCmd(e), nodeCmd(e), appsCmd(e), catalogCmd(e), backupsCmd(e))
 	root.AddCommand(adoptCmds(e)...)
