@@ -23,7 +23,7 @@ PKGS        := ./...
 # Race detection on the packages whose concurrency is their point.
 RACE_PKGS   := ./coordinator/...
 
-.PHONY: all build test test-unit test-race lint generate check-generated run bench bench-registry bench-agents deb package-test help clean
+.PHONY: all build test test-unit test-race lint generate check-generated vulncheck run bench bench-registry bench-agents deb package-test help clean
 
 all: build
 
@@ -56,6 +56,9 @@ generate: ## regenerate committed generated code (protobuf; needs protoc)
 
 check-generated: generate ## fail if the committed generated code is stale
 	@git diff --exit-code -- proto/ || { echo "generated code is stale: run make generate and commit"; exit 1; }
+
+vulncheck: ## fail on any known vulnerability the code reaches (govulncheck and golang.org/x/vulndb, pinned in tools/vuln)
+	GO=$(GO) tools/vuln/vulncheck.sh
 
 run: build ## run Proximity on its embedded default (one coordinator, three simulated Proxmox nodes)
 	$(BIN)/proximity-coordinator dev
