@@ -10,6 +10,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -47,7 +49,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	b := &bench{dir: dir, agentBin: *agentBin, cl: &http.Client{Timeout: 10 * time.Second}}
+	b := &bench{dir: dir, agentBin: *agentBin}
 	defer b.close()
 	if err := b.startCoordinator(*coord, *host); err != nil {
 		fail(err)
@@ -70,8 +72,8 @@ func fail(err error) {
 type bench struct {
 	dir      string
 	agentBin string
-	cl       *http.Client
-	api      string // http://host:port
+	cl       *http.Client // HTTPS, trusting the cluster CA
+	api      string       // https://host:port
 	grpc     string
 	token    string
 	coord    *exec.Cmd
@@ -103,22 +105,41 @@ func (b *bench) startCoordinator(bin, host string) error {
 	for _, l := range ls {
 		l.Close()
 	}
+	key := filepath.Join(b.dir, "cluster.key")
+	if out, err := exec.Command(bin, "keygen", "--out", key).CombinedOutput(); err != nil {
+		return fmt.Errorf("keygen: %v: %s", err, out)
+	}
 	data := filepath.Join(b.dir, "coordinator")
-	b.coord = exec.Command(bin, "server", "--node-id", "c1", "--data-dir", data,
+	b.coord = exec.Command(bin, "server", "--node-id", "c1", "--data-dir", data, "--cluster-key-file", key,
 		"--http-addr", ports[0], "--raft-addr", ports[1], "--gossip-addr", ports[2], "--grpc-addr", ports[3])
 	b.coord.Env = append(os.Environ(), "PROXIMITY_LOG_LEVEL=warn")
 	b.coord.Stderr = os.Stderr
 	if err := b.coord.Start(); err != nil {
 		return err
 	}
-	b.api, b.grpc = "http://"+ports[0], ports[3]
+	b.api, b.grpc = "https://"+ports[0], ports[3]
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
-		if tok, err := os.ReadFile(filepath.Join(data, "admin.token")); err == nil {
-			b.token = strings.TrimSpace(string(tok))
-		}
 		if b.token == "" {
+			if tok, err := os.ReadFile(filepath.Join(data, "admin.token")); err == nil {
+				b.token = strings.TrimSpace(string(tok))
+			}
+		}
+		if b.cl == nil {
+			// The server writes the cluster CA's certificate once the CA
+			// exists; the API's certificate chains to it.
+			if pem, err := os.ReadFile(filepath.Join(data, "ca.pem")); err == nil {
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return errors.New("ca.pem: no certificate")
+				}
+				tr := http.DefaultTransport.(*http.Transport).Clone()
+				tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+				b.cl = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			}
+		}
+		if b.token == "" || b.cl == nil {
 			continue
 		}
 		// The first join token also waits for the cluster CA.

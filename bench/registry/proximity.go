@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,11 +33,17 @@ func runProximity(bin, host, dir string, conc []int, dur, warm time.Duration) ([
 			_ = p.Wait()
 		}
 	}()
+	// Every server of the cluster shares one cluster key.
+	key := filepath.Join(dir, "cluster.key")
+	if out, err := exec.Command(bin, "keygen", "--out", key).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("keygen: %v: %s", err, out)
+	}
 	httpAddrs := make([]string, 3)
 	for i := 0; i < 3; i++ {
 		httpAddrs[i] = addr(i * 4)
 		cmd := exec.Command(bin, "server",
 			"--node-id", fmt.Sprintf("c%d", i+1), "--data-dir", filepath.Join(dir, fmt.Sprintf("c%d", i+1)),
+			"--cluster-key-file", key,
 			"--http-addr", addr(i*4), "--raft-addr", addr(i*4+1), "--gossip-addr", addr(i*4+2), "--grpc-addr", addr(i*4+3),
 			"--bootstrap-expect", "3", "--join", addr(2))
 		cmd.Env = append(os.Environ(), "PROXIMITY_LOG_LEVEL=warn")
@@ -44,12 +53,14 @@ func runProximity(bin, host, dir string, conc []int, dur, warm time.Duration) ([
 		}
 		procs = append(procs, cmd)
 	}
-	token, leader, err := waitProximity(dir, httpAddrs)
+	token, tlsConf, leader, err := waitProximity(dir, httpAddrs)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Printf("proximity: 3 servers up, leader at %s\n", leader)
-	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0}}
+	// One kept-alive HTTP/1.1 connection per client, as before HTTPS: a
+	// Transport with its own TLS config does not attempt HTTP/2.
+	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0, TLSClientConfig: tlsConf}}
 	// The default pools (90,000 VMIDs, 1,000 ports a node) would run out
 	// during a long run; widen them as an operator would.
 	if err := put(cl, leader, token, "/api/v1/settings/registry",
@@ -63,7 +74,7 @@ func runProximity(bin, host, dir string, conc []int, dur, warm time.Duration) ([
 			body, _ := json.Marshal(map[string]any{
 				"hostname": fmt.Sprintf("h%d", n), "node": fmt.Sprintf("pve%d", n%1024), "public_ports": 1,
 			})
-			req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+leader+"/api/v1/reservations", bytes.NewReader(body))
+			req, _ := http.NewRequestWithContext(ctx, "POST", "https://"+leader+"/api/v1/reservations", bytes.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+token)
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := cl.Do(req)
@@ -84,7 +95,7 @@ func runProximity(bin, host, dir string, conc []int, dur, warm time.Duration) ([
 }
 
 func put(cl *http.Client, leader, token, path, body string) error {
-	req, _ := http.NewRequest("PUT", "http://"+leader+path, strings.NewReader(body))
+	req, _ := http.NewRequest("PUT", "https://"+leader+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := cl.Do(req)
 	if err != nil {
@@ -98,10 +109,13 @@ func put(cl *http.Client, leader, token, path, body string) error {
 	return nil
 }
 
-// waitProximity waits for the admin token and a leader.
-func waitProximity(dir string, httpAddrs []string) (token, leader string, err error) {
+// waitProximity waits for the admin token (written by the server that
+// bootstrapped the cluster), the cluster CA's certificate (every server
+// writes it to <data-dir>/ca.pem once the CA exists) and a leader. It
+// returns the TLS config that verifies the API with that CA.
+func waitProximity(dir string, httpAddrs []string) (token string, tlsConf *tls.Config, leader string, err error) {
 	deadline := time.Now().Add(60 * time.Second)
-	cl := &http.Client{Timeout: 2 * time.Second}
+	var cl *http.Client
 	for time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 		if token == "" {
@@ -110,9 +124,22 @@ func waitProximity(dir string, httpAddrs []string) (token, leader string, err er
 					token = strings.TrimSpace(string(b))
 				}
 			}
+		}
+		if tlsConf == nil {
+			// The first server's: it is the one asked below.
+			if b, err := os.ReadFile(filepath.Join(dir, "c1", "ca.pem")); err == nil {
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(b) {
+					return "", nil, "", errors.New("c1/ca.pem: no certificate")
+				}
+				tlsConf = &tls.Config{RootCAs: pool}
+				cl = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
+			}
+		}
+		if token == "" || tlsConf == nil {
 			continue
 		}
-		req, _ := http.NewRequest("GET", "http://"+httpAddrs[0]+"/api/v1/cluster", nil)
+		req, _ := http.NewRequest("GET", "https://"+httpAddrs[0]+"/api/v1/cluster", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := cl.Do(req)
 		if err != nil {
@@ -127,10 +154,11 @@ func waitProximity(dir string, httpAddrs []string) (token, leader string, err er
 		err = json.NewDecoder(resp.Body).Decode(&in)
 		resp.Body.Close()
 		if err == nil && in.Leader.HTTPAddr != "" && len(in.Members) == 3 {
-			return token, in.Leader.HTTPAddr, nil
+			cl.CloseIdleConnections()
+			return token, tlsConf, in.Leader.HTTPAddr, nil
 		}
 	}
-	return "", "", fmt.Errorf("cluster not ready within 60s")
+	return "", nil, "", fmt.Errorf("cluster not ready within 60s")
 }
 
 func freePorts(host string, n int) ([]int, error) {
