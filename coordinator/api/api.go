@@ -11,6 +11,7 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/problem"
 )
 
 // Backend is what the API needs from the server's cluster node;
@@ -24,6 +25,9 @@ type Backend interface {
 	ReadIndex(ctx context.Context) error
 	FSM() *fsm.FSM
 	Info() (cluster.Info, error)
+	// Forward sends a request to the leader over the authenticated
+	// server port.
+	Forward(req *http.Request) (*http.Response, error)
 	RemoveServer(ctx context.Context, id, requestID string) error
 }
 
@@ -53,7 +57,6 @@ type API struct {
 	now        func() time.Time
 	mux        *http.ServeMux
 	routes     []*route
-	fwd        *http.Client
 	m          *metrics
 	agents     Agents
 	catalogDir string
@@ -76,25 +79,30 @@ func New(cfg Config) *API {
 	a := &API{
 		b: cfg.Backend, log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now, agents: cfg.Agents, catalogDir: cfg.CatalogDir,
 		mux: http.NewServeMux(),
-		fwd: &http.Client{
-			Timeout: 10 * time.Second,
-			Transport: &http.Transport{
-				MaxIdleConnsPerHost: 256,
-				IdleConnTimeout:     30 * time.Second,
-				DisableCompression:  true,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
 	}
 	a.m = newMetrics(cfg.Registry, cfg.Backend)
 	a.routes = a.table()
 	a.register()
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	a.mux.Handle("GET /metrics", a.withToken(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	return a
 }
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
-// Close releases idle forwarding connections.
-func (a *API) Close() { a.fwd.CloseIdleConnections() }
+// Close releases the API's resources.
+func (a *API) Close() {}
+
+// withToken lets through only requests with a valid bearer token (of any
+// role): Prometheus scrapes /metrics with one.
+func (a *API) withToken(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rq := &request{r: r, id: NewID("req_"), ctx: r.Context()}
+		w.Header().Set(hdrRequestID, rq.id)
+		if token := bearer(r); token == "" || !a.authenticate(rq, token) {
+			a.fail(w, rq, problem.E(problem.Unauthenticated, "%s needs an Authorization: Bearer token", r.URL.Path))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

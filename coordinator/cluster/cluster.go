@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,10 @@ type Config struct {
 	GRPCAddr        string
 	BootstrapExpect int
 	Join            []string
+	// Keys is the cluster keyring from the cluster key file: it keys
+	// gossip encryption, server-to-server TLS and the sealing of secrets
+	// in Raft. Required.
+	Keys Keys
 
 	Timing   Timing
 	Proposer proposer.Config
@@ -62,6 +67,9 @@ type Timing struct {
 	LocalGossip bool
 	// Reconcile is how often the leader reconciles membership.
 	Reconcile time.Duration
+	// Stabilization is how long a new server must stay healthy as a
+	// non-voter before the leader promotes it to voter.
+	Stabilization time.Duration
 }
 
 // DefaultTiming returns production timings for a LAN.
@@ -70,6 +78,7 @@ func DefaultTiming() Timing {
 		Heartbeat: time.Second, Election: time.Second, LeaderLease: 500 * time.Millisecond,
 		Commit: 50 * time.Millisecond, SnapshotInterval: 2 * time.Minute,
 		SnapshotThreshold: 8192, TrailingLogs: 10240, Reconcile: 5 * time.Second,
+		Stabilization: 10 * time.Second,
 	}
 }
 
@@ -79,6 +88,7 @@ func TestTiming() Timing {
 		Heartbeat: 400 * time.Millisecond, Election: 400 * time.Millisecond, LeaderLease: 200 * time.Millisecond,
 		Commit: 10 * time.Millisecond, SnapshotInterval: 5 * time.Second,
 		SnapshotThreshold: 1024, TrailingLogs: 1024, LocalGossip: true, Reconcile: 300 * time.Millisecond,
+		Stabilization: time.Second,
 	}
 }
 
@@ -96,6 +106,20 @@ type Cluster struct {
 	ml    *memberlist.Memberlist
 	meta  *metaDelegate
 	prop  *proposer.Proposer
+
+	// Server-to-server security: the keyring in force, the TLS material
+	// derived from it, the server port and the client over it.
+	keysMu  sync.Mutex
+	keys    atomic.Pointer[Keys]
+	tlsm    atomic.Pointer[tlsMaterial]
+	port    *serverPort
+	fwd     *http.Client
+	fwdSrv  *http.Server
+	gossKey *memberlist.Keyring
+	health  map[string]time.Time // non-voters healthy since, leader only
+	// forwarded is the handler of requests forwarded over the server
+	// port (a forwardedHandler).
+	forwarded atomicHandler
 
 	liveMu      sync.Mutex
 	live        map[string]meta // live servers by ID, from gossip events
@@ -135,7 +159,16 @@ func Open(cfg Config, f *fsm.FSM) (*Cluster, error) {
 	c := &Cluster{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), fsm: f, bootID: bootID,
 		events: make(chan struct{}, 1), stop: make(chan struct{}), live: map[string]meta{},
+		health: map[string]time.Time{},
 	}
+	ks := append(Keys(nil), cfg.Keys...)
+	c.keys.Store(&ks)
+	m, err := newTLSMaterial(cfg.NodeID, ks)
+	if err != nil {
+		return nil, err
+	}
+	c.tlsm.Store(m)
+	c.fwd = c.newForwardClient()
 	if err := c.openRaft(); err != nil {
 		c.closeStores()
 		return nil, err
@@ -163,6 +196,9 @@ func checkConfig(cfg *Config) error {
 		if err := routable(addr); err != nil {
 			errs = append(errs, flag+": "+err.Error())
 		}
+	}
+	if len(cfg.Keys) == 0 {
+		errs = append(errs, "--cluster-key-file: required (every server of a cluster shares one key; make it with `proximity-coordinator keygen --out FILE`)")
 	}
 	if cfg.BootstrapExpect < 0 || cfg.BootstrapExpect > 7 {
 		errs = append(errs, "--bootstrap-expect: must be 0 (off) to 7")
@@ -275,11 +311,28 @@ func (c *Cluster) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("--raft-addr: %w", err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.cfg.RaftAddr, adv, 8, 10*time.Second, rc.Logger)
+	ln, err := net.Listen("tcp", c.cfg.RaftAddr)
 	if err != nil {
-		return fmt.Errorf("raft transport on %s: %w", c.cfg.RaftAddr, err)
+		return fmt.Errorf("--raft-addr: %w", err)
 	}
-	c.trans = trans
+	c.port = newServerPort(ln, c.serverTLS(), c.log)
+	c.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &streamLayer{c: c, ln: c.port.raft, adv: adv},
+		MaxPool: 8, Timeout: 10 * time.Second, Logger: rc.Logger,
+	})
+	c.fwdSrv = &http.Server{
+		Handler:           c.serverHandler(),
+		ConnContext:       serverConnContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := c.fwdSrv.Serve(c.port.http); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			c.log.Error("server port http", "err", err)
+		}
+	}()
+	trans := c.trans
 	r, err := raft.NewRaft(rc, c.fsm, store, store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
@@ -300,6 +353,12 @@ func (c *Cluster) openRaft() error {
 }
 
 func (c *Cluster) closeStores() {
+	if c.fwdSrv != nil {
+		c.fwdSrv.Close()
+	}
+	if c.port != nil {
+		c.port.Close()
+	}
 	if c.trans != nil {
 		c.trans.Close()
 	}

@@ -29,6 +29,9 @@ type meta struct {
 	// Member is true once the server belongs to a Raft cluster (it has
 	// state on disk or bootstrapped); servers never bootstrap with one.
 	Member bool `json:"member,omitempty"`
+	// Keys are the fingerprints of the server's cluster keys, primary
+	// first, so a rotation's progress can be read on any server.
+	Keys []string `json:"keys,omitempty"`
 }
 
 type metaDelegate struct {
@@ -60,6 +63,12 @@ func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 func (d *metaDelegate) NotifyJoin(n *memberlist.Node)   { d.c.track(n, true) }
 func (d *metaDelegate) NotifyLeave(n *memberlist.Node)  { d.c.track(n, false) }
 func (d *metaDelegate) NotifyUpdate(n *memberlist.Node) { d.c.track(n, true) }
+
+func (d *metaDelegate) setKeys(ids []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.m.Keys = ids
+}
 
 func (d *metaDelegate) setMember() bool {
 	d.mu.Lock()
@@ -94,9 +103,25 @@ func (c *Cluster) openGossip() error {
 	c.meta = &metaDelegate{c: c, m: meta{
 		ID: c.cfg.NodeID, Raft: c.cfg.RaftAddr, HTTP: c.cfg.HTTPAddr, GRPC: c.cfg.GRPCAddr,
 		Gossip: c.cfg.GossipAddr, Expect: c.cfg.BootstrapExpect, Boot: c.bootID, Member: hasState,
+		Keys: c.keys.Load().IDs(),
 	}}
 	mc.Delegate = c.meta
 	mc.Events = c.meta
+	// Every gossip message, UDP and TCP, is encrypted and authenticated
+	// under the cluster key; messages under no key or another are dropped.
+	ks := *c.keys.Load()
+	var gk [][]byte
+	for _, k := range ks {
+		gk = append(gk, k.gossipKey())
+	}
+	kr, err := memberlist.NewKeyring(gk, gk[0])
+	if err != nil {
+		return fmt.Errorf("gossip keyring: %w", err)
+	}
+	c.gossKey = kr
+	mc.Keyring = kr
+	mc.GossipVerifyIncoming = true
+	mc.GossipVerifyOutgoing = true
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("gossip on %s: %w", c.cfg.GossipAddr, err)

@@ -86,6 +86,7 @@ func (c *Cluster) leadTerm(ctx context.Context) {
 	for {
 		c.reconcile(ctx)
 		c.savePeers()
+		c.resealSecrets(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -133,11 +134,14 @@ func (c *Cluster) reconcile(ctx context.Context) {
 					continue
 				}
 			}
-			if err := c.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, 10*time.Second).Error(); err != nil {
-				c.log.Warn("reconcile: add voter", "server", m.ID, "err", err)
+			// A server new to the configuration (or back at a new
+			// address) starts as a non-voter; promote makes it a voter
+			// once it has proven healthy.
+			if err := c.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, 10*time.Second).Error(); err != nil {
+				c.log.Warn("reconcile: add non-voter", "server", m.ID, "err", err)
 				continue
 			}
-			c.log.Info("added server", "server", m.ID, "raft_addr", m.Raft)
+			c.log.Info("added server as non-voter", "server", m.ID, "raft_addr", m.Raft)
 		}
 		want := fsm.Server{ID: m.ID, RaftAddr: m.Raft, HTTPAddr: m.HTTP, GRPCAddr: m.GRPC, GossipAddr: m.Gossip, BootID: m.Boot}
 		if records[m.ID] != want {
@@ -154,6 +158,9 @@ func (c *Cluster) reconcile(ctx context.Context) {
 			}
 		}
 	}
+	if cf := c.raft.GetConfiguration(); cf.Error() == nil {
+		c.promote(ctx, cf.Configuration().Servers)
+	}
 }
 
 // Member is a Raft voter or non-voter as /api/v1/cluster shows it.
@@ -162,6 +169,9 @@ type Member struct {
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
 	Suffrage string `json:"suffrage"`
+	// Keys are the fingerprints of the member's cluster keys, primary
+	// first, as it announces them (empty when it is not seen).
+	Keys []string `json:"keys"`
 }
 
 // Info is the cluster as this server sees it.
@@ -174,10 +184,13 @@ type Info struct {
 		ID       string `json:"id"`
 		HTTPAddr string `json:"http_addr"`
 	} `json:"leader"`
-	Members      []Member `json:"members"`
-	Term         uint64   `json:"term"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
+	Members []Member `json:"members"`
+	// SealedBy is the fingerprint of the key the cluster's secrets are
+	// sealed with: a rotation may remove the old key once it is the new.
+	SealedBy     string `json:"sealed_by"`
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
 }
 
 // Leader returns the current leader's ID and HTTP address, if known.
@@ -221,9 +234,10 @@ func (c *Cluster) Info() (Info, error) {
 	for _, s := range cf.Configuration().Servers {
 		in.Members = append(in.Members, Member{
 			ID: string(s.ID), RaftAddr: string(s.Address), HTTPAddr: c.httpAddrOf(string(s.ID)),
-			Suffrage: suffrageName(s.Suffrage),
+			Suffrage: suffrageName(s.Suffrage), Keys: c.keysOf(string(s.ID)),
 		})
 	}
+	in.SealedBy = c.SealedBy()
 	in.Term = c.raft.CurrentTerm()
 	in.CommitIndex = c.raft.CommitIndex()
 	in.AppliedIndex = c.raft.AppliedIndex()
@@ -293,4 +307,14 @@ func (c *Cluster) RemoveServer(ctx context.Context, id, requestID string) error 
 		return fmt.Errorf("%w: remove server: %v", proposer.ErrUnknownOutcome, err)
 	}
 	return nil
+}
+
+func (c *Cluster) keysOf(id string) []string {
+	if id == c.cfg.NodeID {
+		return c.Keys().IDs()
+	}
+	if m, ok := c.memberMeta(id); ok && m.Keys != nil {
+		return m.Keys
+	}
+	return []string{}
 }

@@ -44,6 +44,7 @@ const (
 	CmdAdoptApp      CommandType = 26
 	CmdSetResources  CommandType = 27
 	CmdRemoveNode    CommandType = 28
+	CmdSealCA        CommandType = 29
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -65,6 +66,7 @@ type Command struct {
 	UpsertServer *Server           `json:"upsert_server,omitempty"`
 	RemoveServer *RemoveServerCmd  `json:"remove_server,omitempty"`
 	SetCA        *CAState          `json:"set_ca,omitempty"`
+	SealCA       *CAState          `json:"seal_ca,omitempty"`
 	JoinToken    *JoinToken        `json:"join_token,omitempty"`
 	JoinNode     *JoinNodeCmd      `json:"join_node,omitempty"`
 	NodeStatus   *NodeStatusCmd    `json:"node_status,omitempty"`

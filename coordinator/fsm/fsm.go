@@ -200,6 +200,8 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		err = s.removeServer(*c.RemoveServer)
 	case c.Type == CmdSetCA && c.SetCA != nil:
 		err = s.setCA(*c.SetCA)
+	case c.Type == CmdSealCA && c.SealCA != nil:
+		err = s.sealCA(*c.SealCA)
 	case c.Type == CmdJoinToken && c.JoinToken != nil:
 		err = s.createJoinToken(*c.JoinToken)
 	case c.Type == CmdJoinNode && c.JoinNode != nil:

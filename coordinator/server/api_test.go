@@ -277,7 +277,7 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 		t.Fatalf("readyz: %d %s", st, b)
 	}
 	tc.raw(0, "POST", "/api/v1/reservations", tc.token, `{"hostname":"m","node":"pve1"}`, nil)
-	st, _, b := tc.raw(0, "GET", "/metrics", "", "", nil)
+	st, _, b := tc.raw(0, "GET", "/metrics", tc.token, "", nil)
 	for _, want := range []string{"proximity_http_requests_total", "proximity_raft_leader 1", "proximity_registry_reservations 1", "go_goroutines"} {
 		if st != 200 || !strings.Contains(string(b), want) {
 			t.Fatalf("metrics lack %q (status %d)", want, st)

@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,12 +26,14 @@ import (
 // loopback address (127.x.y.z), with real Raft on disk, real gossip and
 // real HTTP.
 type testCluster struct {
-	t     testing.TB
-	host  string
-	dir   string
-	nodes []*testNode
-	token string
-	http  *http.Client
+	t    testing.TB
+	host string
+	dir  string
+	// keyFile is the cluster key file every server of the cluster shares.
+	keyFile string
+	nodes   []*testNode
+	token   string
+	http    *http.Client
 }
 
 type testNode struct {
@@ -44,7 +48,7 @@ func (n *testNode) server() *Server {
 	return n.srv
 }
 
-func (n *testNode) url() string { return "http://" + n.cfg.HTTPAddr }
+func (n *testNode) url() string { return "https://" + n.cfg.HTTPAddr }
 
 // quietLogger keeps test output readable; set PROXIMITY_TEST_LOG=1 to see
 // the servers' logs.
@@ -79,9 +83,10 @@ func freeLoopbackHost(t testing.TB) string {
 
 func newTestCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
-	tc := &testCluster{
-		t: t, host: freeLoopbackHost(t), dir: t.TempDir(),
-		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}},
+	tc := &testCluster{t: t, host: freeLoopbackHost(t), dir: t.TempDir()}
+	tc.keyFile = filepath.Join(tc.dir, "cluster.key")
+	if _, err := cluster.WriteNewKeyFile(tc.keyFile); err != nil {
+		t.Fatal(err)
 	}
 	for i := 0; i < n; i++ {
 		tc.nodes = append(tc.nodes, tc.nodeConfig(i, n))
@@ -92,7 +97,41 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 	t.Cleanup(tc.stopAll)
 	tc.waitLeader()
 	tc.token = tc.waitToken()
+	tc.http = tc.verifiedClient()
 	return tc
+}
+
+// verifiedClient is an HTTPS client that trusts the cluster CA only, from
+// the ca.pem every server writes; it waits until every running server
+// has written it (and so serves HTTPS).
+func (tc *testCluster) verifiedClient() *http.Client {
+	tc.t.Helper()
+	var pem []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for _, n := range tc.nodes {
+		if n.server() == nil {
+			continue
+		}
+		for {
+			b, err := os.ReadFile(filepath.Join(n.cfg.DataDir, CACertFile))
+			if err == nil && n.server().Agents().CA() != nil {
+				pem = b
+				break
+			}
+			if time.Now().After(deadline) {
+				tc.t.Fatalf("%s wrote no %s", n.cfg.NodeID, CACertFile)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		tc.t.Fatalf("%s holds no certificate", CACertFile)
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128,
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+	}}
 }
 
 func (tc *testCluster) nodeConfig(i, expect int) *testNode {
@@ -102,7 +141,7 @@ func (tc *testCluster) nodeConfig(i, expect int) *testNode {
 	cfg := Config{
 		NodeID: fmt.Sprintf("c%d", i+1), DataDir: filepath.Join(tc.dir, fmt.Sprintf("c%d", i+1)),
 		HTTPAddr: addr(0), RaftAddr: addr(1), GossipAddr: addr(2), GRPCAddr: addr(3),
-		Timing: cluster.TestTiming(), Logger: log.With("server", i+1), LogOutput: out,
+		ClusterKeyFile: tc.keyFile, Timing: cluster.TestTiming(), Logger: log.With("server", i+1), LogOutput: out,
 	}
 	if v, err := strconv.Atoi(os.Getenv("PROXIMITY_TEST_INFLIGHT")); err == nil {
 		cfg.Proposer.MaxInflight = v

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,16 @@ type Config struct {
 	GossipAddr      string
 	BootstrapExpect int
 	Join            []string
+	// ClusterKeyFile is the cluster key file (--cluster-key-file), read
+	// at start and again by Reload. Keys, when set, are used instead (dev
+	// mode and tests).
+	ClusterKeyFile string
+	Keys           cluster.Keys
+	// TLSSANs are extra names for the API certificate issued from the
+	// cluster CA (--tls-san); TLSCertFile and TLSKeyFile replace it with
+	// the operator's own (re-read by Reload).
+	TLSSANs                 []string
+	TLSCertFile, TLSKeyFile string
 
 	Timing   cluster.Timing
 	Proposer proposer.Config
@@ -71,6 +82,10 @@ type Server struct {
 	http *http.Server
 	ln   net.Listener
 	done chan struct{}
+	tls  *apiTLS
+	// bg ends the server's background work (writing ca.pem).
+	bg     context.Context
+	bgStop context.CancelFunc
 
 	// started is closed once Start has built every part; the leader hook,
 	// which the cluster may call at once, waits for it.
@@ -89,6 +104,17 @@ func Start(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), done: make(chan struct{}), started: make(chan struct{})}
+	s.tls = &apiTLS{s: s}
+	if len(cfg.Keys) == 0 {
+		ks, err := cluster.LoadKeys(cfg.ClusterKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		s.cfg.Keys, cfg.Keys = ks, ks
+	}
+	if err := s.tls.loadOperator(); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--http-addr: %w", err)
@@ -104,7 +130,7 @@ func Start(cfg Config) (*Server, error) {
 	cl, err := cluster.Open(cluster.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, GossipAddr: cfg.GossipAddr,
 		HTTPAddr: cfg.HTTPAddr, GRPCAddr: cfg.GRPCAddr, BootstrapExpect: cfg.BootstrapExpect, Join: cfg.Join,
-		Timing: cfg.Timing, Proposer: cfg.Proposer, Logger: cfg.Logger, LogOutput: cfg.LogOutput,
+		Keys: cfg.Keys, Timing: cfg.Timing, Proposer: cfg.Proposer, Logger: cfg.Logger, LogOutput: cfg.LogOutput,
 		OnLeaderReady: s.onLeaderReady,
 	}, f)
 	if err != nil {
@@ -113,7 +139,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.cl = cl
-	s.agents = agentsvc.New(agentsvc.Config{Backend: cl, Logger: s.log, TTL: cfg.NodeTTL, Heartbeat: cfg.Heartbeat, CertTTL: cfg.AgentCertTTL, NewID: api.NewID})
+	s.agents = agentsvc.New(agentsvc.Config{Backend: cl, Logger: s.log, TTL: cfg.NodeTTL, Heartbeat: cfg.Heartbeat, CertTTL: cfg.AgentCertTTL, NewID: api.NewID, Sealer: cl.Sealer})
 	s.grpc = grpc.NewServer(s.agents.ServerOptions()...)
 	pb.RegisterAgentServer(s.grpc, s.agents)
 	go func() {
@@ -125,6 +151,10 @@ func Start(cfg Config) (*Server, error) {
 	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy, NewID: api.NewID})
 	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout,
 		Agents: s.agents, CatalogDir: cfg.CatalogDir})
+	cl.ServeForwarded(s.api)
+	s.tls.loadSaved()
+	s.bg, s.bgStop = context.WithCancel(context.Background())
+	go s.writeCACert(s.bg)
 	close(s.started)
 	s.http = &http.Server{
 		Handler:           s.api,
@@ -136,7 +166,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	go func() {
 		defer close(s.done)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// HTTPS only: a plain HTTP request gets Go's 400 "Client sent an
+		// HTTP request to an HTTPS server", never an answer.
+		if err := s.http.Serve(tls.NewListener(ln, s.tls.config())); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)
 		}
 	}()
@@ -165,7 +197,33 @@ func (s *Server) stopGRPC(grace time.Duration) {
 func (s *Server) Cluster() *cluster.Cluster { return s.cl }
 
 // URL is the base URL of the server's API.
-func (s *Server) URL() string { return "http://" + s.cfg.HTTPAddr }
+func (s *Server) URL() string { return "https://" + s.cfg.HTTPAddr }
+
+// CACertPath is where this server writes the cluster CA's certificate.
+func (s *Server) CACertPath() string { return filepath.Join(s.cfg.DataDir, CACertFile) }
+
+// Reload re-reads the cluster key file and the operator's certificate
+// files (SIGHUP). Nothing changes when either cannot be read or the new
+// keys are refused.
+func (s *Server) Reload() error {
+	var errs []error
+	if s.cfg.ClusterKeyFile != "" {
+		ks, err := cluster.LoadKeys(s.cfg.ClusterKeyFile)
+		if err == nil {
+			err = s.cl.ReloadKeys(ks)
+		}
+		if err == nil {
+			s.tls.resave()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cluster keys not reloaded: %w", err))
+		}
+	}
+	if err := s.tls.loadOperator(); err != nil {
+		errs = append(errs, fmt.Errorf("API certificate not reloaded: %w", err))
+	}
+	return errors.Join(errs...)
+}
 
 // AdminTokenPath is where this server writes the first admin token if it
 // bootstraps the cluster.
@@ -185,6 +243,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	<-s.done
 	s.stopGRPC(time.Second)
 	s.api.Close()
+	s.bgStop()
 	s.cl.Shutdown()
 	return err
 }
@@ -197,6 +256,7 @@ func (s *Server) Kill() {
 	s.grpc.Stop()
 	<-s.gdone
 	s.api.Close()
+	s.bgStop()
 	s.cl.Shutdown()
 }
 
@@ -351,6 +411,21 @@ func (s *Server) WaitAdminToken(ctx context.Context) (string, error) {
 		select {
 		case <-ctx.Done():
 			return "", fmt.Errorf("wait for %s: %w", s.AdminTokenPath(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// WaitCACert waits until this server has written <data-dir>/ca.pem and can
+// serve HTTPS, and returns the file's path.
+func (s *Server) WaitCACert(ctx context.Context) (string, error) {
+	for {
+		if _, err := os.Stat(s.CACertPath()); err == nil && s.agents.CA() != nil {
+			return s.CACertPath(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for %s: %w", s.CACertPath(), ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -36,11 +39,18 @@ func TestDevShowsThreeReadyNodes(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		token := ""
+		token, caFile, exports := "", "", ""
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "Admin token:"); ok {
+			line := strings.TrimSpace(sc.Text())
+			if v, ok := strings.CutPrefix(line, "CA:"); ok {
+				caFile = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(line, "Admin token:"); ok {
 				token = strings.TrimSpace(v)
+			}
+			if strings.HasPrefix(line, "export ") {
+				exports = line
 				break
 			}
 		}
@@ -48,13 +58,25 @@ func TestDevShowsThreeReadyNodes(t *testing.T) {
 			for sc.Scan() {
 			}
 		}()
-		if token == "" {
+		if token == "" || caFile == "" {
 			_ = cmd.Process.Kill()
-			t.Fatalf("round %d: dev printed no admin token", round)
+			t.Fatalf("round %d: dev printed no admin token or CA", round)
 		}
-		req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/nodes", nil)
+		want := "export PROXIMITY_ADDR=https://" + addr + " PROXIMITY_CACERT=" + caFile + " PROXIMITY_TOKEN=" + token
+		if exports != want {
+			t.Errorf("round %d: dev printed %q, want %q", round, exports, want)
+		}
+		caPEM, err := os.ReadFile(caFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			t.Fatalf("%s holds no certificate", caFile)
+		}
+		req, _ := http.NewRequest("GET", "https://"+addr+"/api/v1/nodes", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		res, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

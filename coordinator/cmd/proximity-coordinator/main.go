@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,7 +36,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), devCmd())
+	root.AddCommand(serverCmd(), devCmd(), keygenCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "proximity-coordinator:", err)
 		os.Exit(1)
@@ -79,8 +80,12 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.GossipAddr, "gossip-addr", "", "host:port for gossip discovery, reachable by the other servers (required)")
 	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many servers are seen (3 or 5)")
 	f.StringArrayVar(&cfg.Join, "join", nil, "gossip address of a server to join (repeatable)")
+	f.StringVar(&cfg.ClusterKeyFile, "cluster-key-file", "", "file of the cluster key every server shares (from `proximity-coordinator keygen`; required)")
+	f.StringArrayVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS name or IP address for the API certificate (repeatable)")
+	f.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "the API's certificate (PEM) instead of one from the cluster CA; re-read on SIGHUP")
+	f.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", "the key of --tls-cert-file (PEM)")
 	f.StringVar(&configFile, "config", "", "YAML file of settings named like these flags (flags and "+EnvPrefix+"_* variables win)")
-	for _, name := range []string{"node-id", "data-dir", "http-addr", "grpc-addr", "raft-addr", "gossip-addr"} {
+	for _, name := range []string{"node-id", "data-dir", "http-addr", "grpc-addr", "raft-addr", "gossip-addr", "cluster-key-file"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
 	return cmd
@@ -107,12 +112,20 @@ func devCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return fmt.Errorf("--data-dir: %w", err)
+			}
+			keyFile, err := devKey(dataDir)
+			if err != nil {
+				return err
+			}
 			cfg := server.Config{
 				NodeID: "dev", DataDir: dataDir, HTTPAddr: httpAddr,
-				GRPCAddr:   net.JoinHostPort(host, strconv.Itoa(ports[0])),
-				RaftAddr:   net.JoinHostPort(host, strconv.Itoa(ports[1])),
-				GossipAddr: net.JoinHostPort(host, strconv.Itoa(ports[2])),
-				Logger:     logger(), Timing: cluster.DefaultTiming(),
+				GRPCAddr:       net.JoinHostPort(host, strconv.Itoa(ports[0])),
+				RaftAddr:       net.JoinHostPort(host, strconv.Itoa(ports[1])),
+				GossipAddr:     net.JoinHostPort(host, strconv.Itoa(ports[2])),
+				ClusterKeyFile: keyFile,
+				Logger:         logger(), Timing: cluster.DefaultTiming(),
 			}
 			cfg.Timing.LocalGossip = true
 			if nodes < 0 || nodes > 64 {
@@ -125,6 +138,40 @@ func devCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default: a new temporary directory)")
 	cmd.Flags().IntVar(&nodes, "nodes", 3, "simulated Proxmox nodes, each with its own in-process agent")
 	return cmd
+}
+
+func keygenCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "keygen",
+		Short: "Write a new cluster key (mode 0600) for every server of a new cluster to share",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return fmt.Errorf("--out: required")
+			}
+			k, err := cluster.WriteNewKeyFile(out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote cluster key %s to %s\n", k.ID(), out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "file to write (must not exist)")
+	return cmd
+}
+
+// devKey is dev mode's own cluster key, kept in its data directory.
+func devKey(dataDir string) (string, error) {
+	p := filepath.Join(dataDir, "cluster.key")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if _, err := cluster.WriteNewKeyFile(p); err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 // freePorts finds n free TCP ports on host. Raft and gossip addresses are
@@ -165,6 +212,9 @@ func run(parent context.Context, cfg server.Config, devNodes int) error {
 	if dev {
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		token, err := srv.WaitAdminToken(wctx)
+		if err == nil {
+			_, err = srv.WaitCACert(wctx)
+		}
 		cancel()
 		if err != nil {
 			_ = srv.Shutdown(context.Background())
@@ -176,10 +226,22 @@ func run(parent context.Context, cfg server.Config, devNodes int) error {
 			return err
 		}
 		defer stopNodes()
-		fmt.Printf("Proximity is running with %d simulated Proxmox node(s).\n  API:         %s\n  Admin token: %s\n  Data dir:    %s\n\n"+
-			"  export PROXIMITY_ADDR=%s PROXIMITY_TOKEN=%s\n\nPress Ctrl-C to stop.\n",
-			devNodes, srv.URL(), token, cfg.DataDir, srv.URL(), token)
+		fmt.Printf("Proximity is running with %d simulated Proxmox node(s).\n  API:         %s\n  CA:          %s\n  Admin token: %s\n  Data dir:    %s\n\n"+
+			"  export PROXIMITY_ADDR=%s PROXIMITY_CACERT=%s PROXIMITY_TOKEN=%s\n\nPress Ctrl-C to stop.\n",
+			devNodes, srv.URL(), srv.CACertPath(), token, cfg.DataDir, srv.URL(), srv.CACertPath(), token)
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := srv.Reload(); err != nil {
+				cfg.Logger.Error("reload", "err", err)
+			} else {
+				cfg.Logger.Info("reloaded the cluster keys and the API certificate")
+			}
+		}
+	}()
 	<-ctx.Done()
 	cfg.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

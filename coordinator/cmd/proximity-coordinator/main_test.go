@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +21,8 @@ import (
 )
 
 // TestProcessesKillNineLeader runs three real proximity-coordinator
-// processes with --bootstrap-expect 3, reserves through each, kills the
+// processes with --bootstrap-expect 3 sharing one key from `keygen`,
+// reserves through each over HTTPS verified with ca.pem, kills the
 // leader with SIGKILL, keeps reserving, restarts it from its data
 // directory, and checks that every acknowledged reservation is there once.
 func TestProcessesKillNineLeader(t *testing.T) {
@@ -32,13 +35,23 @@ func TestProcessesKillNineLeader(t *testing.T) {
 	}
 	host := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
 	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "cluster.key")
+	if out, err := exec.Command(bin, "keygen", "--out", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v, want mode 600", st.Mode(), err)
+	}
+	if out, err := exec.Command(bin, "keygen", "--out", keyFile).CombinedOutput(); err == nil {
+		t.Fatalf("keygen overwrote a key file: %s", out)
+	}
 	addr := func(i, off int) string { return net.JoinHostPort(host, strconv.Itoa(7400+i*4+off)) }
 	procs := make([]*exec.Cmd, 3)
 	start := func(i int) {
 		cmd := exec.Command(bin, "server", "--node-id", fmt.Sprintf("c%d", i+1),
 			"--data-dir", filepath.Join(dir, fmt.Sprintf("c%d", i+1)),
 			"--http-addr", addr(i, 0), "--raft-addr", addr(i, 1), "--gossip-addr", addr(i, 2), "--grpc-addr", addr(i, 3),
-			"--bootstrap-expect", "3", "--join", addr(0, 2))
+			"--bootstrap-expect", "3", "--join", addr(0, 2), "--cluster-key-file", keyFile)
 		cmd.Env = append(os.Environ(), "PROXIMITY_LOG_LEVEL=error")
 		if testing.Verbose() {
 			cmd.Stderr = os.Stderr
@@ -59,27 +72,35 @@ func TestProcessesKillNineLeader(t *testing.T) {
 			}
 		}
 	})
-	cl := &http.Client{Timeout: 20 * time.Second}
 	var token string
+	var caPEM []byte
 	deadline := time.Now().Add(60 * time.Second)
-	for token == "" && time.Now().Before(deadline) {
+	for (token == "" || caPEM == nil) && time.Now().Before(deadline) {
 		for i := 1; i <= 3; i++ {
 			if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("c%d", i), "admin.token")); err == nil {
 				token = strings.TrimSpace(string(b))
 			}
+			if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("c%d", i), "ca.pem")); err == nil {
+				caPEM = b
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if token == "" {
-		t.Fatal("no admin token within 60s")
+	if token == "" || caPEM == nil {
+		t.Fatal("no admin token and ca.pem within 60s")
 	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("ca.pem holds no certificate")
+	}
+	cl := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	do := func(i int, method, path string, body any, out any) (int, error) {
 		var rd io.Reader
 		if body != nil {
 			b, _ := json.Marshal(body)
 			rd = bytes.NewReader(b)
 		}
-		req, _ := http.NewRequest(method, "http://"+addr(i, 0)+path, rd)
+		req, _ := http.NewRequest(method, "https://"+addr(i, 0)+path, rd)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := cl.Do(req)
 		if err != nil {
