@@ -2,8 +2,9 @@
 // the environment. Every flag is a setting of the same name: a flag given
 // on the command line wins, then the environment variable PREFIX_NAME
 // (upper case, dashes as underscores), then the YAML file, then the
-// flag's default. Unknown keys in the file are errors that name the file
-// and the key.
+// flag's default. In the file, a key may spell the name's dashes as
+// underscores (allow_privileged for allow-privileged). Unknown keys in
+// the file are errors that name the file and the key.
 package config
 
 import (
@@ -87,21 +88,30 @@ func read(fs *pflag.FlagSet, file string) (map[string][]string, error) {
 		}
 	})
 	sort.Strings(known)
+	spelled := map[string]string{}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
 		f := fs.Lookup(k.Value)
-		if f == nil || k.Value == "config" {
+		if f == nil {
+			// allow_privileged is the setting allow-privileged.
+			f = fs.Lookup(strings.ReplaceAll(k.Value, "_", "-"))
+		}
+		if f == nil || f.Name == "config" {
 			return nil, fmt.Errorf("%s:%d: %q is not a setting (settings: %s)", file, k.Line, k.Value, strings.Join(known, ", "))
 		}
+		if s, ok := spelled[f.Name]; ok && s != k.Value {
+			return nil, fmt.Errorf("%s:%d: %q is %q again", file, k.Line, k.Value, s)
+		}
+		spelled[f.Name] = k.Value
 		switch v.Kind {
 		case yaml.ScalarNode:
-			out[k.Value] = []string{v.Value}
+			out[f.Name] = []string{v.Value}
 		case yaml.SequenceNode:
 			for _, item := range v.Content {
 				if item.Kind != yaml.ScalarNode {
 					return nil, fmt.Errorf("%s:%d: %s: list items must be plain values", file, item.Line, k.Value)
 				}
-				out[k.Value] = append(out[k.Value], item.Value)
+				out[f.Name] = append(out[f.Name], item.Value)
 			}
 		default:
 			return nil, fmt.Errorf("%s:%d: %s: want a value or a list", file, v.Line, k.Value)

@@ -56,3 +56,21 @@ func TestBadFiles(t *testing.T) {
 		t.Error("a missing file is not an error")
 	}
 }
+
+func TestUnderscoreKeys(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	os.WriteFile(file, []byte("node_id: from-file\nbootstrap_expect: 3\n"), 0o600)
+	fs, node, _, _, n := flags()
+	if err := Apply(fs, file, "P", func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	if *node != "from-file" || *n != 3 {
+		t.Fatalf("got node %q n %d", *node, *n)
+	}
+	os.WriteFile(file, []byte("node-id: a\nnode_id: b\n"), 0o600)
+	fs, _, _, _, _ = flags()
+	if err := Apply(fs, file, "P", func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "again") {
+		t.Errorf("a setting spelled both ways: %v", err)
+	}
+}
