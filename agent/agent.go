@@ -39,6 +39,9 @@ type Config struct {
 	// to stop (default 1m). Tasks still running then go on in their own
 	// processes; the next agent waits for them by UPID.
 	StopGrace time.Duration
+	// Policy is the node's own limit on the tasks it runs (the zero value
+	// is DefaultPolicy). See Policy.Check.
+	Policy Policy
 }
 
 // Agent runs one node's work.

@@ -132,9 +132,13 @@ func decode[T any](t *pb.Task) (T, error) {
 
 // do performs a task idempotently: an operation whose effect is already
 // there succeeds (start of a running container, destroy of a missing one,
-// create of the container this task made before).
+// create of the container this task made before). The node's policy
+// decides first whether the task runs at all.
 func (x *executor) do(ctx context.Context, t *pb.Task) (*taskspec.Output, error) {
 	rt := x.a.cfg.Runtime
+	if err := x.a.cfg.Policy.Check(ctx, rt, t); err != nil {
+		return nil, err
+	}
 	vmid := int(t.Vmid)
 	ignore := func(err error, kinds ...error) error {
 		for _, k := range kinds {

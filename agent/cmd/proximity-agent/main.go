@@ -2,6 +2,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,7 @@ type settings struct {
 	configFile                            string
 	pveAPI, pveCA, pveTokenFile           string
 	stopGrace                             time.Duration
+	allowPrivileged                       bool
 }
 
 func main() {
@@ -68,6 +70,7 @@ func main() {
 	f.StringVar(&cfg.pveCA, "pve-ca", "/etc/pve/pve-root-ca.pem", "CA certificate of the Proxmox API")
 	f.StringVar(&cfg.pveTokenFile, "pve-token-file", "/etc/proximity/pve-token", "file holding the agent's Proxmox API token, USER@REALM!NAME=SECRET")
 	f.DurationVar(&cfg.stopGrace, "stop-grace", time.Minute, "on SIGTERM, how long running tasks may take to finish before the agent exits (they go on, and a restarted agent waits for them)")
+	f.BoolVar(&cfg.allowPrivileged, "allow-privileged", false, "node policy: let the cluster create privileged containers and run the deploy flow in them (root in a privileged container is root on this node)")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "proximity-agent:", err)
 		os.Exit(1)
@@ -132,8 +135,11 @@ func run(cfg settings) error {
 			return err
 		}
 	}
+	policy := agent.DefaultPolicy()
+	policy.AllowPrivileged, policy.Source = cfg.allowPrivileged, cfg.configFile
+	log.Info("node policy", "allow_privileged", policy.AllowPrivileged, "from", cmp.Or(cfg.configFile, "defaults and flags"))
 	a, err := agent.New(agent.Config{Node: cfg.node, Coordinators: strings.Split(cfg.coordinator, ","), JoinToken: cfg.joinToken,
-		DataDir: cfg.dataDir, Runtime: rt, Version: version, Logger: log, StopGrace: cfg.stopGrace})
+		DataDir: cfg.dataDir, Runtime: rt, Version: version, Logger: log, StopGrace: cfg.stopGrace, Policy: policy})
 	if err != nil {
 		return err
 	}
