@@ -27,6 +27,7 @@ import (
 	"github.com/proximity-ve/proximity/coordinator/proposer"
 	"github.com/proximity-ve/proximity/internal/pki"
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/secrets"
 	"github.com/proximity-ve/proximity/proto"
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	// NewID makes request and record IDs.
 	NewID func(prefix string) string
 	Now   func() time.Time
+	// Sealer returns the keyring that seals and opens the CA's key (the
+	// cluster keys in force).
+	Sealer func() *secrets.Keyring
 }
 
 // Service implements the agent gRPC service.
@@ -116,7 +120,19 @@ func (s *Service) ca() *pki.CA {
 	if st == nil {
 		return nil
 	}
-	ca, err := pki.LoadCA(st.CertDER, st.KeyDER)
+	keyDER := st.KeyDER
+	if st.Key != nil {
+		if s.cfg.Sealer == nil {
+			s.log.Error("cluster CA key is sealed and this server has no keyring")
+			return nil
+		}
+		var err error
+		if keyDER, err = s.cfg.Sealer().Open(fsm.CAKeyPurpose, st.Key); err != nil {
+			s.log.Error("cluster CA key does not open with this server's cluster keys", "err", err)
+			return nil
+		}
+	}
+	ca, err := pki.LoadCA(st.CertDER, keyDER)
 	if err != nil {
 		s.log.Error("cluster CA does not parse", "err", err)
 		return nil
@@ -126,6 +142,10 @@ func (s *Service) ca() *pki.CA {
 	s.parsed.Store(&parsedCA{ca: ca, pin: pki.Pin(ca.CertDER), pool: pool})
 	return ca
 }
+
+// CA is the cluster CA with its key, or nil before the first leader made
+// it (or when this server's keys cannot open it).
+func (s *Service) CA() *pki.CA { return s.ca() }
 
 // CAPin is the pin of the cluster CA, or "" before it exists.
 func (s *Service) CAPin() string {
@@ -141,6 +161,17 @@ func (s *Service) CAPin() string {
 	return pin
 }
 
+// CACertDER is the cluster CA's certificate, or nil before it exists.
+func (s *Service) CACertDER() []byte {
+	var der []byte
+	s.b.FSM().Read(func(x *fsm.State) {
+		if x.CA != nil {
+			der = x.CA.CertDER
+		}
+	})
+	return der
+}
+
 // EnsureCA creates the cluster CA if there is none. The leader calls it.
 func (s *Service) EnsureCA(ctx context.Context) error {
 	if s.ca() != nil {
@@ -150,8 +181,15 @@ func (s *Service) EnsureCA(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.cfg.Sealer == nil {
+		return errors.New("create the cluster CA: no keyring to seal its key")
+	}
+	sealed, err := s.cfg.Sealer().Seal(fsm.CAKeyPurpose, ca.KeyDER)
+	if err != nil {
+		return err
+	}
 	res, err := s.b.Propose(ctx, fsm.Command{Type: fsm.CmdSetCA, RequestID: s.cfg.NewID("ca_"),
-		SetCA: &fsm.CAState{CertDER: ca.CertDER, KeyDER: ca.KeyDER}})
+		SetCA: &fsm.CAState{CertDER: ca.CertDER, Key: sealed}})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/coordinator/proposer"
 	"github.com/proximity-ve/proximity/internal/problem"
@@ -98,7 +99,11 @@ func bearer(r *http.Request) string {
 // leader routes, the forward-and-retry loop.
 func (a *API) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 	start := time.Now()
-	rq := &request{r: r, forwarded: r.Header.Get(hdrForwarded) != ""}
+	// Only a request that came over the server port (mutual TLS under
+	// the cluster key) may say it was forwarded; the header is ignored on
+	// the public port.
+	_, fromServer := cluster.FromServer(r.Context())
+	rq := &request{r: r, forwarded: fromServer && r.Header.Get(hdrForwarded) != ""}
 	rq.id = r.Header.Get(hdrRequestID)
 	if !rq.forwarded || validate.RequestID("", rq.id) != nil {
 		rq.id = NewID("req_")
@@ -269,11 +274,11 @@ func (a *API) fail(w http.ResponseWriter, rq *request, err error) {
 // written nothing, when the leader is unknown or unreachable or is no
 // longer the leader; the caller retries.
 func (a *API) forward(w http.ResponseWriter, rq *request) bool {
-	id, addr, ok := a.b.Leader()
-	if !ok || addr == "" || id == a.b.ID() {
+	id, _, ok := a.b.Leader()
+	if !ok || id == a.b.ID() {
 		return false
 	}
-	req, err := http.NewRequestWithContext(rq.ctx, rq.r.Method, "http://"+addr+rq.r.URL.RequestURI(), bytes.NewReader(rq.body))
+	req, err := http.NewRequestWithContext(rq.ctx, rq.r.Method, "http://leader"+rq.r.URL.RequestURI(), bytes.NewReader(rq.body))
 	if err != nil {
 		return false
 	}
@@ -287,7 +292,7 @@ func (a *API) forward(w http.ResponseWriter, rq *request) bool {
 	}
 	req.Header.Set(hdrRequestID, rq.id)
 	req.Header.Set(hdrForwarded, a.b.ID())
-	resp, err := a.fwd.Do(req)
+	resp, err := a.b.Forward(req)
 	if err != nil {
 		a.log.Debug("forward to leader", "leader", id, "request_id", rq.id, "err", err)
 		return false

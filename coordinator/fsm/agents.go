@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -8,15 +9,23 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/secrets"
 	"github.com/proximity-ve/proximity/internal/validate"
 )
 
 // CAState is the cluster CA. The first leader creates it; every server
-// signs with it when it leads.
+// signs with it when it leads. Its private key is sealed (AES-256-GCM,
+// internal/secrets) under a key derived from the cluster key, which is
+// never in Raft; KeyDER, the key in the clear, is only ever read from a
+// log written before keys were sealed, and the leader seals it at once.
 type CAState struct {
-	CertDER []byte `json:"cert_der"`
-	KeyDER  []byte `json:"key_der"`
+	CertDER []byte          `json:"cert_der"`
+	Key     *secrets.Sealed `json:"key,omitempty"`
+	KeyDER  []byte          `json:"key_der,omitempty"`
 }
+
+// CAKeyPurpose binds the sealed CA key to its use (see internal/secrets).
+const CAKeyPurpose = "cluster-ca-key"
 
 // JoinToken is a single-use enrolment token, stored by hash.
 type JoinToken struct {
@@ -136,10 +145,27 @@ func (s *State) setCA(c CAState) error {
 	if s.CA != nil {
 		return problem.E(problem.Conflict, "the cluster CA exists already")
 	}
-	if len(c.CertDER) == 0 || len(c.KeyDER) == 0 {
-		return problem.E(problem.Invalid, "ca: certificate and key required")
+	// A key in the clear is accepted only so that a log written before
+	// keys were sealed replays as it applied then; this version never
+	// proposes one, and its leader seals such a key at once.
+	if len(c.CertDER) == 0 || (c.Key == nil) == (len(c.KeyDER) == 0) {
+		return problem.E(problem.Invalid, "ca: certificate and sealed key required")
 	}
 	s.CA = &c
+	return nil
+}
+
+// sealCA replaces the sealed CA key with the same key sealed anew (after
+// a key rotation, or for a key stored in the clear by an older version).
+// The certificate must be the CA's own: the CA itself never changes.
+func (s *State) sealCA(c CAState) error {
+	if s.CA == nil {
+		return problem.E(problem.NotFound, "there is no cluster CA to seal")
+	}
+	if !bytes.Equal(c.CertDER, s.CA.CertDER) || c.Key == nil || len(c.KeyDER) != 0 {
+		return problem.E(problem.Invalid, "ca: the same certificate and a sealed key required")
+	}
+	s.CA = &CAState{CertDER: s.CA.CertDER, Key: c.Key}
 	return nil
 }
 
