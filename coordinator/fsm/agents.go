@@ -186,18 +186,41 @@ func (s *State) createJoinToken(t JoinToken) error {
 	return nil
 }
 
-// joinNode consumes a token: unknown, used and expired tokens are refused
-// with the same answer, so a caller learns nothing from guessing. A token
-// used by this node with this key is not "used": that is the same join,
-// retried because its answer was lost.
-func (s *State) joinNode(c JoinNodeCmd) (*NodeRecord, error) {
+// CheckJoin answers what joinNode would answer for c, without changing
+// anything: the leader runs it on its own state before it proposes a join,
+// so a join that would be refused writes nothing to the log.
+//
+// Unknown, used and expired tokens, and a token made for another node, are
+// refused with the same answer, so a caller learns nothing from guessing.
+// A token used by this node with this key is not "used": that is the same
+// join, retried because its answer was lost. A token that names no node
+// enrols only a node that is not enrolled yet: enrolling an existing node
+// again (which revokes its certificates) needs a token made for it.
+func (s *State) CheckJoin(c JoinNodeCmd) error {
+	_, _, err := s.checkJoin(c)
+	return err
+}
+
+func (s *State) checkJoin(c JoinNodeCmd) (t *JoinToken, retry bool, err error) {
 	if err := validate.NodeName("node", c.Node); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	t, ok := s.JoinTokens[c.TokenHash]
-	retry := ok && t.UsedBy == c.Node && c.KeyPin != "" && t.UsedKey == c.KeyPin
+	retry = ok && t.UsedBy == c.Node && c.KeyPin != "" && t.UsedKey == c.KeyPin
 	if !ok || (t.UsedBy != "" && !retry) || !c.At.Before(t.ExpiresAt) || (t.Node != "" && t.Node != c.Node) {
-		return nil, problem.E(problem.Unauthenticated, "join token is unknown, used or expired")
+		return nil, false, problem.E(problem.Unauthenticated, "join token is unknown, used or expired")
+	}
+	if _, enrolled := s.Nodes[c.Node]; enrolled && t.Node == "" && !retry {
+		return nil, false, problem.E(problem.Permission, "node %s is enrolled already; enrolling it again needs a join token made for that node", c.Node)
+	}
+	return t, retry, nil
+}
+
+// joinNode consumes a token (see CheckJoin for which joins are refused).
+func (s *State) joinNode(c JoinNodeCmd) (*NodeRecord, error) {
+	t, retry, err := s.checkJoin(c)
+	if err != nil {
+		return nil, err
 	}
 	if !retry {
 		t.UsedBy, t.UsedAt, t.UsedKey = c.Node, c.At.UTC(), c.KeyPin
@@ -383,6 +406,16 @@ func (s *State) Task(id string) (Task, bool) {
 	return *t, true
 }
 
+// TaskNode returns the node a task is assigned to. A task's node never
+// changes, so the answer holds for as long as the task exists.
+func (s *State) TaskNode(id string) (string, bool) {
+	t, ok := s.Tasks[id]
+	if !ok {
+		return "", false
+	}
+	return t.Node, true
+}
+
 // TasksChangedAt is the log index of the last change to any task: a
 // watcher that has looked at the tasks since then has nothing new to see.
 func (s *State) TasksChangedAt() uint64 { return s.tasksAt }
@@ -425,4 +458,17 @@ func (s *State) Node(name string) (NodeRecord, bool) {
 func (s *State) ReservedVMID(vmid int) bool {
 	_, ok := s.byVMID[vmid]
 	return ok
+}
+
+// VMIDNode returns the node of the reservation that holds vmid.
+func (s *State) VMIDNode(vmid int) (string, bool) {
+	id, ok := s.byVMID[vmid]
+	if !ok {
+		return "", false
+	}
+	r, ok := s.Reservations[id]
+	if !ok {
+		return "", false
+	}
+	return r.Node, true
 }
