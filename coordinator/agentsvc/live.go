@@ -3,7 +3,10 @@ package agentsvc
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,8 +39,12 @@ type Live struct {
 	Guests        []*pb.Guest
 }
 
-// maxTaskLog bounds the log lines kept per task in memory.
-const maxTaskLog = 200
+// maxTaskLog bounds the log lines kept per task in memory, and
+// maxLogLine the length of one.
+const (
+	maxTaskLog = 200
+	maxLogLine = 4096
+)
 
 // liveness keeps node heartbeats in the leader's memory. Only status
 // changes (ready ↔ down) go through Raft.
@@ -142,15 +149,49 @@ func (s *Service) Lead(ctx context.Context) {
 // inventory marks every VMID the node reports in use that no reservation
 // holds as foreign, and unmarks foreign VMIDs that no node reports any
 // more once every enrolled node has reported in this term.
+//
+// A node reports only what it holds: a VMID that the registry holds for
+// another node's reservation (another node's app) is not the node's to
+// report, so it is left out of the node's VMIDs and containers. It can
+// then neither be listed as an unmanaged container of this node nor stand
+// for the other node's app (whose metrics come from its own node's
+// report). Such a VMID can be a real collision, a container made by hand
+// with a VMID that Proximity reserved elsewhere, so the report is not
+// refused; the leader logs it.
 func (l *liveness) inventory(ctx context.Context, node string, inv *pb.Inventory) {
 	used := make(map[int]bool, len(inv.Vmids))
 	for _, v := range inv.Vmids {
 		used[int(v)] = true
 	}
+	guests := make([]*pb.Guest, 0, len(inv.Guests))
+	others := map[int]bool{}
+	l.s.b.FSM().Read(func(st *fsm.State) {
+		holds := func(vmid int) bool {
+			n, held := st.VMIDNode(vmid)
+			return !held || n == node
+		}
+		for v := range used {
+			if !holds(v) {
+				others[v] = true
+				delete(used, v)
+			}
+		}
+		for _, g := range inv.Guests {
+			if holds(int(g.Vmid)) {
+				guests = append(guests, g)
+			} else {
+				others[int(g.Vmid)] = true
+			}
+		}
+	})
+	if len(others) > 0 && l.s.logs.allow() {
+		l.s.log.Warn("inventory: VMIDs the registry holds for another node's apps left out of this node's report",
+			"node", node, "vmids", slices.Sorted(maps.Keys(others)))
+	}
 	l.mu.Lock()
 	l.used[node] = used
 	if li := l.info[node]; li != nil {
-		li.Guests = inv.Guests
+		li.Guests = guests
 	}
 	reported := make(map[string]map[int]bool, len(l.used))
 	for k, v := range l.used {
@@ -199,6 +240,9 @@ func (l *liveness) inventory(ctx context.Context, node string, inv *pb.Inventory
 }
 
 func (l *liveness) taskLog(id, line string) {
+	if len(line) > maxLogLine {
+		line = strings.ToValidUTF8(line[:maxLogLine], "") + " …"
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lines := append(l.logs[id], line)

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
@@ -72,6 +71,10 @@ type Service struct {
 	certFrom []byte // CA the cached server certificate was issued by
 
 	live *liveness
+	// joins limits Join calls per source address; logs limits the log
+	// lines about refused peers.
+	joins *PeerLimiter
+	logs  logLimiter
 }
 
 // New returns the service.
@@ -93,6 +96,8 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, b: cfg.Backend, log: cfg.Logger.With("component", "agentsvc")}
 	s.live = newLiveness(s)
+	s.joins = NewPeerLimiter(joinRate, joinBurst, maxPeers)
+	s.logs = newLogLimiter()
 	return s
 }
 
@@ -241,9 +246,11 @@ func (s *Service) serverCert(ca *pki.CA) (*tls.Certificate, error) {
 }
 
 // ServerOptions are the gRPC server options: TLS, keepalive enforcement
-// matching the agents' pings, and the node-identity interceptors.
+// matching the agents' pings, the handshake deadline and stream cap, and
+// the node-identity interceptors. Serve on LimitListener's listener for
+// the connection caps.
 func (s *Service) ServerOptions() []grpc.ServerOption {
-	return append(serverKeepalive(),
+	return append(append(serverKeepalive(), serverLimits()...),
 		grpc.Creds(credentials.NewTLS(s.TLSConfig())),
 		grpc.UnaryInterceptor(s.unaryAuth),
 		grpc.StreamInterceptor(s.streamAuth),
@@ -341,6 +348,14 @@ func (s *Service) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	return h(srv, authedStream{ss, ctx})
 }
 
+// peerAddr is the caller's remote address, "" if unknown.
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
 // speaksFor checks that the request's node is the certificate's.
 func speaksFor(ctx context.Context, node string) error {
 	cn := ""
@@ -426,8 +441,18 @@ func (s *Service) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, err
 }
 
 // Join enrols a node: the token is consumed in one FSM command, and only
-// then is the signed certificate handed out.
+// then is the signed certificate handed out. Anyone who can reach the port
+// can call Join, so each source address gets a few calls a second, and
+// the leader checks the token against its own state before it proposes:
+// a join that would be refused writes nothing.
 func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	remote := peerAddr(ctx)
+	if wait := s.joins.Allow(remote, s.cfg.Now()); wait > 0 {
+		if s.logs.allow() {
+			s.log.Warn("join refused: too many attempts from this address", "remote", PeerKey(remote), "node", req.Node)
+		}
+		return nil, status.Errorf(codes.ResourceExhausted, "too many join attempts from this address; retry in %s", wait.Round(time.Millisecond))
+	}
 	if err := s.leaderOnly(ctx); err != nil {
 		return nil, err
 	}
@@ -447,9 +472,21 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	res, err := s.propose(ctx, fsm.Command{Type: fsm.CmdJoinNode, RequestID: s.cfg.NewID("join_"), JoinNode: &fsm.JoinNodeCmd{
+	join := &fsm.JoinNodeCmd{
 		TokenHash: tok.Hash(), Node: req.Node, KeyPin: keyPin, Enrolment: s.cfg.NewID("enr_"), Version: req.AgentVersion, At: now,
-	}})
+	}
+	// This server leads and has applied every earlier term's entries
+	// (IsLeader holds only after the barrier), and a token is applied here
+	// before its creation is answered, so the check sees every token.
+	var refused error
+	s.b.FSM().Read(func(st *fsm.State) { refused = st.CheckJoin(*join) })
+	if refused != nil {
+		if s.logs.allow() {
+			s.log.Warn("join refused", "remote", PeerKey(remote), "node", req.Node, "reason", refused)
+		}
+		return nil, grpcErr(refused)
+	}
+	res, err := s.propose(ctx, fsm.Command{Type: fsm.CmdJoinNode, RequestID: s.cfg.NewID("join_"), JoinNode: join})
 	if err != nil {
 		return nil, grpcErr(err)
 	}
@@ -533,60 +570,4 @@ func (s *Service) Work(req *pb.WorkRequest, stream pb.Agent_WorkServer) error {
 		case <-time.After(2 * time.Second): // notice a lost leadership
 		}
 	}
-}
-
-// Report takes a batch: the heartbeat re-arms the node's TTL, the
-// inventory updates foreign VMIDs, and results complete tasks under their
-// fencing tokens.
-func (s *Service) Report(ctx context.Context, req *pb.ReportRequest) (*pb.ReportResponse, error) {
-	if err := speaksFor(ctx, req.Node); err != nil {
-		return nil, err
-	}
-	if err := s.leaderOnly(ctx); err != nil {
-		return nil, err
-	}
-	s.live.seen(req.Node, req.Heartbeat)
-	if req.Inventory != nil {
-		s.live.inventory(ctx, req.Node, req.Inventory)
-	}
-	resp := &pb.ReportResponse{Servers: s.servers(), HeartbeatIntervalMs: uint32(s.cfg.Heartbeat / time.Millisecond)}
-	for _, ev := range req.Events {
-		switch e := ev.Event.(type) {
-		case *pb.TaskEvent_Log:
-			s.live.taskLog(ev.TaskId, e.Log)
-		case *pb.TaskEvent_Progress:
-			s.live.taskLog(ev.TaskId, "progress: "+e.Progress.Step)
-		case *pb.TaskEvent_Result:
-			if refused, err := s.result(ctx, req.Node, ev.TaskId, ev.Fence, e.Result); err != nil {
-				return nil, err
-			} else if refused {
-				resp.Refused = append(resp.Refused, ev.TaskId)
-			}
-		}
-	}
-	return resp, nil
-}
-
-// result records one task result under its fencing token. (A create whose
-// VMID was taken behind Proximity's back is reissued by the FSM in the same
-// command; see fsm.CompleteTaskCmd.)
-func (s *Service) result(ctx context.Context, node, id string, fence uint64, r *pb.Result) (refused bool, err error) {
-	cmd := fsm.Command{Type: fsm.CmdCompleteTask, RequestID: s.cfg.NewID("done_"), CompleteTask: &fsm.CompleteTaskCmd{
-		ID: id, Node: node, Fence: fence, OK: r.Ok, Error: r.Error, ErrorKind: r.ErrorKind, At: s.cfg.Now(),
-	}}
-	if len(r.OutputJson) > 0 {
-		cmd.CompleteTask.Output = json.RawMessage(r.OutputJson)
-	}
-	res, err := s.propose(ctx, cmd)
-	switch {
-	case err == nil:
-		if t := res.Task; t != nil && t.State == fsm.TaskPending {
-			s.log.Warn("VMID taken outside Proximity: marked foreign, the create goes on with another", "task", id, "vmid", t.VMID)
-		}
-		return false, nil
-	case problem.Is(err, problem.Conflict), problem.Is(err, problem.NotFound):
-		s.log.Info("task result refused", "task", id, "node", node, "fence", fence, "reason", err)
-		return true, nil
-	}
-	return false, grpcErr(err)
 }
