@@ -181,8 +181,8 @@ type outcome struct {
 // runHere authenticates, authorizes and runs the handler on this server.
 func (a *API) runHere(rq *request, rt *route, token string) outcome {
 	if rt.access != public {
-		if !a.authenticate(rq, token) {
-			return outcome{err: problem.E(problem.Unauthenticated, "the bearer token is not valid")}
+		if err := a.checkToken(rq, token); err != nil {
+			return outcome{err: err}
 		}
 		if rt.access == adminOnly && rq.user.Role != fsm.RoleAdmin {
 			return outcome{err: problem.E(problem.Permission, "%s %s needs the admin role", rt.method, rt.pattern)}
@@ -260,6 +260,9 @@ func (a *API) fail(w http.ResponseWriter, rq *request, err error) {
 	if rq == nil {
 		rq = &request{id: NewID("req_")}
 		w.Header().Set(hdrRequestID, rq.id)
+	}
+	if writeThrottled(w, rq, asThrottled(err)) {
+		return
 	}
 	k := problem.KindOf(err)
 	if problem.Status(k) >= 500 && k != problem.Unavailable {

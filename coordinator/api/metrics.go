@@ -11,8 +11,9 @@ import (
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	authFailures *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, b Backend) *metrics {
@@ -24,8 +25,12 @@ func newMetrics(reg *prometheus.Registry, b Backend) *metrics {
 			Name: "proximity_http_request_duration_seconds", Help: "HTTP request latency by route.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proximity_http_auth_failures_total",
+			Help: "Requests with a bearer token that did not authenticate: refused (401) or throttled (429).",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.requests, m.duration,
+	reg.MustRegister(m.requests, m.duration, m.authFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "proximity_raft_leader", Help: "1 if this server is the leader and ready.",

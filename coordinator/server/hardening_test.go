@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -323,4 +325,83 @@ func TestNodeReportsOnlyWhatItHolds(t *testing.T) {
 			t.Fatalf("node-b's VMID %d marked foreign", held.VMID)
 		}
 	})
+}
+
+// TestFailedAuthIsThrottled: after a burst of failed authentications from
+// one address, further requests from it with a wrong token get 429 in the
+// one error format, with Retry-After; a valid token from the same address
+// keeps working throughout. Failures are logged at warn with the address,
+// a few lines, never the token.
+func TestFailedAuthIsThrottled(t *testing.T) {
+	buf := &lockedBuffer{}
+	captured = buf
+	defer func() { captured = nil }()
+	tc := newTestCluster(t, 1)
+	const wrong = "pxt_wrong0123456789abcdef0123456789abcdef"
+	counts := map[int]int{}
+	first429 := -1
+	start := time.Now()
+	// refills is how many more failures the address may have had by now:
+	// one a second after the burst.
+	refills := func() int { return int(time.Since(start).Seconds()) + 1 }
+	for i := 0; i < 500; i++ {
+		st, h, body := tc.raw(0, "GET", "/api/v1/reservations", wrong, "", nil)
+		counts[st]++
+		switch st {
+		case http.StatusUnauthorized:
+			if counts[st] > 10+refills() {
+				t.Fatalf("request %d: %d failures answered 401 within %v", i, counts[st], time.Since(start))
+			}
+		case http.StatusTooManyRequests:
+			if first429 < 0 {
+				first429 = i
+				if first429 < 10 || first429 > 10+refills() {
+					t.Fatalf("throttling began at request %d, want 10 (after a burst of 10) or a little later", first429)
+				}
+			}
+			p := assertProblem(t, st, h, body, http.StatusTooManyRequests)
+			if ra, err := strconv.Atoi(h.Get("Retry-After")); err != nil || ra < 1 {
+				t.Fatalf("Retry-After %q", h.Get("Retry-After"))
+			}
+			if !strings.Contains(p.Type, "too-many-requests") {
+				t.Fatalf("problem type %q", p.Type)
+			}
+		default:
+			t.Fatalf("request %d with a wrong token: %d %s", i, st, body)
+		}
+		if i%25 == 0 {
+			if st, _, body := tc.raw(0, "GET", "/api/v1/reservations", tc.token, "", nil); st != http.StatusOK {
+				t.Fatalf("request %d, the valid token from the same address: %d %s", i, st, body)
+			}
+		}
+	}
+	t.Logf("500 wrong tokens in %v: %v; the first 429 at request %d", time.Since(start).Round(time.Millisecond), counts, first429)
+	if first429 < 0 {
+		t.Fatal("never throttled")
+	}
+	logged := buf.String()
+	if strings.Contains(logged, wrong) || strings.Contains(logged, tc.token) {
+		t.Fatal("a token is in the log")
+	}
+	lines := strings.Count(logged, "authentication failed")
+	if lines == 0 || lines > 50 {
+		t.Fatalf("%d log lines about failed authentications for 500 failures", lines)
+	}
+	if !strings.Contains(logged, "remote=127.0.0.1") || !strings.Contains(logged, "level=WARN msg=\"authentication failed\"") {
+		t.Fatalf("the failure log lines do not name the address at warn level:\n%s", lastLines(logged, "authentication failed", 3))
+	}
+}
+
+// lastLines returns up to n of the log lines that contain s.
+func lastLines(log, s string, n int) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "\n")
 }

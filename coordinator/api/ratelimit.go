@@ -1,0 +1,132 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/proximity-ve/proximity/coordinator/agentsvc"
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/problem"
+)
+
+// Failed authentication is throttled per source address: a bucket of
+// authFailBurst failures that refills at authFailRate a second. Once it
+// is empty, a request whose token fails gets 429 with Retry-After instead
+// of 401, at once and without the lookup. A valid token is checked first
+// and never counted, so throttling slows guessing and nothing else.
+const (
+	authFailBurst = 10
+	authFailRate  = 1
+	// authFailPeers bounds the addresses tracked (see agentsvc.PeerLimiter).
+	authFailPeers = 10_000
+)
+
+// authThrottle is one API's failed-authentication state.
+type authThrottle struct {
+	peers *agentsvc.PeerLimiter
+	// logs keeps a flood of failures from flooding the log; suppressed
+	// counts the lines it held back, reported with the next line.
+	logs       *rate.Limiter
+	suppressed atomic.Int64
+}
+
+// throttles holds each API's authThrottle.
+var throttles sync.Map // *API → *authThrottle
+
+func (a *API) throttle() *authThrottle {
+	if th, ok := throttles.Load(a); ok {
+		return th.(*authThrottle)
+	}
+	th, _ := throttles.LoadOrStore(a, &authThrottle{
+		peers: agentsvc.NewPeerLimiter(authFailRate, authFailBurst, authFailPeers),
+		logs:  rate.NewLimiter(1, 5),
+	})
+	return th.(*authThrottle)
+}
+
+// errThrottled is a request refused because its address has failed to
+// authenticate too often; wait is how long until it may try again.
+type errThrottled struct{ wait time.Duration }
+
+func (e *errThrottled) Error() string {
+	return fmt.Sprintf("too many failed authentications from this address; retry in %d s", retryAfter(e.wait))
+}
+
+// retryAfter is d in whole seconds, rounded up, at least 1.
+func retryAfter(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
+
+// checkToken authenticates the request's bearer token and sets rq.user.
+// Failures are counted against the source address, and refused with
+// errThrottled once it has failed too often.
+func (a *API) checkToken(rq *request, token string) error {
+	var ok bool
+	a.b.FSM().Read(func(s *fsm.State) { rq.user, ok = s.Authenticate(token) })
+	if ok {
+		return nil
+	}
+	th := a.throttle()
+	remote := rq.r.RemoteAddr
+	if wait := th.peers.Wait(remote, time.Now()); wait > 0 {
+		a.authFailed(rq, th, "throttled")
+		return &errThrottled{wait}
+	}
+	// A follower gives replication a moment (see authenticate).
+	if a.authenticate(rq, token) {
+		return nil
+	}
+	if wait := th.peers.Allow(remote, time.Now()); wait > 0 {
+		a.authFailed(rq, th, "throttled")
+		return &errThrottled{wait}
+	}
+	a.authFailed(rq, th, "refused")
+	return problem.E(problem.Unauthenticated, "the bearer token is not valid")
+}
+
+// authFailed counts and logs a failed authentication: the address, never
+// the token.
+func (a *API) authFailed(rq *request, th *authThrottle, outcome string) {
+	a.m.authFailures.WithLabelValues(outcome).Inc()
+	if !th.logs.Allow() {
+		th.suppressed.Add(1)
+		return
+	}
+	a.log.Warn("authentication failed", "remote", agentsvc.PeerKey(rq.r.RemoteAddr), "outcome", outcome,
+		"method", rq.r.Method, "path", rq.r.URL.Path, "request_id", rq.id, "suppressed_before", th.suppressed.Swap(0))
+}
+
+// writeThrottled answers 429 in the one error format, with Retry-After.
+func writeThrottled(w http.ResponseWriter, rq *request, e *errThrottled) bool {
+	if e == nil {
+		return false
+	}
+	h := w.Header()
+	h.Set("Content-Type", problem.ContentType)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Retry-After", strconv.Itoa(retryAfter(e.wait)))
+	w.WriteHeader(http.StatusTooManyRequests)
+	_ = json.NewEncoder(w).Encode(problem.Body{
+		Type: "urn:proximity:problem:too-many-requests", Title: http.StatusText(http.StatusTooManyRequests),
+		Status: http.StatusTooManyRequests, Detail: e.Error(), RequestID: rq.id,
+	})
+	return true
+}
+
+// asThrottled returns err's errThrottled, or nil.
+func asThrottled(err error) *errThrottled {
+	var e *errThrottled
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}
