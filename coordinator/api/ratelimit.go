@@ -76,7 +76,7 @@ func (a *API) checkToken(rq *request, token string) error {
 		return nil
 	}
 	th := a.throttle()
-	remote := rq.r.RemoteAddr
+	remote := clientAddr(rq)
 	if wait := th.peers.Wait(remote, time.Now()); wait > 0 {
 		a.authFailed(rq, th, "throttled")
 		return &errThrottled{wait}
@@ -93,6 +93,10 @@ func (a *API) checkToken(rq *request, token string) error {
 	return problem.E(problem.Unauthenticated, "the bearer token is not valid")
 }
 
+// clientAddr is the address a request's failed authentications count
+// against: the connection's peer.
+func clientAddr(rq *request) string { return rq.r.RemoteAddr }
+
 // authFailed counts and logs a failed authentication: the address, never
 // the token.
 func (a *API) authFailed(rq *request, th *authThrottle, outcome string) {
@@ -101,7 +105,7 @@ func (a *API) authFailed(rq *request, th *authThrottle, outcome string) {
 		th.suppressed.Add(1)
 		return
 	}
-	a.log.Warn("authentication failed", "remote", agentsvc.PeerKey(rq.r.RemoteAddr), "outcome", outcome,
+	a.log.Warn("authentication failed", "remote", agentsvc.PeerKey(clientAddr(rq)), "outcome", outcome,
 		"method", rq.r.Method, "path", rq.r.URL.Path, "request_id", rq.id, "suppressed_before", th.suppressed.Swap(0))
 }
 
