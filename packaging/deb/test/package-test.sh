@@ -6,9 +6,12 @@
 #   - in a Debian 12 and a Debian 13 root made with debootstrap:
 #       lintian --fail-on error,warning (that release's lintian),
 #       systemd-analyze verify (no output allowed) and security --offline
-#       (the coordinator must score 2.0 or better),
-#       install, upgrade to a newer build, remove and purge, with files,
-#       users, conffiles and the agent's Proxmox token checked after each.
+#       (the coordinator must score 2.0 or better; the agent, root without
+#       file-system namespacing, 8.0: 7.2 with systemd 252, 9.6 unhardened),
+#       install, `proximity-coordinator keygen` as the example settings
+#       file says, upgrade to a newer build, remove and purge, with files,
+#       users, conffiles, the agent's Proxmox token and the cluster key
+#       checked after each.
 #
 # PACKAGE_TEST_KEEP=1 keeps the work directory; PACKAGE_TEST_SUITES limits
 # the releases (default "bookworm trixie").
@@ -154,6 +157,26 @@ for suite in $suites; do
 	done
 	in_root systemd-analyze security --offline=true --threshold=20 /usr/lib/systemd/system/proximity-coordinator.service >/dev/null ||
 		fail "$suite: the coordinator unit scores worse than 2.0"
+	in_root systemd-analyze security --offline=true --threshold=80 /usr/lib/systemd/system/proximity-agent.service >/dev/null ||
+		fail "$suite: the agent unit scores worse than 8.0 (has its hardening gone?)"
+
+	step "$suite: cluster key"
+	# What the example settings file and proximity-coordinator(8) tell the
+	# operator to run on the first server.
+	grep -qx 'cluster-key-file: /etc/proximity/cluster.key' "$root/usr/share/doc/proximity-coordinator/examples/coordinator.yaml" ||
+		fail "$suite: the example coordinator.yaml does not set cluster-key-file"
+	in_root proximity-coordinator keygen --out /etc/proximity/cluster.key >"$work/keygen-$suite.log" 2>&1 ||
+		{ cat "$work/keygen-$suite.log"; fail "$suite: keygen"; }
+	grep -q '^wrote cluster key [0-9a-f]* to /etc/proximity/cluster.key$' "$work/keygen-$suite.log" || fail "$suite: keygen printed: $(cat "$work/keygen-$suite.log")"
+	in_root chown proximity:proximity /etc/proximity/cluster.key
+	[ "$(in_root stat -c '%a %U:%G' /etc/proximity/cluster.key)" = "600 proximity:proximity" ] ||
+		fail "$suite: cluster.key is $(in_root stat -c '%a %U:%G' /etc/proximity/cluster.key), want 600 proximity:proximity"
+	key_before=$(cat "$root/etc/proximity/cluster.key")
+	if in_root proximity-coordinator keygen --out /etc/proximity/cluster.key >/dev/null 2>&1; then
+		fail "$suite: keygen overwrote an existing key file"
+	fi
+	[ "$(cat "$root/etc/proximity/cluster.key")" = "$key_before" ] || fail "$suite: a refused keygen changed the key file"
+	echo "keygen: a new key, 0600, not overwritten"
 
 	step "$suite: upgrade to $v2"
 	echo "# local edit" >>"$root/etc/proximity/agent.env"
@@ -166,7 +189,8 @@ for suite in $suites; do
 	grep -q '^# local edit$' "$root/etc/proximity/agent.env" || fail "$suite: upgrade lost the local edit of agent.env"
 	[ "$(cat "$root/etc/proximity/pve-token")" = "$token_before" ] || fail "$suite: upgrade replaced the Proxmox token"
 	[ "$(wc -l <"$root/var/log/pveum.calls")" = "$calls_before" ] || fail "$suite: upgrade called pveum again"
-	echo "upgraded: local conffile edit kept, token kept"
+	[ "$(cat "$root/etc/proximity/cluster.key")" = "$key_before" ] || fail "$suite: upgrade changed the cluster key"
+	echo "upgraded: local conffile edit kept, token and cluster key kept"
 
 	step "$suite: remove"
 	mkdir -p "$root/var/lib/proximity-agent" "$root/var/lib/proximity-coordinator"
@@ -181,6 +205,7 @@ for suite in $suites; do
 	absent /usr/lib/systemd/system/proximity-coordinator.service remove
 	exists /etc/proximity/agent.env "remove (conffiles stay)"
 	exists /var/lib/proximity-agent/node.crt "remove (state stays until purge)"
+	exists /etc/proximity/cluster.key "remove (the cluster key stays until purge)"
 	echo "removed: binaries and units gone, conffiles and state kept"
 
 	step "$suite: purge"
@@ -193,7 +218,7 @@ for suite in $suites; do
 		/etc/systemd/system/multi-user.target.wants/proximity-coordinator.service; do
 		absent "$f" purge
 	done
-	echo "purged: conffiles, configuration, token, state and unit links gone (the system user stays, as Debian policy asks)"
+	echo "purged: conffiles, configuration, token, cluster key, state and unit links gone (the system user stays, as Debian policy asks)"
 	umount "$root/proc"
 done
 
