@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +21,7 @@ import (
 // testServer is a coordinator server started in-process for a test, and
 // what proximityctl needs to reach it.
 type testServer struct {
-	addr   string // PROXIMITY_ADDR
+	addr   string // PROXIMITY_ADDR: https://HOST:PORT
 	caCert string // PROXIMITY_CACERT: <data-dir>/ca.pem
 	srv    *server.Server
 }
@@ -33,10 +32,13 @@ func startServer(t *testing.T) (testServer, string) {
 	t.Helper()
 	host := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
 	at := func(p int) string { return net.JoinHostPort(host, fmt.Sprint(p)) }
-	dataDir := t.TempDir()
+	keyFile := filepath.Join(t.TempDir(), "cluster.key")
+	if _, err := cluster.WriteNewKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
 	srv, err := server.Start(server.Config{
-		NodeID: "ctl", DataDir: dataDir, HTTPAddr: at(7300), RaftAddr: at(7301), GossipAddr: at(7302), GRPCAddr: at(7303),
-		Timing: cluster.TestTiming(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LogOutput: io.Discard,
+		NodeID: "ctl", DataDir: t.TempDir(), HTTPAddr: at(7300), RaftAddr: at(7301), GossipAddr: at(7302), GRPCAddr: at(7303),
+		ClusterKeyFile: keyFile, Timing: cluster.TestTiming(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LogOutput: io.Discard,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -48,16 +50,11 @@ func startServer(t *testing.T) (testServer, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := testServer{addr: "https://" + at(7300), caCert: filepath.Join(dataDir, "ca.pem"), srv: srv}
-	for {
-		if _, err := os.Stat(ts.caCert); err == nil {
-			break
-		} else if ctx.Err() != nil {
-			t.Fatalf("no CA certificate written: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	ca, err := srv.WaitCACert(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return ts, token
+	return testServer{addr: srv.URL(), caCert: ca, srv: srv}, token
 }
 
 // ctl runs proximityctl against ts with the given token, verifying the
