@@ -8,5 +8,6 @@
 // it expires. It keeps one work stream open on the leader (following
 // leader changes), executes each assignment idempotently under its fencing
 // token, and reports heartbeats, inventory, log lines and results in
-// batches. See docs/agent.md.
+// batches. Every task is first checked against the node's own policy
+// (Policy), which the cluster cannot change. See docs/agent.md.
 package agent
