@@ -99,8 +99,13 @@ func (a *API) withToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rq := &request{r: r, id: NewID("req_"), ctx: r.Context()}
 		w.Header().Set(hdrRequestID, rq.id)
-		if token := bearer(r); token == "" || !a.authenticate(rq, token) {
+		token := bearer(r)
+		if token == "" {
 			a.fail(w, rq, problem.E(problem.Unauthenticated, "%s needs an Authorization: Bearer token", r.URL.Path))
+			return
+		}
+		if err := a.checkToken(rq, token); err != nil {
+			a.fail(w, rq, err)
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -23,6 +23,7 @@ import (
 // Headers between servers and to clients.
 const (
 	hdrForwarded   = "X-Proximity-Forwarded"
+	hdrClientAddr  = "X-Proximity-Client-Addr"
 	hdrNotLeader   = "X-Proximity-Not-Leader"
 	hdrRequestID   = "X-Request-ID"
 	hdrIdempotency = "Idempotency-Key"
@@ -295,6 +296,7 @@ func (a *API) forward(w http.ResponseWriter, rq *request) bool {
 	}
 	req.Header.Set(hdrRequestID, rq.id)
 	req.Header.Set(hdrForwarded, a.b.ID())
+	req.Header.Set(hdrClientAddr, clientAddr(rq))
 	resp, err := a.b.Forward(req)
 	if err != nil {
 		a.log.Debug("forward to leader", "leader", id, "request_id", rq.id, "err", err)

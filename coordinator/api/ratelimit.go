@@ -94,8 +94,17 @@ func (a *API) checkToken(rq *request, token string) error {
 }
 
 // clientAddr is the address a request's failed authentications count
-// against: the connection's peer.
-func clientAddr(rq *request) string { return rq.r.RemoteAddr }
+// against: the connection's peer, or, for a request another server
+// forwarded over the server port, the client's address as that server
+// saw it.
+func clientAddr(rq *request) string {
+	if rq.forwarded {
+		if a := rq.r.Header.Get(hdrClientAddr); a != "" {
+			return a
+		}
+	}
+	return rq.r.RemoteAddr
+}
 
 // authFailed counts and logs a failed authentication: the address, never
 // the token.

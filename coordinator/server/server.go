@@ -144,7 +144,7 @@ func Start(cfg Config) (*Server, error) {
 	pb.RegisterAgentServer(s.grpc, s.agents)
 	go func() {
 		defer close(s.gdone)
-		if err := s.grpc.Serve(gln); err != nil {
+		if err := s.grpc.Serve(s.agents.LimitListener(gln)); err != nil {
 			s.log.Error("grpc server", "err", err)
 		}
 	}()
