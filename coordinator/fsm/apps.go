@@ -150,7 +150,7 @@ type App struct {
 	ReservationID  string            `json:"reservation_id"`
 	PublicPorts    []int             `json:"public_ports"`
 	IP             string            `json:"ip,omitempty"`
-	ContainerIP    string            `json:"container_ip,omitempty"` // as the container reported it
+	ContainerIP    string            `json:"container_ip,omitempty"` // as the deploy observed it; later reports do not move it
 	Resources      catalog.Resources `json:"resources"`
 	Environment    map[string]string `json:"environment,omitempty"` // caller's values; generated secrets never come here
 	// Adopted apps are containers made outside Proximity: they have no
@@ -320,7 +320,7 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 	if c.VMID != 0 {
 		a.VMID = c.VMID
 	}
-	if c.ContainerIP != "" {
+	if c.ContainerIP != "" && a.ContainerIP == "" {
 		a.ContainerIP = c.ContainerIP
 	}
 	if c.Error != "" {
@@ -334,7 +334,7 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 				return nil, err
 			}
 		}
-		a.ReservationID, a.VMID, a.PublicPorts, a.IP = "", 0, nil, ""
+		a.ReservationID, a.VMID, a.PublicPorts, a.IP, a.ContainerIP = "", 0, nil, "", ""
 	}
 	if c.Cleanup != nil && c.Cleanup.ID != "" {
 		cp := *c.Cleanup
@@ -572,16 +572,19 @@ func (s *State) BusyApps() []App {
 
 // NodeForwards is the set of port forwards node should have: every public
 // port of every app on it whose container address is known, except apps
-// being deleted, as "app, protocol, public port, address, port".
+// being deleted, as "app, protocol, public port, address, port". The
+// address is the registry's: the static one when IPAM gave the app one,
+// otherwise the one its deploy observed, never a later claim of the
+// container's.
 func (s *State) NodeForwards(node string) []ForwardRule {
 	var out []ForwardRule
 	for _, a := range s.Apps {
 		if a.Node != node || a.ReservationID == "" || a.Op == OpDelete {
 			continue
 		}
-		ip := a.ContainerIP
+		ip := a.IP
 		if ip == "" {
-			ip = a.IP
+			ip = a.ContainerIP
 		}
 		if ip == "" {
 			continue
