@@ -14,7 +14,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -X main.version=$(VERSION)
 # Debian packages: the version, and the commit time as the timestamp of
 # every file (reproducible builds).
-PKG_VERSION ?= 0.3.0
+PKG_VERSION ?= 0.4.0
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1767225600)
 DIST        := dist
 # Where make deb puts the .deb files (the build itself is staged in dist/).
@@ -63,7 +63,7 @@ vulncheck: ## fail on any known vulnerability the code reaches (govulncheck and 
 run: build ## run Proximity on its embedded default (one coordinator, three simulated Proxmox nodes)
 	$(BIN)/proximity-coordinator dev
 
-deb: ## build proximity-agent and proximity-coordinator .deb files into dist/ (PKG_VERSION=0.3.0)
+deb: ## build proximity-agent and proximity-coordinator .deb files into dist/ (PKG_VERSION=0.4.0)
 	@mkdir -p $(DIST)/man $(PKG_OUT)
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(PKG_VERSION)' \
 	  -o $(DIST)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent

@@ -38,8 +38,8 @@ trap cleanup EXIT
 step() { printf '\n=== %s\n' "$*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-v1=0.3.0
-v2=0.3.1
+v1=0.4.0
+v2=0.4.1
 
 step "build $v1 twice and $v2"
 make -s deb PKG_VERSION=$v1 PKG_OUT="$work/v1" >/dev/null
