@@ -118,6 +118,8 @@ func (c *Cluster) promote(ctx context.Context, servers []raft.Server) {
 		if !healthy {
 			if _, ok := c.health[id]; ok {
 				c.log.Info("non-voter not healthy; promotion postponed", "server", id, "err", err)
+			} else {
+				c.log.Debug("non-voter not healthy yet", "server", id, "err", err, "last_index", st.LastIndex, "term", st.Term)
 			}
 			delete(c.health, id)
 			continue

@@ -172,8 +172,8 @@ func (t *apiTLS) hosts() []string {
 	return append(out, t.s.cfg.TLSSANs...)
 }
 
-// writeCACert writes <data-dir>/ca.pem once the cluster CA exists, and
-// again if it differs.
+// writeCACert writes <data-dir>/ca.pem once the cluster CA exists (the CA
+// never changes), and issues this server's API certificate.
 func (s *Server) writeCACert(ctx context.Context) {
 	p := filepath.Join(s.cfg.DataDir, CACertFile)
 	for {

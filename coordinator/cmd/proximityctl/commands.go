@@ -230,11 +230,13 @@ type clusterInfo struct {
 		HTTPAddr string `json:"http_addr"`
 	} `json:"leader"`
 	Members []struct {
-		ID       string `json:"id"`
-		RaftAddr string `json:"raft_addr"`
-		HTTPAddr string `json:"http_addr"`
-		Suffrage string `json:"suffrage"`
+		ID       string   `json:"id"`
+		RaftAddr string   `json:"raft_addr"`
+		HTTPAddr string   `json:"http_addr"`
+		Suffrage string   `json:"suffrage"`
+		Keys     []string `json:"keys"`
 	} `json:"members"`
+	SealedBy     string `json:"sealed_by"`
 	Term         uint64 `json:"term"`
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
@@ -254,9 +256,16 @@ func clusterCmd(e *env) *cobra.Command {
 				if m.ID == in.Leader.ID {
 					role += " (leader)"
 				}
-				rows = append(rows, []string{m.ID, role, m.RaftAddr, dash(m.HTTPAddr)})
+				rows = append(rows, []string{m.ID, role, m.RaftAddr, dash(m.HTTPAddr), dash(strings.Join(m.Keys, ","))})
 			}
-			return e.print(in, []string{"ID", "ROLE", "RAFT", "HTTP"}, rows)
+			// KEYS lists each server's cluster keys, primary first; a
+			// rotation is complete when every row shows, alone, the key
+			// the secrets are sealed with.
+			if err := e.print(in, []string{"ID", "ROLE", "RAFT", "HTTP", "KEYS"}, rows); err != nil || e.output != "table" {
+				return err
+			}
+			_, err := fmt.Fprintf(e.stdout, "\nSecrets sealed with key %s.\n", dash(in.SealedBy))
+			return err
 		},
 	}
 	remove := &cobra.Command{

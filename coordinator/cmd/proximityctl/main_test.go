@@ -120,7 +120,7 @@ func TestCommandLineUsersClusterSettings(t *testing.T) {
 	if code, _, errs = ctl(t, ts, tok.Token, "reservations", "list"); code != 1 || !strings.Contains(errs, "403") {
 		t.Fatalf("user listing reservations: %d %s", code, errs)
 	}
-	if code, out, _ = ctl(t, ts, token, "cluster"); code != 0 || !strings.Contains(out, "voter (leader)") {
+	if code, out, _ = ctl(t, ts, token, "cluster"); code != 0 || !strings.Contains(out, "voter (leader)") || !strings.Contains(out, "Secrets sealed with key ") || strings.Contains(out, "sealed with key -") {
 		t.Fatalf("cluster: %d %s", code, out)
 	}
 	code, out, errs = ctl(t, ts, token, "settings", "set-network", "--subnet", "10.5.0.0/24", "--gateway", "10.5.0.1", "--dns", "10.5.0.1", "--bridge", "vmbr0")
