@@ -23,6 +23,8 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	// Local re-executes this binary to start a tool with its umask.
+	pve.RunToolWithUmask()
 	dir, err := os.MkdirTemp("", "pve-contract-")
 	if err != nil {
 		panic(err)

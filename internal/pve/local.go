@@ -42,6 +42,10 @@ type Options struct {
 	// Default deadlines when the context has none: API calls, synchronous
 	// commands, and tasks (create, backup, ...).
 	APITimeout, CommandTimeout, TaskTimeout time.Duration
+	// ToolUmask runs the tools with the umask ToolUmask whatever the
+	// agent's own, by re-executing the running binary, whose main must
+	// call RunToolWithUmask first.
+	ToolUmask bool
 }
 
 // Local is the Runtime of the node the agent runs on: it runs pct, vzdump
@@ -157,12 +161,18 @@ func (l *Local) runIn(ctx context.Context, timeout time.Duration, stdin, tool st
 	}
 	defer os.Remove(errF.Name())
 	defer errF.Close()
-	cmd := exec.CommandContext(ctx, l.bin(tool), args...)
+	prog, argv, env := l.bin(tool), args, []string(nil)
+	if l.opt.ToolUmask {
+		if prog, argv, env, err = toolCommand(prog, args); err != nil {
+			return "", "", -1, err
+		}
+	}
+	cmd := exec.CommandContext(ctx, prog, argv...)
 	cmd.Stdout, cmd.Stderr = outF, errF
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
-	cmd.Env = append(os.Environ(), l.opt.Env...)
+	cmd.Env = append(append(os.Environ(), l.opt.Env...), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second

@@ -41,6 +41,7 @@ type settings struct {
 
 func main() {
 	pvesim.RunAsTool()
+	pve.RunToolWithUmask()
 	var cfg settings
 	cmd := &cobra.Command{
 		Use:           "proximity-agent --node NAME --coordinator H:P --join-token TOKEN --data-dir DIR",
@@ -110,7 +111,7 @@ func localRuntime(cfg settings) (pve.Runtime, error) {
 	if !ok || !strings.Contains(id, "!") || secret == "" {
 		return nil, fmt.Errorf("--pve-token-file: %s does not hold USER@REALM!NAME=SECRET", cfg.pveTokenFile)
 	}
-	return pve.NewLocal(pve.Options{Node: cfg.node, APIURL: cfg.pveAPI, TokenID: id, Secret: secret, CAFile: cfg.pveCA, WorkDir: cfg.dataDir})
+	return pve.NewLocal(pve.Options{Node: cfg.node, APIURL: cfg.pveAPI, TokenID: id, Secret: secret, CAFile: cfg.pveCA, WorkDir: cfg.dataDir, ToolUmask: true})
 }
 
 func run(cfg settings) error {
