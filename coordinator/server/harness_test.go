@@ -189,7 +189,9 @@ func (tc *testCluster) stopAll() {
 	for i := range tc.nodes {
 		tc.kill(i)
 	}
-	tc.http.CloseIdleConnections()
+	if tc.http != nil {
+		tc.http.CloseIdleConnections()
+	}
 }
 
 // leader returns the index of the node that is leader and ready.

@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -461,5 +463,84 @@ func TestKeyRotationOnALiveClusterLosesNothing(t *testing.T) {
 	// cannot take part: its gossip and TLS are another cluster's.
 	if oldKeys.Primary().ID() == newKey.ID() {
 		t.Fatal("the keys are the same")
+	}
+}
+
+// TestOperatorCertificateReloadedOnSIGHUP: with --tls-cert-file and
+// --tls-key-file the API serves the operator's certificate, and Reload
+// (SIGHUP) takes a replaced one without a restart.
+func TestOperatorCertificateReloadedOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key")
+	host := freeLoopbackHost(t)
+	issue := func(name string) *x509.CertPool {
+		t.Helper()
+		ca, err := pki.NewCA(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ca.APICert(name, []string{host}, time.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(certFile, pki.PEM("CERTIFICATE", c.Certificate[0]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, pki.PEM("PRIVATE KEY", keyDER), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(ca.Cert)
+		return pool
+	}
+	first := issue("first")
+	tc := &testCluster{t: t, host: host, dir: t.TempDir()}
+	tc.keyFile = filepath.Join(tc.dir, "cluster.key")
+	if _, err := cluster.WriteNewKeyFile(tc.keyFile); err != nil {
+		t.Fatal(err)
+	}
+	n := tc.nodeConfig(0, 1)
+	n.cfg.TLSCertFile, n.cfg.TLSKeyFile = certFile, keyFile
+	tc.nodes = append(tc.nodes, n)
+	tc.start(0)
+	t.Cleanup(tc.stopAll)
+	tc.waitLeader()
+	served := func(pool *x509.CertPool) string {
+		t.Helper()
+		cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		defer cl.CloseIdleConnections()
+		resp, err := cl.Get(n.url() + "/healthz")
+		if err != nil {
+			return "refused: " + err.Error()
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].Subject.CommonName
+	}
+	if got := served(first); got != "first" {
+		t.Fatalf("the operator's certificate: %s", got)
+	}
+	second := issue("second")
+	if got := served(first); got != "first" {
+		t.Fatalf("replaced before the reload: %s", got)
+	}
+	if err := n.server().Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(second); got != "second" {
+		t.Fatalf("after the reload: %s", got)
+	}
+	// A broken pair is refused and the served certificate stays.
+	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.server().Reload(); err == nil {
+		t.Fatal("a broken key file was accepted")
+	}
+	if got := served(second); got != "second" {
+		t.Fatalf("after a refused reload: %s", got)
 	}
 }
