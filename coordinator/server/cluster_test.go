@@ -349,9 +349,7 @@ func TestRestartAllServersFromDiskIdenticalRegistry(t *testing.T) {
 func TestJoinAndRemoveServer(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	// A fourth server joins a running cluster with --join only.
-	n := tc.nodeConfig(3, 0)
-	n.cfg.Join = []string{tc.nodes[1].cfg.GossipAddr}
-	tc.nodes = append(tc.nodes, n)
+	tc.addJoiner()
 	tc.start(3)
 	waitMembers := func(i, want int) cluster.Info {
 		t.Helper()

@@ -153,6 +153,15 @@ func (tc *testCluster) nodeConfig(i, expect int) *testNode {
 	return &testNode{cfg: cfg}
 }
 
+// addJoiner configures (without starting) one more server that joins the
+// cluster through the first server's gossip address, with --join only.
+func (tc *testCluster) addJoiner() *testNode {
+	n := tc.nodeConfig(len(tc.nodes), 0)
+	n.cfg.Join = []string{tc.nodes[0].cfg.GossipAddr}
+	tc.nodes = append(tc.nodes, n)
+	return n
+}
+
 func (tc *testCluster) start(i int) {
 	tc.t.Helper()
 	n := tc.nodes[i]

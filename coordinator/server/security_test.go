@@ -116,13 +116,11 @@ func TestGossipWithoutTheKeyCannotJoin(t *testing.T) {
 // as voter or otherwise, and the cluster keeps its quorum when it dies.
 func TestServerWithAnotherKeyNeverBecomesAMember(t *testing.T) {
 	tc := newTestCluster(t, 1)
-	rogue := tc.nodeConfig(1, 0)
+	rogue := tc.addJoiner()
 	rogue.cfg.ClusterKeyFile = filepath.Join(tc.dir, "rogue.key")
 	if _, err := cluster.WriteNewKeyFile(rogue.cfg.ClusterKeyFile); err != nil {
 		t.Fatal(err)
 	}
-	rogue.cfg.Join = []string{tc.nodes[0].cfg.GossipAddr}
-	tc.nodes = append(tc.nodes, rogue)
 	tc.start(1)
 	// Give it many reconcile rounds.
 	time.Sleep(20 * cluster.TestTiming().Reconcile)
@@ -152,9 +150,7 @@ func TestServerWithAnotherKeyNeverBecomesAMember(t *testing.T) {
 // before that leaves the cluster's quorum as it was.
 func TestNonVoterThatDiesCostsNoQuorum(t *testing.T) {
 	tc := newTestCluster(t, 1)
-	n := tc.nodeConfig(1, 0)
-	n.cfg.Join = []string{tc.nodes[0].cfg.GossipAddr}
-	tc.nodes = append(tc.nodes, n)
+	tc.addJoiner()
 	// The leader promotes after its own stabilization time: make it long.
 	tc.kill(0)
 	tc.nodes[0].cfg.Timing.Stabilization = time.Hour
@@ -187,9 +183,7 @@ func TestNonVoterThatDiesCostsNoQuorum(t *testing.T) {
 // server becomes a voter after the stabilization time.
 func TestNewServerIsPromotedOnceHealthy(t *testing.T) {
 	tc := newTestCluster(t, 1)
-	n := tc.nodeConfig(1, 0)
-	n.cfg.Join = []string{tc.nodes[0].cfg.GossipAddr}
-	tc.nodes = append(tc.nodes, n)
+	tc.addJoiner()
 	tc.start(1)
 	sawNonvoter := false
 	deadline := time.Now().Add(20 * time.Second)
