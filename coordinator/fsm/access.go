@@ -26,6 +26,22 @@ type User struct {
 	Name      string    `json:"name"`
 	Role      Role      `json:"role"`
 	CreatedAt time.Time `json:"created_at"`
+	// Disabled users cannot authenticate: their tokens and sessions stop
+	// working at once, on every server.
+	Disabled bool `json:"disabled,omitempty"`
+	// Quota overrides the default quota (settings) for this user.
+	Quota *Quota `json:"quota,omitempty"`
+	// PasswordHash is the argon2id hash of the user's password in its
+	// encoded form ("" when the user has none).
+	PasswordHash string `json:"password_hash,omitempty"`
+}
+
+// Quota limits what one user's apps may hold; 0 is unlimited.
+type Quota struct {
+	MaxApps     int `json:"max_apps"`
+	MaxCores    int `json:"max_cores"`
+	MaxMemoryMB int `json:"max_memory_mb"`
+	MaxDiskGB   int `json:"max_disk_gb"`
 }
 
 // Token is an API bearer token. Only the SHA-256 of the secret is stored:
@@ -36,7 +52,19 @@ type Token struct {
 	UserID    string    `json:"user_id"`
 	Hash      string    `json:"hash"`
 	CreatedAt time.Time `json:"created_at"`
+	// Name is the owner's label for an API token.
+	Name string `json:"name,omitempty"`
+	// Kind is TokenAPI (the default) or TokenSession (made by login).
+	Kind string `json:"kind,omitempty"`
+	// ExpiresAt ends the token; zero never expires.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
+
+// Token kinds.
+const (
+	TokenAPI     = "api"
+	TokenSession = "session"
+)
 
 // HashToken returns the stored form of a token secret.
 func HashToken(secret string) string {

@@ -45,6 +45,16 @@ const (
 	CmdSetResources  CommandType = 27
 	CmdRemoveNode    CommandType = 28
 	CmdSealCA        CommandType = 29
+	// Identity (users, tokens, passwords, sessions).
+	CmdUpdateUser  CommandType = 30
+	CmdDeleteUser  CommandType = 31
+	CmdRevokeToken CommandType = 32
+	CmdSetPassword CommandType = 33
+	// Quotas.
+	CmdSetQuotas CommandType = 35
+	// The audit log.
+	CmdAudit          CommandType = 36
+	CmdSetAuditPolicy CommandType = 37
 )
 
 // batchVersion is the first byte of every log entry this version writes.
