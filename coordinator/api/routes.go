@@ -86,6 +86,8 @@ func (a *API) table() []*route {
 		{method: "PUT", pattern: "/api/v1/settings/resources", access: adminOnly, where: leader, h: a.putResources},
 		{method: "GET", pattern: "/api/v1/settings/registry", access: adminOnly, where: leader, h: a.getPools},
 		{method: "PUT", pattern: "/api/v1/settings/registry", access: adminOnly, where: leader, h: a.putPools},
+		{method: "GET", pattern: "/api/v1/settings/quotas", access: adminOnly, where: leader, h: a.getQuotas},
+		{method: "PUT", pattern: "/api/v1/settings/quotas", access: adminOnly, where: leader, h: a.putQuotas},
 	}
 }
 

@@ -52,6 +52,9 @@ type AdoptAppCmd struct {
 	Reserve ReserveCmd `json:"reserve"`
 }
 
+// adoptApp is not held to the owner's quota: adoption is an admin's act
+// on a container that exists already, and refusing it would free nothing.
+// The adopted app counts towards the owner's usage from then on.
 func (s *State) adoptApp(index uint64, c AdoptAppCmd) (*App, error) {
 	a := c.App
 	if a.ID == "" {
@@ -273,6 +276,9 @@ func (s *State) createApp(index uint64, c CreateAppCmd) (*App, error) {
 	}
 	if _, ok := s.Nodes[c.Reserve.Node]; !ok {
 		return nil, problem.E(problem.NotFound, "node: %q is not enrolled", c.Reserve.Node)
+	}
+	if err := s.checkQuota(a.Owner, a.Resources); err != nil {
+		return nil, err
 	}
 	r, err := s.reserve(index, &c.Reserve)
 	if err != nil {
@@ -529,6 +535,9 @@ func (s *State) cloneApp(index uint64, c CloneAppCmd) (*App, error) {
 	}
 	if _, ok := s.Apps[a.ID]; ok {
 		return nil, problem.E(problem.Conflict, "app %s exists already", a.ID)
+	}
+	if err := s.checkQuota(a.Owner, src.Resources); err != nil {
+		return nil, err
 	}
 	c.Reserve.Node, c.Reserve.PublicPorts = src.Node, len(src.PublicPorts)
 	r, err := s.reserve(index, &c.Reserve)

@@ -92,6 +92,7 @@ type Command struct {
 	CleanupDone  *CleanupDoneCmd   `json:"cleanup_done,omitempty"`
 	AdoptApp     *AdoptAppCmd      `json:"adopt_app,omitempty"`
 	SetResources *ResourceSettings `json:"set_resources,omitempty"`
+	SetQuotas    *Quota            `json:"set_quotas,omitempty"`
 	RemoveNode   *RemoveNodeCmd    `json:"remove_node,omitempty"`
 }
 
@@ -150,6 +151,7 @@ type RemoveServerCmd struct {
 type Result struct {
 	ErrKind     problem.Kind `json:"err_kind,omitempty"`
 	ErrDetail   string       `json:"err_detail,omitempty"`
+	ErrType     string       `json:"err_type,omitempty"` // the problem's own type, if it names one
 	Reservation *Reservation `json:"reservation,omitempty"`
 	User        *User        `json:"user,omitempty"`
 	Token       *Token       `json:"token,omitempty"`
@@ -168,19 +170,19 @@ func (r Result) Err() error {
 	if r.ErrDetail == "" && r.ErrKind == problem.Internal {
 		return nil
 	}
-	return &problem.Error{Kind: r.ErrKind, Detail: r.ErrDetail}
+	return &problem.Error{Kind: r.ErrKind, Detail: r.ErrDetail, Type: r.ErrType}
 }
 
 func failure(err error) Result {
 	var k problem.Kind = problem.Internal
-	detail := err.Error()
+	detail, typ := err.Error(), ""
 	if pe, ok := err.(*problem.Error); ok {
-		k, detail = pe.Kind, pe.Detail
+		k, detail, typ = pe.Kind, pe.Detail, pe.Type
 	}
 	if detail == "" {
 		detail = k.String()
 	}
-	return Result{ErrKind: k, ErrDetail: detail}
+	return Result{ErrKind: k, ErrDetail: detail, ErrType: typ}
 }
 
 // EncodeBatch encodes commands as one log entry.

@@ -228,6 +228,8 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		r.App, err = s.cloneApp(index, *c.CloneApp)
 	case c.Type == CmdSetResources && c.SetResources != nil:
 		err = s.setResources(*c.SetResources)
+	case c.Type == CmdSetQuotas && c.SetQuotas != nil:
+		err = s.setQuotas(*c.SetQuotas)
 	case c.Type == CmdAdoptApp && c.AdoptApp != nil:
 		r.App, err = s.adoptApp(index, *c.AdoptApp)
 	case c.Type == CmdRemoveNode && c.RemoveNode != nil:

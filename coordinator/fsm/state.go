@@ -38,6 +38,7 @@ type State struct {
 	Backups    map[string]*Backup     `json:"backups"`
 	Cleanups   map[string]*Cleanup    `json:"cleanups"`
 	Resources  *ResourceSettings      `json:"resources,omitempty"`
+	Quotas     *Quota                 `json:"quotas,omitempty"` // the default quota; nil is unlimited
 
 	Dedup map[string]*dedupEntry `json:"dedup"`
 

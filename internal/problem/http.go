@@ -45,6 +45,15 @@ func Status(k Kind) int {
 // TypeURI is the problem type for a kind.
 func TypeURI(k Kind) string { return "urn:proximity:problem:" + k.String() }
 
+// typeURI is the problem type of err: its own Type if it names one (never
+// for Internal errors), else its kind's.
+func typeURI(k Kind, err error) string {
+	if t := TypeOf(err); t != "" && k != Internal {
+		return "urn:proximity:problem:" + t
+	}
+	return TypeURI(k)
+}
+
 // BodyFor builds the problem document for err. Internal errors never carry
 // their text: the detail only points at the request ID, which leads to the
 // server's log line.
@@ -61,7 +70,7 @@ func BodyFor(err error, requestID string) Body {
 		}
 	}
 	return Body{
-		Type:      TypeURI(k),
+		Type:      typeURI(k, err),
 		Title:     http.StatusText(status),
 		Status:    status,
 		Detail:    detail,

@@ -51,10 +51,14 @@ func (k Kind) String() string {
 
 // Error is an error with a Kind. Detail is safe to show to the caller; Err,
 // if set, is the underlying cause and is never shown for Internal errors.
+// Type, if set, is a slug that names the problem more precisely than its
+// Kind ("quota-exceeded"); it becomes the problem document's type, while
+// the Kind still decides the status and what callers branch on.
 type Error struct {
 	Kind   Kind
 	Detail string
 	Err    error
+	Type   string
 }
 
 // E builds an *Error with a formatted detail.
@@ -87,6 +91,15 @@ func KindOf(err error) Kind {
 		return pe.Kind
 	}
 	return Internal
+}
+
+// TypeOf returns the Type of the first *Error in err's chain, or "".
+func TypeOf(err error) string {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Type
+	}
+	return ""
 }
 
 // Is reports whether err carries the given kind.

@@ -44,3 +44,29 @@ func TestKindsMapToStatuses(t *testing.T) {
 		t.Error("KindOf does not see through wrapping")
 	}
 }
+
+// TestTypedProblemKeepsItsKind: a problem that names its own type is
+// answered with that type, and with the status of its kind.
+func TestTypedProblemKeepsItsKind(t *testing.T) {
+	err := fmt.Errorf("deploy: %w", &Error{Kind: Conflict, Type: "quota-exceeded", Detail: "quota exceeded: max_apps 3, in use 3 (this request adds 1)"})
+	rec := httptest.NewRecorder()
+	Write(rec, err, "req_3")
+	var b Body
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != 409 || b.Type != "urn:proximity:problem:quota-exceeded" || b.Detail != "quota exceeded: max_apps 3, in use 3 (this request adds 1)" {
+		t.Fatalf("typed problem: %d %+v", rec.Code, b)
+	}
+	if !Is(err, Conflict) || TypeOf(err) != "quota-exceeded" {
+		t.Fatalf("kind %v, type %q", KindOf(err), TypeOf(err))
+	}
+	// Without a type, the kind names the problem; an internal error never
+	// shows a type of its own.
+	if b := BodyFor(E(Conflict, "x"), "r"); b.Type != "urn:proximity:problem:conflict" {
+		t.Fatalf("untyped: %q", b.Type)
+	}
+	if b := BodyFor(&Error{Type: "secret-thing", Detail: "x"}, "r"); b.Type != "urn:proximity:problem:internal" {
+		t.Fatalf("internal: %q", b.Type)
+	}
+}
