@@ -406,6 +406,6 @@ func settingsCmd(e *env) *cobra.Command {
 	}
 	setResources.Flags().IntVar(&swap, "swap-mb", 512, "swap of new containers, MiB")
 	setResources.Flags().StringVar(&storage, "storage", "local-lvm", "Proxmox storage of new containers' root disks")
-	cmd.AddCommand(get, set, resources, setResources)
+	cmd.AddCommand(get, set, resources, setResources, quotasCmd(e))
 	return cmd
 }
