@@ -94,6 +94,9 @@ type Command struct {
 	SetResources *ResourceSettings `json:"set_resources,omitempty"`
 	SetQuotas    *Quota            `json:"set_quotas,omitempty"`
 	RemoveNode   *RemoveNodeCmd    `json:"remove_node,omitempty"`
+	// Audit and SetAuditPolicy: the audit log (audit.go).
+	Audit          *AuditCmd          `json:"audit,omitempty"`
+	SetAuditPolicy *SetAuditPolicyCmd `json:"set_audit_policy,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if
@@ -223,6 +226,14 @@ func (c *Command) fingerprint() string {
 		b.WriteString("|" + c.CreateUser.User.Name + "|" + string(c.CreateUser.User.Role))
 	case c.CreateToken != nil:
 		b.WriteString("|" + c.CreateToken.Token.UserID)
+	case c.Audit != nil:
+		// The request ID is fresh for each batch; the count and the
+		// first record's request ID tell a different batch apart
+		// without keeping the records a second time in the dedup table.
+		b.WriteString("|" + strconv.Itoa(len(c.Audit.Records)))
+		if len(c.Audit.Records) > 0 {
+			b.WriteString("|" + c.Audit.Records[0].RequestID)
+		}
 	case c.Foreign != nil:
 		for _, v := range c.Foreign.VMIDs {
 			b.WriteString("|" + strconv.Itoa(v))

@@ -234,6 +234,10 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		r.App, err = s.adoptApp(index, *c.AdoptApp)
 	case c.Type == CmdRemoveNode && c.RemoveNode != nil:
 		err = s.removeNode(*c.RemoveNode)
+	case c.Type == CmdAudit && c.Audit != nil:
+		err = s.appendAudit(*c.Audit)
+	case c.Type == CmdSetAuditPolicy && c.SetAuditPolicy != nil:
+		err = s.setAuditPolicy(*c.SetAuditPolicy)
 	case c.Type == CmdCleanupDone && c.CleanupDone != nil:
 		delete(s.Cleanups, c.CleanupDone.ID)
 	default:

@@ -40,6 +40,11 @@ type State struct {
 	Resources  *ResourceSettings      `json:"resources,omitempty"`
 	Quotas     *Quota                 `json:"quotas,omitempty"` // the default quota; nil is unlimited
 
+	// Audit is the audit log, oldest first; AuditSeq numbers its records.
+	Audit       []AuditRecord `json:"audit"`
+	AuditSeq    uint64        `json:"audit_seq"`
+	AuditPolicy *AuditPolicy  `json:"audit_policy,omitempty"`
+
 	Dedup map[string]*dedupEntry `json:"dedup"`
 
 	byHostname map[string]string         // lower-case hostname → reservation ID
