@@ -60,6 +60,7 @@ type API struct {
 	m          *metrics
 	agents     Agents
 	catalogDir string
+	audit      *auditor
 }
 
 // New builds the handler.
@@ -81,8 +82,10 @@ func New(cfg Config) *API {
 		mux: http.NewServeMux(),
 	}
 	a.m = newMetrics(cfg.Registry, cfg.Backend)
+	a.audit = newAuditor(a, cfg.Registry)
 	a.routes = a.table()
 	a.register()
+	a.mux.HandleFunc(auditIngestPath, a.ingestAudit)
 	a.mux.Handle("GET /metrics", a.withToken(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	return a
 }
@@ -91,7 +94,11 @@ func New(cfg Config) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
 // Close releases the API's resources.
-func (a *API) Close() {}
+func (a *API) Close() {
+	if a.audit != nil {
+		a.audit.close()
+	}
+}
 
 // withToken lets through only requests with a valid bearer token (of any
 // role): Prometheus scrapes /metrics with one.

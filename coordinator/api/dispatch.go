@@ -39,6 +39,13 @@ type request struct {
 	body      []byte
 	user      fsm.User
 	forwarded bool
+	// auditActor and auditTargets are the audit log's hooks: the
+	// authentication step or a handler may set the actor (a session, a
+	// login's user) and add target IDs; auditNote is what the leader
+	// said about a request this server forwarded (see audit.go).
+	auditActor   fsm.AuditActor
+	auditTargets []string
+	auditNote    string
 }
 
 // NewID returns prefix followed by 96 random bits in hex.
@@ -115,6 +122,8 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 	rq.ctx = ctx
 	rw := &statusWriter{ResponseWriter: w}
 	defer func() { a.m.observe(rt.name, r.Method, rw.status, time.Since(start)) }()
+	// The audit middleware: after the answer, never in its way.
+	defer func() { a.auditRequest(rq, rt, rw.status) }()
 
 	if r.Body != nil {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -231,6 +240,7 @@ func (a *API) notLeader(w http.ResponseWriter, rq *request) {
 }
 
 func (a *API) respond(w http.ResponseWriter, rq *request, out outcome) {
+	a.noteCreated(w, rq, out)
 	if out.err != nil {
 		if retryable(out.err) {
 			out.err = problem.Wrap(problem.Unavailable, out.err, "leadership changed during the request; retry (writes: with the same Idempotency-Key or request_id)")
@@ -307,6 +317,7 @@ func (a *API) forward(w http.ResponseWriter, rq *request) bool {
 	if err != nil || (resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(hdrNotLeader) != "") {
 		return false
 	}
+	rq.auditNote = resp.Header.Get(hdrAudit)
 	for _, h := range []string{"Content-Type", "Cache-Control", "Retry-After", "WWW-Authenticate", "Allow", "Location"} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)

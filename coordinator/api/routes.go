@@ -88,6 +88,10 @@ func (a *API) table() []*route {
 		{method: "PUT", pattern: "/api/v1/settings/registry", access: adminOnly, where: leader, h: a.putPools},
 		{method: "GET", pattern: "/api/v1/settings/quotas", access: adminOnly, where: leader, h: a.getQuotas},
 		{method: "PUT", pattern: "/api/v1/settings/quotas", access: adminOnly, where: leader, h: a.putQuotas},
+		{method: "GET", pattern: "/api/v1/settings/audit", access: adminOnly, where: leader, h: a.getAuditPolicy},
+		{method: "PUT", pattern: "/api/v1/settings/audit", access: adminOnly, where: leader, h: a.putAuditPolicy},
+
+		{method: "GET", pattern: "/api/v1/audit", access: adminOnly, where: leader, h: a.listAudit},
 	}
 }
 

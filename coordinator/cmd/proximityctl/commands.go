@@ -118,6 +118,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) (*cobra.Comma
 	root.PersistentFlags().BoolVar(&e.conn.skipVerify, "tls-skip-verify", false, "do not verify the server's certificate (also PROXIMITY_SKIP_VERIFY=1); insecure")
 	root.AddCommand(reservationsCmd(e), clusterCmd(e), usersCmd(e), settingsCmd(e), nodesCmd(e), joinTokensCmd(e), nodeCmd(e), appsCmd(e), catalogCmd(e), backupsCmd(e))
 	root.AddCommand(adoptCmds(e)...)
+	root.AddCommand(auditCmd(e))
 	return root, e
 }
 
