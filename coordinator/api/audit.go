@@ -73,11 +73,15 @@ type auditor struct {
 	// The sender starts with the first record (an API built only to
 	// list its routes runs none) and stops once, in close.
 	startOnce sync.Once
-	stopOnce  sync.Once
-	started   bool
-	dropped   *prometheus.CounterVec
-	logs      *rate.Limiter
-	anon      *agentsvc.PeerLimiter
+	// stopping is cancelled by close, so that a batch waiting for a
+	// leader does not hold up a server that is stopping.
+	stopping context.Context
+	cancel   context.CancelFunc
+	stopOnce sync.Once
+	started  bool
+	dropped  *prometheus.CounterVec
+	logs     *rate.Limiter
+	anon     *agentsvc.PeerLimiter
 }
 
 func newAuditor(a *API, reg *prometheus.Registry) *auditor {
@@ -90,6 +94,7 @@ func newAuditor(a *API, reg *prometheus.Registry) *auditor {
 		logs: rate.NewLimiter(0.2, 1),
 		anon: agentsvc.NewPeerLimiter(auditAnonRate, auditAnonBurst, auditAnonPeers),
 	}
+	au.stopping, au.cancel = context.WithCancel(context.Background())
 	reg.MustRegister(au.dropped)
 	return au
 }
@@ -116,7 +121,10 @@ func (au *auditor) drop(n int, reason string, err ...any) {
 
 func (au *auditor) close() {
 	au.startOnce.Do(func() {}) // no sender starts after this
-	au.stopOnce.Do(func() { close(au.stop) })
+	au.stopOnce.Do(func() {
+		close(au.stop)
+		au.cancel()
+	})
 	if au.started {
 		<-au.done
 	}
@@ -126,24 +134,34 @@ func (au *auditor) run() {
 	defer close(au.done)
 	tick := time.NewTicker(auditFlushEvery)
 	defer tick.Stop()
+	// A batch keeps its request ID until it is sent or dropped, so a
+	// retry is never applied twice.
 	var batch []fsm.AuditRecord
-	flush := func(timeout time.Duration) {
-		if len(batch) > 0 {
-			au.send(batch, timeout)
-			batch = nil
+	var id string
+	// flush sends the batch; one cut short by close is kept for the
+	// last try.
+	flush := func(parent context.Context, timeout time.Duration) {
+		if len(batch) > 0 && au.send(parent, id, batch, timeout) {
+			batch, id = nil, ""
 		}
 	}
 	for {
 		select {
 		case r := <-au.q:
+			if id == "" {
+				id = NewID("audit_")
+			}
 			batch = append(batch, r)
 			if len(batch) >= auditBatch {
-				flush(auditSendTimeout)
+				flush(au.stopping, auditSendTimeout)
 			}
 		case <-tick.C:
-			flush(auditSendTimeout)
+			flush(au.stopping, auditSendTimeout)
 		case <-au.stop:
-			// Stopping: what is queued gets one short try.
+			// Stopping: a batch cut short, then what is queued, get one
+			// short try each.
+			flush(context.Background(), time.Second)
+			batch, id = nil, NewID("audit_")
 		drain:
 			for len(batch) < auditQueue {
 				select {
@@ -153,18 +171,18 @@ func (au *auditor) run() {
 					break drain
 				}
 			}
-			flush(time.Second)
+			flush(context.Background(), time.Second)
 			return
 		}
 	}
 }
 
 // send proposes one batch on the leader, or hands it to the leader from a
-// follower, retrying across leader changes until timeout.
-func (au *auditor) send(batch []fsm.AuditRecord, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+// follower, retrying across leader changes until timeout. It returns
+// false, having dropped nothing, when parent was cancelled (stopping).
+func (au *auditor) send(parent context.Context, id string, batch []fsm.AuditRecord, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
-	id := NewID("audit_")
 	backoff := 20 * time.Millisecond
 	for {
 		var err error
@@ -174,12 +192,15 @@ func (au *auditor) send(batch []fsm.AuditRecord, timeout time.Duration) {
 			err = au.forward(ctx, id, batch)
 		}
 		if err == nil {
-			return
+			return true
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return false
+			}
 			au.drop(len(batch), "no_leader", "err", err)
-			return
+			return true
 		case <-time.After(backoff):
 			backoff = min(backoff*2, time.Second)
 		}
