@@ -34,6 +34,9 @@ type User struct {
 	// PasswordHash is the argon2id hash of the user's password in its
 	// encoded form ("" when the user has none).
 	PasswordHash string `json:"password_hash,omitempty"`
+	// SSO is the provider identity the user signs in with by single
+	// sign-on (oidc.go); nil for a user made by an admin.
+	SSO *SSOIdentity `json:"sso,omitempty"`
 }
 
 // Quota limits what one user's apps may hold; 0 is unlimited.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/secrets"
 )
 
 // CommandType names a command. The values are stored in the Raft log:
@@ -50,6 +51,8 @@ const (
 	CmdDeleteUser  CommandType = 31
 	CmdRevokeToken CommandType = 32
 	CmdSetPassword CommandType = 33
+	CmdSetOIDC     CommandType = 38
+	CmdOIDCUser    CommandType = 39
 	// Quotas.
 	CmdSetQuotas CommandType = 35
 	// The audit log.
@@ -97,6 +100,9 @@ type Command struct {
 	// Audit and SetAuditPolicy: the audit log (audit.go).
 	Audit          *AuditCmd          `json:"audit,omitempty"`
 	SetAuditPolicy *SetAuditPolicyCmd `json:"set_audit_policy,omitempty"`
+	// SetOIDC and OIDCLogin: single sign-on (oidc.go).
+	SetOIDC   *OIDCSettings `json:"set_oidc,omitempty"`
+	OIDCLogin *OIDCLoginCmd `json:"oidc_login,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if
@@ -234,6 +240,15 @@ func (c *Command) fingerprint() string {
 		if len(c.Audit.Records) > 0 {
 			b.WriteString("|" + c.Audit.Records[0].RequestID)
 		}
+	case c.SetOIDC != nil:
+		// The secret is sealed anew (a fresh nonce) each time a request
+		// is tried: the key that sealed it stands for it.
+		o := *c.SetOIDC
+		if o.ClientSecret != nil {
+			o.ClientSecret = &secrets.Sealed{KeyID: o.ClientSecret.KeyID}
+		}
+		raw, _ := json.Marshal(o)
+		b.Write(raw)
 	case c.Foreign != nil:
 		for _, v := range c.Foreign.VMIDs {
 			b.WriteString("|" + strconv.Itoa(v))

@@ -238,6 +238,10 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		err = s.appendAudit(*c.Audit)
 	case c.Type == CmdSetAuditPolicy && c.SetAuditPolicy != nil:
 		err = s.setAuditPolicy(*c.SetAuditPolicy)
+	case c.Type == CmdSetOIDC && c.SetOIDC != nil:
+		err = s.setOIDC(*c.SetOIDC)
+	case c.Type == CmdOIDCUser && c.OIDCLogin != nil:
+		r.User, r.Token, err = s.oidcLogin(index, *c.OIDCLogin)
 	case c.Type == CmdCleanupDone && c.CleanupDone != nil:
 		delete(s.Cleanups, c.CleanupDone.ID)
 	default:

@@ -39,6 +39,8 @@ type State struct {
 	Cleanups   map[string]*Cleanup    `json:"cleanups"`
 	Resources  *ResourceSettings      `json:"resources,omitempty"`
 	Quotas     *Quota                 `json:"quotas,omitempty"` // the default quota; nil is unlimited
+	// OIDC is the single sign-on configuration (oidc.go); nil is off.
+	OIDC *OIDCSettings `json:"oidc,omitempty"`
 
 	// Audit is the audit log, oldest first; AuditSeq numbers its records.
 	Audit       []AuditRecord `json:"audit"`
