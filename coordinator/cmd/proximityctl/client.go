@@ -34,19 +34,26 @@ func (e *apiError) Error() string {
 	return msg
 }
 
-// newClient reads the address and token from the environment and the way
-// to trust the server from o and the environment; see connect.go.
+// newClient reads the address and token from the environment, or the
+// session stored by login (see identity.go), and the way to trust the
+// server from o and the environment; see connect.go.
 func newClient(getenv func(string) string, o connOptions, timeout time.Duration, stderr io.Writer) (*client, error) {
-	base, err := apiBase(getenv(envAddr))
+	addr, token, sessionCA, err := withSession(getenv, getenv(envAddr), getenv(envToken))
 	if err != nil {
 		return nil, err
 	}
-	token := getenv(envToken)
+	base, err := apiBase(addr)
+	if err != nil {
+		return nil, err
+	}
 	if token == "" {
-		return nil, fmt.Errorf("%s is not set", envToken)
+		return nil, fmt.Errorf("%s is not set, and no session is stored (see proximityctl login)", envToken)
 	}
 	cfg, err := tlsConfig(getenv, o, stderr)
 	if err != nil {
+		return nil, err
+	}
+	if err := addSessionCA(cfg, sessionCA); err != nil {
 		return nil, err
 	}
 	return &client{base: base, token: token, http: newHTTPClient(cfg, timeout)}, nil
@@ -66,7 +73,9 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != "" { // none for POST /api/v1/login
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -32,6 +32,7 @@ type env struct {
 	output         string
 	timeout        time.Duration
 	conn           connOptions
+	stdin          io.Reader // answers to prompts (login, passwd); os.Stdin when nil
 
 	c *client // built by the first call, then reused
 }
@@ -99,6 +100,10 @@ The API is HTTPS only. proximityctl reads:
                          (--ca-cert wins over it)
   PROXIMITY_SKIP_VERIFY  1 or true: do not verify the server (as --tls-skip-verify)
 
+Without PROXIMITY_TOKEN, the session stored by proximityctl login in
+$XDG_CONFIG_HOME/proximity/credentials (~/.config/proximity/credentials) is used, with its
+address when PROXIMITY_ADDR is unset and its CA when no CA is given; see proximityctl login.
+
 A server that cannot be verified is refused.`
 
 func newRoot(stdout, stderr io.Writer, getenv func(string) string) (*cobra.Command, *env) {
@@ -118,6 +123,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) (*cobra.Comma
 	root.PersistentFlags().BoolVar(&e.conn.skipVerify, "tls-skip-verify", false, "do not verify the server's certificate (also PROXIMITY_SKIP_VERIFY=1); insecure")
 	root.AddCommand(reservationsCmd(e), clusterCmd(e), usersCmd(e), settingsCmd(e), nodesCmd(e), joinTokensCmd(e), nodeCmd(e), appsCmd(e), catalogCmd(e), backupsCmd(e))
 	root.AddCommand(adoptCmds(e)...)
+	root.AddCommand(identityCmds(e)...)
 	root.AddCommand(auditCmd(e))
 	return root, e
 }
@@ -335,6 +341,7 @@ func usersCmd(e *env) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(list, create, token)
+	cmd.AddCommand(userIdentityCmds(e)...)
 	return cmd
 }
 
