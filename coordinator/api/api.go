@@ -4,14 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/proximity-ve/proximity/coordinator/auth"
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/secrets"
 )
 
 // Backend is what the API needs from the server's cluster node;
@@ -28,6 +31,11 @@ type Backend interface {
 	// Forward sends a request to the leader over the authenticated
 	// server port.
 	Forward(req *http.Request) (*http.Response, error)
+	// WaitApplied waits until the other servers have applied index.
+	WaitApplied(ctx context.Context, index uint64) error
+	// Sealer seals and opens the secrets kept in Raft (TOTP seeds, OIDC
+	// client secrets) under the cluster key.
+	Sealer() *secrets.Keyring
 	RemoveServer(ctx context.Context, id, requestID string) error
 }
 
@@ -47,6 +55,11 @@ type Config struct {
 	// CatalogDir is where catalog reload reads files ("": the starter
 	// catalog built into the binary).
 	CatalogDir string
+	// SessionTTL is how long a login's session lasts (default 12h).
+	SessionTTL time.Duration
+	// PasswordParams are argon2id's parameters for new password hashes
+	// (default auth.DefaultParams).
+	PasswordParams *auth.Params
 }
 
 // API is the HTTP handler.
@@ -61,6 +74,13 @@ type API struct {
 	agents     Agents
 	catalogDir string
 	audit      *auditor
+
+	sessionTTL     time.Duration
+	passwordParams auth.Params
+	logins         *loginThrottle
+	lastUsed       lastUsedTimes
+	dummyOnce      sync.Once
+	dummyHash      string
 }
 
 // New builds the handler.
@@ -80,6 +100,13 @@ func New(cfg Config) *API {
 	a := &API{
 		b: cfg.Backend, log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now, agents: cfg.Agents, catalogDir: cfg.CatalogDir,
 		mux: http.NewServeMux(),
+	}
+	a.sessionTTL, a.passwordParams, a.logins = cfg.SessionTTL, auth.DefaultParams, newLoginThrottle()
+	if a.sessionTTL <= 0 {
+		a.sessionTTL = auth.DefaultSessionTTL
+	}
+	if cfg.PasswordParams != nil {
+		a.passwordParams = *cfg.PasswordParams
 	}
 	a.m = newMetrics(cfg.Registry, cfg.Backend)
 	a.audit = newAuditor(a, cfg.Registry)

@@ -295,8 +295,12 @@ func (a *API) actor(rq *request) fsm.AuditActor {
 		return rq.auditActor
 	}
 	act := fsm.AuditActor{UserID: rq.user.ID, Name: rq.user.Name}
-	if tok := bearer(rq.r); tok != "" {
-		a.b.FSM().Read(func(s *fsm.State) { act.TokenID, act.SessionID = s.CredentialOf(tok) })
+	switch {
+	case rq.token.ID == "":
+	case rq.token.Kind == fsm.TokenSession:
+		act.SessionID = rq.token.ID
+	default:
+		act.TokenID = rq.token.ID
 	}
 	return act
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/proximity-ve/proximity/coordinator/auth"
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/coordinator/proposer"
@@ -46,6 +47,13 @@ type request struct {
 	auditActor   fsm.AuditActor
 	auditTargets []string
 	auditNote    string
+	// token is the token or session the request authenticated with;
+	// viaCookie says it came in the session cookie, not a header.
+	token     fsm.Token
+	viaCookie bool
+	// setCookies are sent with the answer (login, logout), and with a
+	// refusal too.
+	setCookies []*http.Cookie
 }
 
 // NewID returns prefix followed by 96 random bits in hex.
@@ -95,6 +103,18 @@ func (rq *request) commandID(fromBody string) string {
 	return rq.key
 }
 
+// sessionCookie is the session secret a browser sent, if any.
+func sessionCookie(r *http.Request) string {
+	if c, err := r.Cookie(auth.SessionCookie); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
 func bearer(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
@@ -134,9 +154,21 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 		rq.body = body
 	}
 	token := bearer(r)
+	if token == "" && rt.access != public {
+		token, rq.viaCookie = sessionCookie(r), true
+	}
 	if rt.access != public && token == "" {
-		a.fail(rw, rq, problem.E(problem.Unauthenticated, "an Authorization: Bearer token is required"))
+		a.fail(rw, rq, problem.E(problem.Unauthenticated, "an Authorization: Bearer token or a session is required"))
 		return
+	}
+	if rq.viaCookie && !safeMethod(r.Method) && !rq.forwarded {
+		// A browser sends the cookie by itself: an unsafe request must
+		// also prove it comes from the page (the CSRF token, which only
+		// the page can read) and from its origin.
+		if !auth.CheckCSRF(token, r.Header.Get(auth.CSRFHeader)) || !auth.SameOrigin(r) {
+			a.fail(rw, rq, problem.E(problem.Permission, "a request with a session cookie needs the %s header of its session and the API's own origin", auth.CSRFHeader))
+			return
+		}
 	}
 	if k := r.Header.Get(hdrIdempotency); k != "" {
 		if err := validate.RequestID(hdrIdempotency, k); err != nil {
@@ -197,6 +229,11 @@ func (a *API) runHere(rq *request, rt *route, token string) outcome {
 		if rt.access == adminOnly && rq.user.Role != fsm.RoleAdmin {
 			return outcome{err: problem.E(problem.Permission, "%s %s needs the admin role", rt.method, rt.pattern)}
 		}
+		// A user reaches only its own record; another's is not found, so
+		// users cannot be enumerated.
+		if rt.access == selfOrAdmin && rq.user.Role != fsm.RoleAdmin && rq.r.PathValue("id") != rq.user.ID {
+			return outcome{err: problem.E(problem.NotFound, "user %s not found", rq.r.PathValue("id"))}
+		}
 	}
 	if rt.where == leader && (rq.r.Method == http.MethodGet || rq.r.Method == http.MethodHead) {
 		if err := a.b.ReadIndex(rq.ctx); err != nil {
@@ -213,8 +250,7 @@ func (a *API) runHere(rq *request, rt *route, token string) outcome {
 func (a *API) authenticate(rq *request, token string) bool {
 	deadline := time.Now().Add(followerAuthWait)
 	for {
-		var ok bool
-		a.b.FSM().Read(func(s *fsm.State) { rq.user, ok = s.Authenticate(token) })
+		ok := a.lookupToken(rq, token)
 		if ok || a.b.IsLeader() || time.Now().After(deadline) {
 			return ok
 		}
@@ -224,6 +260,20 @@ func (a *API) authenticate(rq *request, token string) bool {
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
+}
+
+// lookupToken authenticates a token or session secret in the local FSM:
+// it must exist, be unexpired and belong to an enabled user.
+func (a *API) lookupToken(rq *request, secret string) bool {
+	var id fsm.Identity
+	var ok bool
+	now := a.now()
+	a.b.FSM().Read(func(s *fsm.State) { id, ok = s.AuthenticateAt(secret, now) })
+	if ok {
+		rq.user, rq.token = id.User, id.Token
+		a.lastUsed.touch(id.Token.ID, now)
+	}
+	return ok
 }
 
 // followerAuthWait is how long a follower waits for an unknown token to be
@@ -241,6 +291,9 @@ func (a *API) notLeader(w http.ResponseWriter, rq *request) {
 
 func (a *API) respond(w http.ResponseWriter, rq *request, out outcome) {
 	a.noteCreated(w, rq, out)
+	for _, c := range rq.setCookies {
+		http.SetCookie(w, c)
+	}
 	if out.err != nil {
 		if retryable(out.err) {
 			out.err = problem.Wrap(problem.Unavailable, out.err, "leadership changed during the request; retry (writes: with the same Idempotency-Key or request_id)")
@@ -296,10 +349,15 @@ func (a *API) forward(w http.ResponseWriter, rq *request) bool {
 	if err != nil {
 		return false
 	}
-	for _, h := range []string{"Authorization", "Content-Type", "Accept"} {
+	for _, h := range []string{"Authorization", "Content-Type", "Accept", "Origin"} {
 		if v := rq.r.Header.Get(h); v != "" {
 			req.Header.Set(h, v)
 		}
+	}
+	if rq.viaCookie {
+		// The session was checked for CSRF here; the leader takes it as
+		// a bearer secret.
+		req.Header.Set("Authorization", "Bearer "+sessionCookie(rq.r))
 	}
 	if rq.key != "" {
 		req.Header.Set(hdrIdempotency, rq.key)
@@ -322,6 +380,9 @@ func (a *API) forward(w http.ResponseWriter, rq *request) bool {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)
 		}
+	}
+	for _, c := range resp.Header.Values("Set-Cookie") {
+		w.Header().Add("Set-Cookie", c)
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(resp.StatusCode)

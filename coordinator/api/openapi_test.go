@@ -35,7 +35,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			documented[strings.ToUpper(method)+" "+path] = access
 		}
 	}
-	names := map[access]string{public: "public", anyUser: "user", adminOnly: "admin"}
+	names := map[access]string{public: "public", anyUser: "user", adminOnly: "admin", selfOrAdmin: "self"}
 	a := &API{}
 	var missing []string
 	for _, rt := range a.table() {

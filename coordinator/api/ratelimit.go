@@ -14,7 +14,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/proximity-ve/proximity/coordinator/agentsvc"
-	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/internal/problem"
 )
 
@@ -70,9 +69,7 @@ func retryAfter(d time.Duration) int {
 // Failures are counted against the source address, and refused with
 // errThrottled once it has failed too often.
 func (a *API) checkToken(rq *request, token string) error {
-	var ok bool
-	a.b.FSM().Read(func(s *fsm.State) { rq.user, ok = s.Authenticate(token) })
-	if ok {
+	if a.lookupToken(rq, token) {
 		return nil
 	}
 	th := a.throttle()

@@ -12,9 +12,10 @@ import (
 type access int
 
 const (
-	public    access = iota // anyone, no token
-	anyUser                 // any valid token
-	adminOnly               // a token of an admin
+	public      access = iota // anyone, no token
+	anyUser                   // any valid token
+	adminOnly                 // a token of an admin
+	selfOrAdmin               // the user named by {id}, or an admin
 )
 
 // where a route runs.
@@ -78,7 +79,19 @@ func (a *API) table() []*route {
 
 		{method: "GET", pattern: "/api/v1/users", access: adminOnly, where: leader, h: a.listUsers},
 		{method: "POST", pattern: "/api/v1/users", access: adminOnly, where: leader, h: a.createUser},
-		{method: "POST", pattern: "/api/v1/users/{id}/tokens", access: adminOnly, where: leader, h: a.createToken},
+		{method: "GET", pattern: "/api/v1/users/{id}", access: selfOrAdmin, where: leader, h: a.getUser},
+		{method: "PATCH", pattern: "/api/v1/users/{id}", access: adminOnly, where: leader, h: a.patchUser},
+		{method: "DELETE", pattern: "/api/v1/users/{id}", access: adminOnly, where: leader, h: a.deleteUser},
+		{method: "PUT", pattern: "/api/v1/users/{id}/password", access: selfOrAdmin, where: leader, h: a.setPassword},
+		{method: "GET", pattern: "/api/v1/users/{id}/tokens", access: selfOrAdmin, where: leader, h: a.listTokens},
+		{method: "POST", pattern: "/api/v1/users/{id}/tokens", access: selfOrAdmin, where: leader, h: a.createToken},
+		{method: "DELETE", pattern: "/api/v1/users/{id}/tokens/{tid}", access: selfOrAdmin, where: leader, h: a.revokeToken},
+		{method: "GET", pattern: "/api/v1/me", access: anyUser, where: leader, h: a.me},
+		{method: "POST", pattern: "/api/v1/me/totp", access: anyUser, where: leader, h: a.enrolTOTP},
+		{method: "POST", pattern: "/api/v1/me/totp/verify", access: anyUser, where: leader, h: a.verifyTOTP},
+		{method: "DELETE", pattern: "/api/v1/users/{id}/totp", access: adminOnly, where: leader, h: a.resetTOTP},
+		{method: "POST", pattern: "/api/v1/login", access: public, where: leader, h: a.login},
+		{method: "POST", pattern: "/api/v1/logout", access: anyUser, where: leader, h: a.logout},
 
 		{method: "GET", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.getNetwork},
 		{method: "PUT", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.putNetwork},
@@ -135,7 +148,7 @@ func (a *API) register() {
 func (a *API) Routes() []RouteInfo {
 	var out []RouteInfo
 	for _, rt := range a.routes {
-		out = append(out, RouteInfo{Method: rt.method, Pattern: rt.pattern, Admin: rt.access == adminOnly, Public: rt.access == public})
+		out = append(out, RouteInfo{Method: rt.method, Pattern: rt.pattern, Admin: rt.access == adminOnly, Public: rt.access == public, Self: rt.access == selfOrAdmin})
 	}
 	return out
 }
@@ -144,4 +157,6 @@ func (a *API) Routes() []RouteInfo {
 type RouteInfo struct {
 	Method, Pattern string
 	Admin, Public   bool
+	// Self routes are for the user named by {id}, or an admin.
+	Self bool
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
@@ -77,10 +78,30 @@ func (a *API) listUsers(rq *request) (int, any, error) {
 
 func (a *API) createToken(rq *request) (int, any, error) {
 	uid := rq.r.PathValue("id")
+	var in struct {
+		Name string `json:"name"`
+		TTL  string `json:"ttl"`
+	}
+	if len(bytes.TrimSpace(rq.body)) > 0 {
+		if err := rq.decode(&in); err != nil {
+			return 0, nil, err
+		}
+	}
+	if err := tokenName(in.Name); err != nil {
+		return 0, nil, err
+	}
+	ttl, err := tokenTTL(in.TTL)
+	if err != nil {
+		return 0, nil, err
+	}
+	now := a.now()
+	tok := fsm.Token{ID: NewID("tok_"), UserID: uid, CreatedAt: now, Name: in.Name, Kind: fsm.TokenAPI}
+	if ttl > 0 {
+		tok.ExpiresAt = now.Add(ttl).UTC().Truncate(time.Second)
+	}
 	secret := NewTokenSecret()
-	res, err := a.propose(rq, fsm.Command{Type: fsm.CmdCreateToken, RequestID: rq.key, CreateToken: &fsm.CreateTokenCmd{
-		Token: fsm.Token{ID: NewID("tok_"), UserID: uid, Hash: fsm.HashToken(secret), CreatedAt: a.now()},
-	}})
+	tok.Hash = fsm.HashToken(secret)
+	res, err := a.propose(rq, fsm.Command{Type: fsm.CmdCreateToken, RequestID: rq.key, CreateToken: &fsm.CreateTokenCmd{Token: tok}})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -90,5 +111,9 @@ func (a *API) createToken(rq *request) (int, any, error) {
 		return 0, nil, problem.E(problem.Conflict,
 			"this request already created token %s and its secret was shown once; create another token", res.Token.ID)
 	}
-	return http.StatusCreated, map[string]string{"id": res.Token.ID, "token": secret}, nil
+	out := map[string]any{"id": res.Token.ID, "token": secret, "name": tok.Name}
+	if !tok.ExpiresAt.IsZero() {
+		out["expires_at"] = tok.ExpiresAt
+	}
+	return http.StatusCreated, out, nil
 }

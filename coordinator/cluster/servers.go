@@ -282,3 +282,39 @@ func (c *Cluster) SealedBy() string {
 }
 
 type atomicHandler = atomic.Value
+
+// WaitApplied waits, on the leader, until every other server in the
+// configuration has applied the log up to index, so that a revocation is
+// in force on every server before it is acknowledged. A server that does
+// not answer within the wait is passed over: it cannot serve a leader
+// route, and it serves local reads only from the state it had.
+func (c *Cluster) WaitApplied(ctx context.Context, index uint64) error {
+	cf := c.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == c.cfg.NodeID {
+			continue
+		}
+		for {
+			st, err := c.fetchStatus(ctx, string(s.Address))
+			if err == nil && st.Applied >= index {
+				break
+			}
+			if err != nil && ctx.Err() == nil {
+				c.log.Debug("wait applied: server not answering", "server", s.ID, "err", err)
+				break
+			}
+			select {
+			case <-ctx.Done():
+				c.log.Warn("wait applied: server behind", "server", s.ID, "index", index)
+				return nil
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}

@@ -37,6 +37,8 @@ type User struct {
 	// SSO is the provider identity the user signs in with by single
 	// sign-on (oidc.go); nil for a user made by an admin.
 	SSO *SSOIdentity `json:"sso,omitempty"`
+	// TOTP is the user's second factor, if enrolled.
+	TOTP *TOTPState `json:"totp,omitempty"`
 }
 
 // Quota limits what one user's apps may hold; 0 is unlimited.
@@ -131,25 +133,25 @@ func (s *State) createToken(_ uint64, t Token) (*Token, error) {
 	if _, ok := s.byHash[t.Hash]; ok {
 		return nil, problem.E(problem.Conflict, "token already exists")
 	}
+	switch t.Kind {
+	case "", TokenAPI:
+	case TokenSession:
+		if t.ExpiresAt.IsZero() {
+			return nil, problem.E(problem.Invalid, "token: a session needs an expiry")
+		}
+	default:
+		return nil, problem.E(problem.Invalid, "token: kind %q must be api or session", t.Kind)
+	}
+	if len(t.Name) > 128 {
+		return nil, problem.E(problem.Invalid, "token: name longer than 128")
+	}
 	t.CreatedAt = t.CreatedAt.UTC()
+	t.ExpiresAt = t.ExpiresAt.UTC()
 	s.Tokens[t.ID] = &t
 	s.byHash[t.Hash] = t.ID
 	cp := t
 	cp.Hash = ""
 	return &cp, nil
-}
-
-// Authenticate returns the user a token secret belongs to.
-func (s *State) Authenticate(secret string) (User, bool) {
-	id, ok := s.byHash[HashToken(secret)]
-	if !ok {
-		return User{}, false
-	}
-	u, ok := s.Users[s.Tokens[id].UserID]
-	if !ok {
-		return User{}, false
-	}
-	return *u, true
 }
 
 // HasTokenHash reports whether a token with this hash exists; the server

@@ -191,17 +191,3 @@ func (s *State) ListAudit(f AuditFilter, page, perPage int) ([]AuditRecord, int)
 	}
 	return out, total
 }
-
-// CredentialOf returns the actor fields that name the credential whose
-// secret this is: its token ID, or its session ID for a session token;
-// both "" if none.
-func (s *State) CredentialOf(secret string) (tokenID, sessionID string) {
-	id, ok := s.byHash[HashToken(secret)]
-	if !ok {
-		return "", ""
-	}
-	if t := s.Tokens[id]; t != nil && t.Kind == TokenSession {
-		return "", id
-	}
-	return id, ""
-}

@@ -51,6 +51,7 @@ const (
 	CmdDeleteUser  CommandType = 31
 	CmdRevokeToken CommandType = 32
 	CmdSetPassword CommandType = 33
+	CmdSetTOTP     CommandType = 34
 	CmdSetOIDC     CommandType = 38
 	CmdOIDCUser    CommandType = 39
 	// Quotas.
@@ -80,6 +81,11 @@ type Command struct {
 	RemoveServer *RemoveServerCmd  `json:"remove_server,omitempty"`
 	SetCA        *CAState          `json:"set_ca,omitempty"`
 	SealCA       *CAState          `json:"seal_ca,omitempty"`
+	UpdateUser   *UpdateUserCmd    `json:"update_user,omitempty"`
+	DeleteUser   *DeleteUserCmd    `json:"delete_user,omitempty"`
+	RevokeToken  *RevokeTokenCmd   `json:"revoke_token,omitempty"`
+	SetPassword  *SetPasswordCmd   `json:"set_password,omitempty"`
+	SetTOTP      *SetTOTPCmd       `json:"set_totp,omitempty"`
 	JoinToken    *JoinToken        `json:"join_token,omitempty"`
 	JoinNode     *JoinNodeCmd      `json:"join_node,omitempty"`
 	NodeStatus   *NodeStatusCmd    `json:"node_status,omitempty"`

@@ -202,6 +202,16 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		err = s.setCA(*c.SetCA)
 	case c.Type == CmdSealCA && c.SealCA != nil:
 		err = s.sealCA(*c.SealCA)
+	case c.Type == CmdUpdateUser && c.UpdateUser != nil:
+		r.User, err = s.updateUser(*c.UpdateUser)
+	case c.Type == CmdDeleteUser && c.DeleteUser != nil:
+		err = s.deleteUser(*c.DeleteUser)
+	case c.Type == CmdRevokeToken && c.RevokeToken != nil:
+		err = s.revokeToken(*c.RevokeToken)
+	case c.Type == CmdSetPassword && c.SetPassword != nil:
+		err = s.setPassword(*c.SetPassword)
+	case c.Type == CmdSetTOTP && c.SetTOTP != nil:
+		err = s.setTOTP(*c.SetTOTP)
 	case c.Type == CmdJoinToken && c.JoinToken != nil:
 		err = s.createJoinToken(*c.JoinToken)
 	case c.Type == CmdJoinNode && c.JoinNode != nil:

@@ -236,10 +236,10 @@ func TestUsersAndTokens(t *testing.T) {
 	mustKind(t, apply(t, f, Command{Type: CmdCreateToken, RequestID: "ct2", CreateToken: &CreateTokenCmd{Token: Token{ID: "t3", UserID: "nobody", Hash: HashToken("s")}}})[0], problem.NotFound)
 
 	st := stateOf(t, f)
-	if u, ok := st.Authenticate("alice-secret"); !ok || u.Name != "alice" || u.Role != RoleUser {
-		t.Fatalf("authenticate alice: %+v %v", u, ok)
+	if id, ok := st.AuthenticateAt("alice-secret", time.Now()); !ok || id.User.Name != "alice" || id.User.Role != RoleUser {
+		t.Fatalf("authenticate alice: %+v %v", id, ok)
 	}
-	if _, ok := st.Authenticate("wrong"); ok {
+	if _, ok := st.AuthenticateAt("wrong", time.Now()); ok {
 		t.Fatal("unknown token authenticated")
 	}
 	raw, _ := f.Encode()

@@ -28,16 +28,38 @@ func TestAuditFindings01To06And25And26AuthorizationMatrix(t *testing.T) {
 	}
 	tc.waitApp(tok["alice"], a.ID, "running")
 
+	var alice struct {
+		ID string `json:"id"`
+	}
+	if code, err := tc.call(0, "GET", "/api/v1/me", tok["alice"], nil, nil, &alice); err != nil || code != 200 {
+		t.Fatalf("me: %d %v", code, err)
+	}
+
+	// Bob also signs in as a browser: his session cookie (with its CSRF
+	// header) must get what his token gets, route by route.
+	var bob struct {
+		ID string `json:"id"`
+	}
+	if code, err := tc.call(0, "GET", "/api/v1/me", tok["bob"], nil, nil, &bob); err != nil || code != 200 {
+		t.Fatalf("me: %d %v", code, err)
+	}
+	tc.setPassword(bob.ID, "bob's long password")
+	bobBrowser, code, _, _ := tc.login(tc.http, 0, "bob", "bob's long password")
+	if code != 200 {
+		t.Fatalf("bob's login: %d", code)
+	}
+
 	routes := api.New(api.Config{Backend: tc.nodes[0].server().Cluster()}).Routes()
 	// Deleting the app goes last, so every other route still finds it.
 	sort.SliceStable(routes, func(i, j int) bool {
 		return !(routes[i].Method == "DELETE" && routes[i].Pattern == "/api/v1/apps/{id}")
 	})
 	for _, rt := range routes {
-		path := strings.NewReplacer("{id}", a.ID, "{bid}", b.ID, "{name}", "ghost").Replace(rt.Pattern)
-		if !strings.Contains(rt.Pattern, "{id}") {
-			path = strings.ReplaceAll(rt.Pattern, "{id}", "x")
+		id := a.ID
+		if strings.HasPrefix(rt.Pattern, "/api/v1/users/{id}") {
+			id = alice.ID
 		}
+		path := strings.NewReplacer("{id}", id, "{bid}", b.ID, "{name}", "ghost", "{tid}", "tok_ghost").Replace(rt.Pattern)
 		onApp := strings.HasPrefix(rt.Pattern, "/api/v1/apps/{id}")
 		call := func(token string) (int, string) {
 			st, _, body := tc.raw(0, rt.Method, path, token, "{}", nil)
@@ -50,16 +72,24 @@ func TestAuditFindings01To06And25And26AuthorizationMatrix(t *testing.T) {
 			t.Fatalf("%s %s anonymous: %d %s", rt.Method, path, st, body)
 		}
 		st, body := call(tok["bob"])
+		if rt.Pattern != "/api/v1/logout" {
+			if cst, cbody := bobBrowser.do(0, rt.Method, path, "{}", map[string]string{"X-CSRF-Token": bobBrowser.csrf.Value}); cst != st {
+				t.Fatalf("%s %s with another user's session cookie: %d %s, with his token %d", rt.Method, path, cst, cbody, st)
+			}
+		}
 		switch {
 		case rt.Admin && st != http.StatusForbidden:
 			t.Fatalf("%s %s as a user: %d %s", rt.Method, path, st, body)
+		case rt.Self && st != http.StatusNotFound:
+			t.Fatalf("%s %s as another user: %d %s (want 404)", rt.Method, path, st, body)
 		case onApp && st != http.StatusNotFound:
 			t.Fatalf("%s %s as another user: %d %s (want 404)", rt.Method, path, st, body)
 		case st/100 == 2 && onApp:
 			t.Fatalf("%s %s as another user succeeded", rt.Method, path)
 		}
-		if onApp {
-			if st, body := call(tok["alice"]); st == 401 || st == 403 || st == 404 || st >= 500 {
+		if onApp || rt.Self {
+			// A made-up {tid} is not found, even for its user.
+			if st, body := call(tok["alice"]); st == 401 || st == 403 || (st == 404 && !strings.Contains(rt.Pattern, "{tid}")) || st >= 500 {
 				t.Fatalf("%s %s as the owner: %d %s", rt.Method, path, st, body)
 			}
 		}

@@ -16,9 +16,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/proximity-ve/proximity/coordinator/auth"
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 )
 
@@ -49,6 +51,24 @@ func (n *testNode) server() *Server {
 }
 
 func (n *testNode) url() string { return "https://" + n.cfg.HTTPAddr }
+
+// testClock is the API's clock in tests: real time plus an offset a test
+// may move forward (the tests of this package run one at a time).
+var testClock clock
+
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// advance moves the clock forward until the test ends.
+func (c *clock) advance(t testing.TB, d time.Duration) {
+	c.offset.Add(int64(d))
+	t.Cleanup(func() { c.offset.Store(0) })
+}
+
+// testPasswordParams make password hashing cheap in tests (the format and
+// the checks are the same).
+var testPasswordParams = auth.Params{Time: 1, MemoryKiB: 1024, Threads: 1, KeyLen: 32}
 
 // quietLogger keeps test output readable; set PROXIMITY_TEST_LOG=1 to see
 // the servers' logs.
@@ -141,7 +161,7 @@ func (tc *testCluster) nodeConfig(i, expect int) *testNode {
 	cfg := Config{
 		NodeID: fmt.Sprintf("c%d", i+1), DataDir: filepath.Join(tc.dir, fmt.Sprintf("c%d", i+1)),
 		HTTPAddr: addr(0), RaftAddr: addr(1), GossipAddr: addr(2), GRPCAddr: addr(3),
-		ClusterKeyFile: tc.keyFile, Timing: cluster.TestTiming(), Logger: log.With("server", i+1), LogOutput: out,
+		ClusterKeyFile: tc.keyFile, Timing: cluster.TestTiming(), PasswordParams: &testPasswordParams, Now: testClock.now, Logger: log.With("server", i+1), LogOutput: out,
 	}
 	if v, err := strconv.Atoi(os.Getenv("PROXIMITY_TEST_INFLIGHT")); err == nil {
 		cfg.Proposer.MaxInflight = v

@@ -24,6 +24,7 @@ import (
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
 
 	"github.com/proximity-ve/proximity/coordinator/api"
+	"github.com/proximity-ve/proximity/coordinator/auth"
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/coordinator/proposer"
@@ -69,6 +70,13 @@ type Config struct {
 	AgentCertTTL time.Duration
 	// CatalogDir holds the catalog's YAML files ("": the starter catalog).
 	CatalogDir string
+	// Now is the API's clock (default time.Now; tests drive it).
+	Now func() time.Time
+	// SessionTTL is how long a login's session lasts (default 12h).
+	SessionTTL time.Duration
+	// PasswordParams override argon2id's parameters (tests make them
+	// cheap; default auth.DefaultParams).
+	PasswordParams *auth.Params
 	// AppPolicy overrides the apps' retry policy (tests shorten it).
 	AppPolicy *apps.Policy
 }
@@ -150,7 +158,7 @@ func Start(cfg Config) (*Server, error) {
 	}()
 	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy, NewID: api.NewID})
 	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout,
-		Agents: s.agents, CatalogDir: cfg.CatalogDir})
+		Agents: s.agents, CatalogDir: cfg.CatalogDir, SessionTTL: cfg.SessionTTL, Now: cfg.Now, PasswordParams: cfg.PasswordParams})
 	cl.ServeForwarded(s.api)
 	s.tls.loadSaved()
 	s.bg, s.bgStop = context.WithCancel(context.Background())
@@ -452,4 +460,50 @@ func (s *Server) NewJoinToken(ctx context.Context, node string, ttl time.Duratio
 		return "", err
 	}
 	return tok.String(), nil
+}
+
+// DevPasswordFile is where dev mode keeps the admin's password, in its
+// data directory.
+const DevPasswordFile = "admin.password"
+
+// EnsureDevPassword gives the first admin a password (dev mode only): a
+// new random one, kept in <data-dir>/admin.password (0600) so that a
+// restart prints the same. It returns the admin's name and password.
+func (s *Server) EnsureDevPassword(ctx context.Context) (name, password string, err error) {
+	p := filepath.Join(s.cfg.DataDir, DevPasswordFile)
+	var admin fsm.User
+	s.cl.FSM().Read(func(st *fsm.State) {
+		for _, u := range st.ListAllUsers() {
+			if u.Role == fsm.RoleAdmin && (admin.ID == "" || u.CreatedAt.Before(admin.CreatedAt)) {
+				admin = u
+			}
+		}
+	})
+	if admin.ID == "" {
+		return "", "", errors.New("no admin yet")
+	}
+	if b, err := os.ReadFile(p); err == nil && admin.PasswordHash != "" {
+		return admin.Name, strings.TrimSpace(string(b)), nil
+	}
+	password = auth.GeneratePassword()
+	params := auth.DefaultParams
+	if s.cfg.PasswordParams != nil {
+		params = *s.cfg.PasswordParams
+	}
+	hash, err := auth.HashPassword(ctx, password, params)
+	if err != nil {
+		return "", "", err
+	}
+	res, err := s.cl.Propose(ctx, fsm.Command{Type: fsm.CmdSetPassword, RequestID: api.NewID("devpw_"),
+		SetPassword: &fsm.SetPasswordCmd{UserID: admin.ID, Hash: hash}})
+	if err == nil {
+		err = res.Err()
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("set the admin's password: %w", err)
+	}
+	if err := writePrivate(p, password+"\n"); err != nil {
+		return "", "", err
+	}
+	return admin.Name, password, nil
 }

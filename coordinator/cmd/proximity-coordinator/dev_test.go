@@ -30,6 +30,7 @@ func TestDevShowsThreeReadyNodes(t *testing.T) {
 	}
 	addr := fmt.Sprintf("127.%d.%d.%d:7070", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
 	dir := t.TempDir()
+	var firstAdmin string
 	for round := 1; round <= 2; round++ {
 		cmd := exec.Command(bin, "dev", "--http-addr", addr, "--data-dir", dir)
 		out, err := cmd.StdoutPipe()
@@ -39,12 +40,15 @@ func TestDevShowsThreeReadyNodes(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		token, caFile, exports := "", "", ""
+		token, caFile, exports, admin := "", "", "", ""
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			line := strings.TrimSpace(sc.Text())
 			if v, ok := strings.CutPrefix(line, "CA:"); ok {
 				caFile = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(line, "Admin:"); ok {
+				admin = strings.TrimSpace(v)
 			}
 			if v, ok := strings.CutPrefix(line, "Admin token:"); ok {
 				token = strings.TrimSpace(v)
@@ -74,6 +78,23 @@ func TestDevShowsThreeReadyNodes(t *testing.T) {
 		if !pool.AppendCertsFromPEM(caPEM) {
 			t.Fatalf("%s holds no certificate", caFile)
 		}
+		// The admin's name and password sign in; a restart prints the same.
+		name, password, ok := strings.Cut(admin, " / ")
+		if !ok || name != "admin" || len(password) < 12 {
+			t.Fatalf("round %d: admin line %q", round, admin)
+		}
+		if round == 1 {
+			firstAdmin = admin
+		} else if admin != firstAdmin {
+			t.Fatalf("round 2 printed %q, round 1 %q", admin, firstAdmin)
+		}
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		lres, err := client.Post("https://"+addr+"/api/v1/login", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"name":%q,"password":%q}`, name, password)))
+		if err != nil || lres.StatusCode != 200 {
+			t.Fatalf("round %d: login with the printed password: %v %v", round, lres, err)
+		}
+		lres.Body.Close()
 		req, _ := http.NewRequest("GET", "https://"+addr+"/api/v1/nodes", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		res, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}).Do(req)

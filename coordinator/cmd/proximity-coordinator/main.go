@@ -66,6 +66,9 @@ func serverCmd() *cobra.Command {
 			return config.Apply(cmd.Flags(), configFile, EnvPrefix, os.Getenv)
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.SessionTTL < time.Minute || cfg.SessionTTL > 30*24*time.Hour {
+				return fmt.Errorf("--session-ttl: %s outside 1m to 720h", cfg.SessionTTL)
+			}
 			cfg.Logger = logger()
 			cfg.Timing = cluster.DefaultTiming()
 			return run(cmd.Context(), cfg, -1)
@@ -84,6 +87,7 @@ func serverCmd() *cobra.Command {
 	f.StringArrayVar(&cfg.TLSSANs, "tls-san", nil, "extra DNS name or IP address for the API certificate (repeatable)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "the API's certificate (PEM) instead of one from the cluster CA; re-read on SIGHUP")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", "the key of --tls-cert-file (PEM)")
+	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a login's session lasts (1m to 30 days)")
 	f.StringVar(&configFile, "config", "", "YAML file of settings named like these flags (flags and "+EnvPrefix+"_* variables win)")
 	for _, name := range []string{"node-id", "data-dir", "http-addr", "grpc-addr", "raft-addr", "gossip-addr", "cluster-key-file"} {
 		_ = cmd.MarkFlagRequired(name)
@@ -215,6 +219,10 @@ func run(parent context.Context, cfg server.Config, devNodes int) error {
 		if err == nil {
 			_, err = srv.WaitCACert(wctx)
 		}
+		var adminName, adminPassword string
+		if err == nil {
+			adminName, adminPassword, err = srv.EnsureDevPassword(wctx)
+		}
 		cancel()
 		if err != nil {
 			_ = srv.Shutdown(context.Background())
@@ -226,9 +234,9 @@ func run(parent context.Context, cfg server.Config, devNodes int) error {
 			return err
 		}
 		defer stopNodes()
-		fmt.Printf("Proximity is running with %d simulated Proxmox node(s).\n  API:         %s\n  CA:          %s\n  Admin token: %s\n  Data dir:    %s\n\n"+
+		fmt.Printf("Proximity is running with %d simulated Proxmox node(s).\n  API:         %s\n  CA:          %s\n  Admin:       %s / %s\n  Admin token: %s\n  Data dir:    %s\n\n"+
 			"  export PROXIMITY_ADDR=%s PROXIMITY_CACERT=%s PROXIMITY_TOKEN=%s\n\nPress Ctrl-C to stop.\n",
-			devNodes, srv.URL(), srv.CACertPath(), token, cfg.DataDir, srv.URL(), srv.CACertPath(), token)
+			devNodes, srv.URL(), srv.CACertPath(), adminName, adminPassword, token, cfg.DataDir, srv.URL(), srv.CACertPath(), token)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
