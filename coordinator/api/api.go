@@ -81,6 +81,8 @@ type API struct {
 	lastUsed       lastUsedTimes
 	dummyOnce      sync.Once
 	dummyHash      string
+	// oidc caches single sign-on providers and used states (oidc.go).
+	oidc oidcClient
 }
 
 // New builds the handler.

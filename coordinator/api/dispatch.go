@@ -54,6 +54,9 @@ type request struct {
 	// setCookies are sent with the answer (login, logout), and with a
 	// refusal too.
 	setCookies []*http.Cookie
+	// redirect, when set, is the Location of an answer without a body
+	// (single sign-on, oidc.go).
+	redirect string
 }
 
 // NewID returns prefix followed by 96 random bits in hex.
@@ -301,6 +304,12 @@ func (a *API) respond(w http.ResponseWriter, rq *request, out outcome) {
 		a.fail(w, rq, out.err)
 		return
 	}
+	if rq.redirect != "" {
+		w.Header().Set("Location", rq.redirect)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(out.status)
+		return
+	}
 	if out.status == http.StatusNoContent {
 		w.WriteHeader(out.status)
 		return
@@ -358,6 +367,10 @@ func (a *API) forward(w http.ResponseWriter, rq *request) bool {
 		// The session was checked for CSRF here; the leader takes it as
 		// a bearer secret.
 		req.Header.Set("Authorization", "Bearer "+sessionCookie(rq.r))
+	}
+	if c, err := rq.r.Cookie(oidcStateCookie); err == nil {
+		// The single sign-on callback's state (oidc.go), its only cookie.
+		req.AddCookie(c)
 	}
 	if rq.key != "" {
 		req.Header.Set(hdrIdempotency, rq.key)

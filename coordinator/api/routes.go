@@ -92,6 +92,8 @@ func (a *API) table() []*route {
 		{method: "DELETE", pattern: "/api/v1/users/{id}/totp", access: adminOnly, where: leader, h: a.resetTOTP},
 		{method: "POST", pattern: "/api/v1/login", access: public, where: leader, h: a.login},
 		{method: "POST", pattern: "/api/v1/logout", access: anyUser, where: leader, h: a.logout},
+		{method: "GET", pattern: "/api/v1/auth/oidc/login", access: public, where: local, h: a.oidcLogin},
+		{method: "GET", pattern: "/api/v1/auth/oidc/callback", access: public, where: leader, h: a.oidcCallback},
 
 		{method: "GET", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.getNetwork},
 		{method: "PUT", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.putNetwork},
@@ -105,6 +107,8 @@ func (a *API) table() []*route {
 		{method: "PUT", pattern: "/api/v1/settings/audit", access: adminOnly, where: leader, h: a.putAuditPolicy},
 
 		{method: "GET", pattern: "/api/v1/audit", access: adminOnly, where: leader, h: a.listAudit},
+		{method: "GET", pattern: "/api/v1/settings/oidc", access: adminOnly, where: leader, h: a.getOIDC},
+		{method: "PUT", pattern: "/api/v1/settings/oidc", access: adminOnly, where: leader, h: a.putOIDC},
 	}
 }
 

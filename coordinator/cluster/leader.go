@@ -86,6 +86,7 @@ func (c *Cluster) leadTerm(ctx context.Context) {
 	for {
 		c.reconcile(ctx)
 		c.savePeers()
+		c.resealOIDC(ctx)
 		c.resealSecrets(ctx)
 		select {
 		case <-ctx.Done():

@@ -336,12 +336,16 @@ func serverConnContext(ctx context.Context, conn net.Conn) context.Context {
 // the server port: plain HTTP/1.1 inside the authenticated TLS
 // connection.
 func (c *Cluster) newForwardClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return c.dialServer(ctx, addr, connHTTP)
-		},
-		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-	}}
+	return &http.Client{
+		// A relay passes the leader's answer on as it is: a redirect is
+		// the client's to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return c.dialServer(ctx, addr, connHTTP)
+			},
+			MaxIdleConnsPerHost:   32,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+		}}
 }
