@@ -106,9 +106,7 @@ func (a *API) login(rq *request) (int, any, error) {
 		return 0, nil, problem.E(problem.Conflict, "this request already made a session; log in again")
 	}
 	rq.user, rq.token = u, *res.Token
-	for _, c := range auth.SessionCookies(secret, expires) {
-		rq.setCookies = append(rq.setCookies, c)
-	}
+	rq.setCookies = append(rq.setCookies, auth.SessionCookies(secret, expires)...)
 	return http.StatusOK, map[string]any{"token": secret, "expires_at": expires, "user": userOut(u)}, nil
 }
 

@@ -414,6 +414,6 @@ func settingsCmd(e *env) *cobra.Command {
 	}
 	setResources.Flags().IntVar(&swap, "swap-mb", 512, "swap of new containers, MiB")
 	setResources.Flags().StringVar(&storage, "storage", "local-lvm", "Proxmox storage of new containers' root disks")
-	cmd.AddCommand(get, set, resources, setResources, quotasCmd(e))
+	cmd.AddCommand(get, set, resources, setResources, quotasCmd(e), oidcCmd(e))
 	return cmd
 }
