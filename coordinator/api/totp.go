@@ -11,9 +11,10 @@ import (
 // recoveryCodes is how many one-time recovery codes a user gets.
 const recoveryCodes = 10
 
-// ErrTypeOTPRequired is the problem type of a login that needs a second
-// factor: the sign-in form shows the code field on it.
-const ErrTypeOTPRequired = "urn:proximity:problem:otp-required"
+// ErrTypeOTPRequired names the problem type of a login that needs a
+// second factor (urn:proximity:problem:otp-required): the sign-in form
+// shows the code field on it.
+const ErrTypeOTPRequired = "otp-required"
 
 // enrolTOTP starts two-factor enrolment for the caller: a new secret,
 // sealed before it enters Raft, and its otpauth:// URI. It is off until a

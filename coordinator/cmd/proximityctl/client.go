@@ -20,6 +20,7 @@ type client struct {
 
 // apiError is an answer in problem+json (or any non-2xx answer).
 type apiError struct {
+	Type      string `json:"type"`
 	Status    int    `json:"status"`
 	Title     string `json:"title"`
 	Detail    string `json:"detail"`

@@ -271,8 +271,11 @@ func identityCmds(e *env) []*cobra.Command {
 	return []*cobra.Command{loginCmd(e), logoutCmd(e), meCmd(e)}
 }
 
+// otpRequired is the problem type of a login that needs a one-time code.
+const otpRequired = "urn:proximity:problem:otp-required"
+
 func loginCmd(e *env) *cobra.Command {
-	var name string
+	var name, otp string
 	cmd := &cobra.Command{
 		Use:   "login [--name NAME]",
 		Short: "Log in with a name and password and store the session for the next commands",
@@ -287,17 +290,21 @@ From a terminal, login asks for the name (unless --name) and the password withou
 When standard input is not a terminal, it reads the name (unless --name) and then the
 password, one line each:
 
-  printf '%s\n' "$PASSWORD" | proximityctl login --name alice`,
+  printf '%s\n' "$PASSWORD" | proximityctl login --name alice
+
+A user with two-factor authentication gives the one-time code (or a recovery code)
+with --otp, or is asked for it (a third line when standard input is not a terminal).`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return e.login(name)
+			return e.login(name, otp)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the user's name (asked for when not given)")
+	cmd.Flags().StringVar(&otp, "otp", "", "the one-time code of a user with two-factor authentication (asked for when needed)")
 	return cmd
 }
 
-func (e *env) login(name string) error {
+func (e *env) login(name, otp string) error {
 	old, path, err := loadSession(e.getenv)
 	addr := e.getenv(envAddr)
 	if err != nil && addr == "" {
@@ -364,7 +371,20 @@ func (e *env) login(name string) error {
 		ExpiresAt time.Time `json:"expires_at"`
 		User      user      `json:"user"`
 	}
-	if err := c.do(ctx, "POST", "/api/v1/login", map[string]string{"name": name, "password": pw}, &out); err != nil {
+	body := map[string]string{"name": name, "password": pw}
+	if otp != "" {
+		body["otp"] = otp
+	}
+	err = c.do(ctx, "POST", "/api/v1/login", body, &out)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Type == otpRequired && otp == "" {
+		if otp, err = in.line("One-time code"); err != nil {
+			return err
+		}
+		body["otp"] = strings.TrimSpace(otp)
+		err = c.do(ctx, "POST", "/api/v1/login", body, &out)
+	}
+	if err != nil {
 		return err
 	}
 	if out.Token == "" {
