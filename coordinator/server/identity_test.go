@@ -417,7 +417,7 @@ func TestTwoFactorLogin(t *testing.T) {
 		st, _, b := tc.raw(node, "POST", "/api/v1/login", "", fmt.Sprintf(`{"name":"erin","password":%q,"otp":%q}`, pw, otp), nil)
 		return st, b
 	}
-	if st, b := loginOTP(0, ""); st != 401 || !strings.Contains(string(b), "otp-required") {
+	if st, b := loginOTP(0, ""); st != 401 || !strings.Contains(string(b), `"type":"urn:proximity:problem:otp-required"`) {
 		t.Fatalf("login without a code: %d %s", st, b)
 	}
 	// The code that turned it on was spent; the next step's works once.
