@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -474,29 +473,7 @@ func TestOIDCSettings(t *testing.T) {
 		"base64 url":     []byte(base64.RawURLEncoding.EncodeToString([]byte(p.ClientSecret))),
 		"base64 no tail": []byte(strings.TrimRight(base64.StdEncoding.EncodeToString([]byte(p.ClientSecret)), "=")),
 	}
-	files := 0
-	for _, n := range tc.nodes {
-		err := filepath.WalkDir(n.cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			files++
-			for what, needle := range needles {
-				if bytes.Contains(b, needle) {
-					t.Errorf("%s holds the OIDC client secret (%s)", path, what)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if files < 3 {
+	if files := tc.scanDataDirs("the OIDC client secret", needles); files < 3 {
 		t.Fatalf("scanned only %d files", files)
 	}
 	// An empty issuer alone turns single sign-on off.

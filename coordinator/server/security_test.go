@@ -278,29 +278,7 @@ func TestRawFilesHoldNoPrivateKey(t *testing.T) {
 	}
 	// The measured leak: the base64 of a SEC1 key starts like this.
 	needles["SEC1 base64 prefix"] = []byte("MHcCAQEEI")
-	files := 0
-	for _, n := range tc.nodes {
-		err := filepath.WalkDir(n.cfg.DataDir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			files++
-			for what, needle := range needles {
-				if bytes.Contains(b, needle) {
-					t.Errorf("%s holds the CA key (%s)", p, what)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if files < 3*3 {
+	if files := tc.scanDataDirs("the CA key", needles); files < 3*3 {
 		t.Fatalf("scanned only %d files", files)
 	}
 	logs := buf.String()
@@ -537,4 +515,34 @@ func TestOperatorCertificateReloadedOnSIGHUP(t *testing.T) {
 	if got := served(second); got != "second" {
 		t.Fatalf("after a refused reload: %s", got)
 	}
+}
+
+// scanDataDirs reads every file of every server's data directory and
+// reports each that holds one of the needles; it returns how many files
+// it read, so a caller can tell the scan saw something.
+func (tc *testCluster) scanDataDirs(secret string, needles map[string][]byte) int {
+	tc.t.Helper()
+	files := 0
+	for _, n := range tc.nodes {
+		err := filepath.WalkDir(n.cfg.DataDir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			files++
+			for what, needle := range needles {
+				if bytes.Contains(b, needle) {
+					tc.t.Errorf("%s holds %s (%s)", p, secret, what)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			tc.t.Fatal(err)
+		}
+	}
+	return files
 }

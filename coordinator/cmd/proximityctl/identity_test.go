@@ -2,54 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"log/slog"
-	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/proximity-ve/proximity/coordinator/auth"
-	"github.com/proximity-ve/proximity/coordinator/cluster"
-	"github.com/proximity-ve/proximity/coordinator/server"
 )
-
-// startPasswordServer is startServer with cheap password hashing.
-func startPasswordServer(t *testing.T) (testServer, string) {
-	t.Helper()
-	host := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
-	at := func(p int) string { return net.JoinHostPort(host, fmt.Sprint(p)) }
-	keyFile := filepath.Join(t.TempDir(), "cluster.key")
-	if _, err := cluster.WriteNewKeyFile(keyFile); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.Start(server.Config{
-		NodeID: "ctl", DataDir: t.TempDir(), HTTPAddr: at(7300), RaftAddr: at(7301), GossipAddr: at(7302), GRPCAddr: at(7303),
-		ClusterKeyFile: keyFile, Timing: cluster.TestTiming(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LogOutput: io.Discard,
-		PasswordParams: &auth.Params{Time: 1, MemoryKiB: 1024, Threads: 1, KeyLen: 32},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Kill)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	token, err := srv.WaitAdminToken(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := srv.WaitCACert(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testServer{addr: srv.URL(), caCert: ca, srv: srv}, token
-}
 
 // ctlIn runs proximityctl with the environment env and stdin as its
 // standard input (not a terminal, so answers are read as lines).
@@ -61,7 +20,7 @@ func ctlIn(t *testing.T, env map[string]string, stdin string, args ...string) (i
 }
 
 func TestLoginSessionAndUsersCommandLine(t *testing.T) {
-	ts, admin := startPasswordServer(t)
+	ts, admin := startServer(t)
 	adminEnv := map[string]string{"PROXIMITY_ADDR": ts.addr, "PROXIMITY_TOKEN": admin, "PROXIMITY_CACERT": ts.caCert}
 	for _, name := range []string{"alice", "bob"} {
 		if code, _, errs := ctl(t, ts, admin, "users", "create", name); code != 0 {

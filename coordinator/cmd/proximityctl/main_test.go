@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proximity-ve/proximity/coordinator/auth"
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/server"
 )
@@ -28,6 +29,7 @@ type testServer struct {
 
 // startServer starts a single-server cluster and returns it with its
 // first admin token, once the token and the CA certificate are written.
+// Password hashing is cheap (the format and the checks are the same).
 func startServer(t *testing.T) (testServer, string) {
 	t.Helper()
 	host := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
@@ -39,6 +41,7 @@ func startServer(t *testing.T) (testServer, string) {
 	srv, err := server.Start(server.Config{
 		NodeID: "ctl", DataDir: t.TempDir(), HTTPAddr: at(7300), RaftAddr: at(7301), GossipAddr: at(7302), GRPCAddr: at(7303),
 		ClusterKeyFile: keyFile, Timing: cluster.TestTiming(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LogOutput: io.Discard,
+		PasswordParams: &auth.Params{Time: 1, MemoryKiB: 1024, Threads: 1, KeyLen: 32},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 // asks for the code when the server wants one (a recovery code here) and
 // refuses a wrong --otp.
 func TestLoginAsksForTheOneTimeCode(t *testing.T) {
-	ts, admin := startPasswordServer(t)
+	ts, admin := startServer(t)
 	pem, err := os.ReadFile(ts.caCert)
 	if err != nil {
 		t.Fatal(err)
