@@ -78,6 +78,7 @@ type API struct {
 	sessionTTL     time.Duration
 	passwordParams auth.Params
 	logins         *loginThrottle
+	authFail       *authThrottle
 	lastUsed       lastUsedTimes
 	dummyOnce      sync.Once
 	dummyHash      string
@@ -103,7 +104,7 @@ func New(cfg Config) *API {
 		b: cfg.Backend, log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now, agents: cfg.Agents, catalogDir: cfg.CatalogDir,
 		mux: http.NewServeMux(),
 	}
-	a.sessionTTL, a.passwordParams, a.logins = cfg.SessionTTL, auth.DefaultParams, newLoginThrottle()
+	a.sessionTTL, a.passwordParams, a.logins, a.authFail = cfg.SessionTTL, auth.DefaultParams, newLoginThrottle(), newAuthThrottle()
 	if a.sessionTTL <= 0 {
 		a.sessionTTL = auth.DefaultSessionTTL
 	}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,19 +37,14 @@ type authThrottle struct {
 	suppressed atomic.Int64
 }
 
-// throttles holds each API's authThrottle.
-var throttles sync.Map // *API → *authThrottle
-
-func (a *API) throttle() *authThrottle {
-	if th, ok := throttles.Load(a); ok {
-		return th.(*authThrottle)
-	}
-	th, _ := throttles.LoadOrStore(a, &authThrottle{
+func newAuthThrottle() *authThrottle {
+	return &authThrottle{
 		peers: agentsvc.NewPeerLimiter(authFailRate, authFailBurst, authFailPeers),
 		logs:  rate.NewLimiter(1, 5),
-	})
-	return th.(*authThrottle)
+	}
 }
+
+func (a *API) throttle() *authThrottle { return a.authFail }
 
 // errThrottled is a request refused because its address has failed to
 // authenticate too often; wait is how long until it may try again.

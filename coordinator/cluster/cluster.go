@@ -24,6 +24,7 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/coordinator/proposer"
+	"github.com/proximity-ve/proximity/internal/secrets"
 )
 
 // Config configures one server.
@@ -111,6 +112,7 @@ type Cluster struct {
 	// derived from it, the server port and the client over it.
 	keysMu  sync.Mutex
 	keys    atomic.Pointer[Keys]
+	sealer  atomic.Pointer[secrets.Keyring] // derived from keys once per keyring
 	tlsm    atomic.Pointer[tlsMaterial]
 	port    *serverPort
 	fwd     *http.Client
@@ -163,6 +165,7 @@ func Open(cfg Config, f *fsm.FSM) (*Cluster, error) {
 	}
 	ks := append(Keys(nil), cfg.Keys...)
 	c.keys.Store(&ks)
+	c.sealer.Store(ks.Sealer())
 	m, err := newTLSMaterial(cfg.NodeID, ks)
 	if err != nil {
 		return nil, err

@@ -150,7 +150,7 @@ func (c *Cluster) promote(ctx context.Context, servers []raft.Server) {
 func (c *Cluster) Keys() Keys { return *c.keys.Load() }
 
 // Sealer is the keyring that seals and opens secrets in Raft.
-func (c *Cluster) Sealer() *secrets.Keyring { return c.keys.Load().Sealer() }
+func (c *Cluster) Sealer() *secrets.Keyring { return c.sealer.Load() }
 
 // ReloadKeys puts a new keyring in force: gossip gains the new keys,
 // switches to the new primary and drops the keys no longer listed; TLS
@@ -198,6 +198,7 @@ func (c *Cluster) ReloadKeys(ks Keys) error {
 	}
 	cp := append(Keys(nil), ks...)
 	c.keys.Store(&cp)
+	c.sealer.Store(cp.Sealer())
 	c.tlsm.Store(m)
 	c.meta.setKeys(cp.IDs())
 	if c.ml != nil {
