@@ -33,9 +33,7 @@ func (a *API) listCatalog(rq *request) (int, any, error) {
 			return
 		}
 		out.Total = len(s.Catalog.Entries)
-		for i := (pg - 1) * per; i < len(s.Catalog.Entries) && i < pg*per; i++ {
-			out.Items = append(out.Items, s.Catalog.Entries[i])
-		}
+		out.Items = append(out.Items, validate.PageOf(s.Catalog.Entries, pg, per)...)
 	})
 	return http.StatusOK, out, nil
 }

@@ -48,8 +48,7 @@ func (a *API) listNodes(rq *request) (int, any, error) {
 	var nodes []fsm.NodeRecord
 	a.b.FSM().Read(func(s *fsm.State) { nodes = s.ListNodes() })
 	out := page[nodeJSON]{Items: []nodeJSON{}, Total: len(nodes), Page: pg, PerPage: per}
-	for i := (pg - 1) * per; i < len(nodes) && i < pg*per; i++ {
-		n := nodes[i]
+	for _, n := range validate.PageOf(nodes, pg, per) {
 		j := nodeJSON{Name: n.Name, Status: n.Status, AgentVersion: n.Version, JoinedAt: n.JoinedAt, StatusSince: n.StatusAt}
 		if a.agents != nil {
 			if li, ok := a.agents.NodeLive(n.Name); ok {

@@ -187,17 +187,5 @@ func (s *State) ListUsers(page, perPage int) ([]User, int) {
 		all = append(all, *u)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
-	return pageOf(all, page, perPage), len(all)
-}
-
-func pageOf[T any](all []T, page, perPage int) []T {
-	from := (page - 1) * perPage
-	if from >= len(all) {
-		return []T{}
-	}
-	to := from + perPage
-	if to > len(all) {
-		to = len(all)
-	}
-	return all[from:to]
+	return validate.PageOf(all, page, perPage), len(all)
 }

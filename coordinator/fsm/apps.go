@@ -8,6 +8,7 @@ import (
 
 	"github.com/proximity-ve/proximity/internal/catalog"
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/validate"
 )
 
 // App statuses. Transitional ones last while an operation runs.
@@ -509,8 +510,8 @@ func (s *State) ListApps(owner string, page, perPage int) ([]App, int) {
 		return all[i].ID < all[j].ID
 	})
 	var out []App
-	for i := (page - 1) * perPage; i < len(all) && i < page*perPage; i++ {
-		out = append(out, *all[i])
+	for _, a := range validate.PageOf(all, page, perPage) {
+		out = append(out, *a)
 	}
 	return out, len(all)
 }

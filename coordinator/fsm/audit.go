@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/validate"
 )
 
 // Audit retention defaults and bounds.
@@ -175,7 +176,9 @@ func (f AuditFilter) match(r *AuditRecord) bool {
 // applied) first, and how many match.
 func (s *State) ListAudit(f AuditFilter, page, perPage int) ([]AuditRecord, int) {
 	var out []AuditRecord
-	skip := (page - 1) * perPage
+	// The matches are fewer than the records, so bounds over all records
+	// find the page's first match without an overflowing multiplication.
+	skip, _ := validate.PageBounds(page, perPage, len(s.Audit))
 	total := 0
 	for i := len(s.Audit) - 1; i >= 0; i-- {
 		r := &s.Audit[i]

@@ -411,10 +411,9 @@ func (s *State) ListReservations(page, perPage int) ([]Reservation, int) {
 		all = append(all, r)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Seq < all[j].Seq })
-	from := (page - 1) * perPage
 	out := []Reservation{}
-	for i := from; i < len(all) && i < from+perPage; i++ {
-		r, _ := s.Reservation(all[i].ID)
+	for _, x := range validate.PageOf(all, page, perPage) {
+		r, _ := s.Reservation(x.ID)
 		out = append(out, r)
 	}
 	return out, len(all)

@@ -124,6 +124,34 @@ func Pagination(pageStr, perPageStr string) (page, perPage int, err error) {
 	return page, perPage, nil
 }
 
+// PageBounds returns the half-open range [from, to) of the items that page
+// (counted from 1) of perPage items covers in a list of n items. A page past
+// the end is the empty range [n, n); a page or perPage below 1 is empty at
+// the start. It cannot overflow, whatever the page number.
+func PageBounds(page, perPage, n int) (from, to int) {
+	if n <= 0 || page < 1 || perPage < 1 {
+		return 0, 0
+	}
+	// (page-1)*perPage <= n  <=>  page-1 <= n/perPage (integer division),
+	// checked without multiplying.
+	if page-1 > n/perPage {
+		return n, n
+	}
+	from = (page - 1) * perPage
+	to = from + min(perPage, n-from)
+	return from, to
+}
+
+// PageOf returns page (counted from 1) of perPage items of all, sharing
+// all's backing array; a page past the end is empty, never nil.
+func PageOf[T any](all []T, page, perPage int) []T {
+	from, to := PageBounds(page, perPage, len(all))
+	if from == to {
+		return []T{}
+	}
+	return all[from:to:to]
+}
+
 // Subnet parses an IPv4 CIDR with room for hosts (prefix /8 to /30) and
 // returns it masked. The address part must be the network address.
 func Subnet(field, s string) (netip.Prefix, error) {

@@ -87,3 +87,45 @@ func TestLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestHugePageIsEmptyNotPanic(t *testing.T) {
+	const maxInt = int(^uint(0) >> 1)
+	cases := []struct {
+		page, per, n int
+		from, to     int
+	}{
+		{1, 20, 0, 0, 0},
+		{1, 20, 5, 0, 5},
+		{2, 2, 5, 2, 4},
+		{3, 2, 5, 4, 5},
+		{4, 2, 5, 5, 5},
+		{maxInt, 100, 250, 250, 250},
+		{maxInt, 1, maxInt, maxInt - 1, maxInt},
+		{maxInt/100 + 2, 100, maxInt, maxInt, maxInt},
+		{0, 20, 5, 0, 0},
+		{-5, 20, 5, 0, 0},
+		{1, 0, 5, 0, 0},
+	}
+	for _, c := range cases {
+		from, to := PageBounds(c.page, c.per, c.n)
+		if from != c.from || to != c.to {
+			t.Errorf("PageBounds(%d, %d, %d) = [%d, %d), want [%d, %d)", c.page, c.per, c.n, from, to, c.from, c.to)
+		}
+	}
+	all := []int{1, 2, 3}
+	if got := PageOf(all, maxInt, 100); got == nil || len(got) != 0 {
+		t.Errorf("PageOf past the end = %#v, want an empty non-nil slice", got)
+	}
+	if got := PageOf(all, 2, 2); len(got) != 1 || got[0] != 3 {
+		t.Errorf("PageOf(all, 2, 2) = %v, want [3]", got)
+	}
+	// Huge numbers that are not ints are refused, not wrapped.
+	for _, s := range []string{"9223372036854775808", "1e309", "99999999999999999999999"} {
+		if _, _, err := Pagination(s, ""); err == nil {
+			t.Errorf("Pagination(%q) accepted", s)
+		}
+	}
+	if p, _, err := Pagination("9223372036854775807", "100"); err != nil || p != maxInt {
+		t.Errorf("Pagination(maxint) = %d, %v", p, err)
+	}
+}
