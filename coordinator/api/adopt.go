@@ -80,7 +80,7 @@ func (a *API) adopt(rq *request) (int, any, error) {
 	id := NewID("app_")
 	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdAdoptApp, RequestID: rq.key, AdoptApp: &fsm.AdoptAppCmd{
 		App:     fsm.App{ID: id, Owner: in.Owner, InternalPort: in.Port, CreatedAt: now},
-		Reserve: fsm.ReserveCmd{ID: NewID("res_"), Hostname: host, Node: in.Node, PublicPorts: 1, Owner: "app:" + id, CreatedAt: now, FixedVMID: in.VMID},
+		Reserve: fsm.ReserveCmd{ID: NewID("res_"), Hostname: host, Node: in.Node, PublicPorts: 1, Owner: fsm.AppOwnerPrefix + id, CreatedAt: now, FixedVMID: in.VMID},
 	}})
 	if err != nil {
 		return 0, nil, err

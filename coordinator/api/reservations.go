@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
@@ -79,6 +80,11 @@ func (a *API) createReservation(rq *request) (int, any, error) {
 	if err := validate.Label("owner", owner); err != nil {
 		return 0, nil, err
 	}
+	if strings.HasPrefix(owner, fsm.AppOwnerPrefix) {
+		// Only an app's own deploy, clone or adoption makes an app's
+		// reservation; one made here could never be told apart.
+		return 0, nil, problem.E(problem.Invalid, "owner: %q: the prefix %q is kept for apps' own reservations", owner, fsm.AppOwnerPrefix)
+	}
 	cmd := fsm.Command{Type: fsm.CmdReserve, RequestID: rq.commandID(in.RequestID), Reserve: &fsm.ReserveCmd{
 		ID: NewID("rsv_"), Hostname: in.Hostname, Node: in.Node, PublicPorts: ports, IP: in.IP,
 		Owner: owner, CreatedAt: a.now(),
@@ -151,6 +157,14 @@ func (a *API) getReservation(rq *request) (int, any, error) {
 
 func (a *API) deleteReservation(rq *request) (int, any, error) {
 	id := rq.r.PathValue("id")
+	// The FSM refuses it too (it is the authority); asking first gives the
+	// same answer without a proposal.
+	var app fsm.App
+	var held bool
+	a.b.FSM().Read(func(s *fsm.State) { app, held = s.AppHolding(id) })
+	if held {
+		return 0, nil, problem.E(problem.Conflict, "reservation %s belongs to app %s (%s); delete the app to free it", id, app.Hostname, app.ID)
+	}
 	cmd := fsm.Command{Type: fsm.CmdRelease, RequestID: rq.key, Release: &fsm.ReleaseCmd{ID: id}}
 	if _, err := a.propose(rq, cmd); err != nil {
 		return 0, nil, err

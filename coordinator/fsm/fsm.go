@@ -179,7 +179,7 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 	case c.Type == CmdReserve && c.Reserve != nil:
 		r.Reservation, err = s.reserve(index, c.Reserve)
 	case c.Type == CmdRelease && c.Release != nil:
-		err = s.release(c.Release.ID)
+		err = s.releaseCmd(c.Release.ID)
 	case c.Type == CmdMarkForeign && c.Foreign != nil:
 		err = s.markForeign(c.Foreign.VMIDs, true)
 	case c.Type == CmdUnmarkForeign && c.Foreign != nil:

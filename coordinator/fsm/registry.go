@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/proximity-ve/proximity/internal/problem"
@@ -320,6 +321,45 @@ func (s *State) freeIP() (netip.Addr, bool) {
 		return u32addr(v), true
 	}
 	return netip.Addr{}, false
+}
+
+// releaseCmd is the release a caller asks for (CmdRelease): a
+// reservation that an app holds is the app's, freed only by the app's own
+// lifecycle (its deletion, or a deploy that failed for good), so releasing
+// it is refused with a Conflict that names the app. Otherwise its hostname
+// and ports would be handed out again under a running app.
+func (s *State) releaseCmd(id string) error {
+	if a := s.appHolding(id); a != nil {
+		return problem.E(problem.Conflict, "reservation %s belongs to app %s (%s); delete the app to free it", id, a.Hostname, a.ID)
+	}
+	return s.release(id)
+}
+
+// appHolding returns the app whose reservation id is, or nil. An app's
+// reservation is owned by "app:<id>"; the app record names it too.
+func (s *State) appHolding(id string) *App {
+	r, ok := s.Reservations[id]
+	if !ok {
+		return nil
+	}
+	if appID, ok := strings.CutPrefix(r.Owner, AppOwnerPrefix); ok {
+		if a, ok := s.Apps[appID]; ok && a.ReservationID == id {
+			return a
+		}
+	}
+	return nil
+}
+
+// AppOwnerPrefix begins the owner of a reservation that an app holds:
+// "app:<app id>".
+const AppOwnerPrefix = "app:"
+
+// AppHolding returns the app that holds reservation id, if one does.
+func (s *State) AppHolding(id string) (App, bool) {
+	if a := s.appHolding(id); a != nil {
+		return *a, true
+	}
+	return App{}, false
 }
 
 func (s *State) release(id string) error {
