@@ -88,6 +88,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "the API's certificate (PEM) instead of one from the cluster CA; re-read on SIGHUP")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", "the key of --tls-cert-file (PEM)")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a login's session lasts (1m to 30 days)")
+	f.StringVar(&cfg.CatalogDir, "catalog-dir", "", "directory of catalog *.yaml files, read at the cluster's first start and on catalog reload (default: the starter catalog built in)")
 	f.StringVar(&configFile, "config", "", "YAML file of settings named like these flags (flags and "+EnvPrefix+"_* variables win)")
 	for _, name := range []string{"node-id", "data-dir", "http-addr", "grpc-addr", "raft-addr", "gossip-addr", "cluster-key-file"} {
 		_ = cmd.MarkFlagRequired(name)
@@ -96,7 +97,7 @@ func serverCmd() *cobra.Command {
 }
 
 func devCmd() *cobra.Command {
-	var httpAddr, dataDir string
+	var httpAddr, dataDir, catalogDir string
 	var nodes int
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -108,9 +109,18 @@ func devCmd() *cobra.Command {
 				return fmt.Errorf("--http-addr: %w", err)
 			}
 			if dataDir == "" {
+				// A data directory of its own lives as long as this
+				// process; one the operator named is kept.
 				if dataDir, err = os.MkdirTemp("", "proximity-dev-"); err != nil {
 					return err
 				}
+				defer func() {
+					if rerr := os.RemoveAll(dataDir); rerr != nil {
+						fmt.Fprintln(os.Stderr, "proximity-coordinator: remove the temporary data directory:", rerr)
+					} else {
+						fmt.Printf("Removed the temporary data directory %s (give --data-dir to keep one).\n", dataDir)
+					}
+				}()
 			}
 			ports, err := freePorts(host, 3)
 			if err != nil {
@@ -128,8 +138,8 @@ func devCmd() *cobra.Command {
 				GRPCAddr:       net.JoinHostPort(host, strconv.Itoa(ports[0])),
 				RaftAddr:       net.JoinHostPort(host, strconv.Itoa(ports[1])),
 				GossipAddr:     net.JoinHostPort(host, strconv.Itoa(ports[2])),
-				ClusterKeyFile: keyFile,
-				Logger:         logger(), Timing: cluster.DefaultTiming(),
+				ClusterKeyFile: keyFile, CatalogDir: catalogDir,
+				Logger: logger(), Timing: cluster.DefaultTiming(),
 			}
 			cfg.Timing.LocalGossip = true
 			if nodes < 0 || nodes > 64 {
@@ -139,8 +149,9 @@ func devCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:7070", "host:port of the operator API")
-	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default: a new temporary directory)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory, kept on exit (default: a new temporary directory, removed on exit)")
 	cmd.Flags().IntVar(&nodes, "nodes", 3, "simulated Proxmox nodes, each with its own in-process agent")
+	cmd.Flags().StringVar(&catalogDir, "catalog-dir", "", "directory of catalog *.yaml files (default: the starter catalog built in)")
 	return cmd
 }
 
