@@ -37,6 +37,13 @@ type Live struct {
 	DiskFree      uint64
 	CPUs          uint32
 	Guests        []*pb.Guest
+	// Inventoried is set once the node has sent an inventory to this
+	// server: until then Guests and VMIDs say nothing.
+	Inventoried bool
+	// VMIDs is every VMID the node's last inventory reported in use in
+	// its Proxmox cluster (VMs and other nodes' guests too). It is
+	// replaced, never changed in place, so a copy of Live may keep it.
+	VMIDs map[int]bool
 }
 
 // maxTaskLog bounds the log lines kept per task in memory, and
@@ -160,8 +167,10 @@ func (s *Service) Lead(ctx context.Context) {
 // refused; the leader logs it.
 func (l *liveness) inventory(ctx context.Context, node string, inv *pb.Inventory) {
 	used := make(map[int]bool, len(inv.Vmids))
+	all := make(map[int]bool, len(inv.Vmids))
 	for _, v := range inv.Vmids {
 		used[int(v)] = true
+		all[int(v)] = true
 	}
 	guests := make([]*pb.Guest, 0, len(inv.Guests))
 	others := map[int]bool{}
@@ -191,7 +200,7 @@ func (l *liveness) inventory(ctx context.Context, node string, inv *pb.Inventory
 	l.mu.Lock()
 	l.used[node] = used
 	if li := l.info[node]; li != nil {
-		li.Guests = guests
+		li.Guests, li.VMIDs, li.Inventoried = guests, all, true
 	}
 	reported := make(map[string]map[int]bool, len(l.used))
 	for k, v := range l.used {

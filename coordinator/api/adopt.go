@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/proximity-ve/proximity/coordinator/agentsvc"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/internal/problem"
 	"github.com/proximity-ve/proximity/internal/validate"
@@ -76,6 +77,9 @@ func (a *API) adopt(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.adoptable(in.Node, in.VMID); err != nil {
+		return 0, nil, err
+	}
 	now := a.now()
 	id := NewID("app_")
 	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdAdoptApp, RequestID: rq.key, AdoptApp: &fsm.AdoptAppCmd{
@@ -86,4 +90,51 @@ func (a *API) adopt(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusAccepted, appOut(*r.App), nil
+}
+
+// adoptable checks, before anything is reserved, that vmid is a container
+// on node by the node's last inventory: a VMID that is a VM (or another
+// node's guest) is 409, one that nothing uses is 404, and a node whose
+// agent has not reported its inventory to this leader yet is 503 (retry).
+// The controller still verifies the container on the node before the app
+// counts, since it may go away between the report and the adoption.
+func (a *API) adoptable(node string, vmid int) error {
+	var enrolled bool
+	var nodes []fsm.NodeRecord
+	a.b.FSM().Read(func(s *fsm.State) {
+		_, enrolled = s.Node(node)
+		nodes = s.ListNodes()
+	})
+	if !enrolled {
+		return problem.E(problem.NotFound, "node: %q is not enrolled", node)
+	}
+	var li agentsvc.Live
+	var ok bool
+	if a.agents != nil {
+		li, ok = a.agents.NodeLive(node)
+	}
+	if !ok || !li.Inventoried {
+		return problem.E(problem.Unavailable, "node %s has not reported its containers yet; retry shortly", node)
+	}
+	for _, g := range li.Guests {
+		if int(g.Vmid) == vmid {
+			return nil
+		}
+	}
+	if !li.VMIDs[vmid] {
+		return problem.E(problem.NotFound, "vmid: no container %d on node %s (nothing in its Proxmox cluster uses VMID %d)", vmid, node, vmid)
+	}
+	for _, n := range nodes {
+		if n.Name == node {
+			continue
+		}
+		if other, ok := a.agents.NodeLive(n.Name); ok {
+			for _, g := range other.Guests {
+				if int(g.Vmid) == vmid {
+					return problem.E(problem.Conflict, "vmid: %d is a container on node %s, not on node %s; adopt it there", vmid, n.Name, node)
+				}
+			}
+		}
+	}
+	return problem.E(problem.Conflict, "vmid: %d on node %s is not a container (a VM, or a guest of another node); only containers can be adopted", vmid, node)
 }
