@@ -120,8 +120,12 @@ func New(cfg Config) *API {
 	return a
 }
 
-// ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. No panic of a handler escapes it
+// (recover.go).
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer a.recoverOutside(w, r)
+	a.mux.ServeHTTP(w, r)
+}
 
 // Close releases the API's resources.
 func (a *API) Close() {

@@ -147,6 +147,8 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 	defer func() { a.m.observe(rt.name, r.Method, rw.status, time.Since(start)) }()
 	// The audit middleware: after the answer, never in its way.
 	defer func() { a.auditRequest(rq, rt, rw.status) }()
+	// Deferred last, so it runs first: metrics and audit see the 500.
+	defer a.recoverPanic(rw, rq)
 
 	if r.Body != nil {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -413,6 +415,20 @@ func (s *statusWriter) WriteHeader(code int) {
 		s.status = code
 	}
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (Flush for
+// streams, deadlines).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush sends what is buffered (streams); it counts as an answer.
+func (s *statusWriter) Flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
