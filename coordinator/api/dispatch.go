@@ -73,8 +73,13 @@ func NewID(prefix string) string {
 // decode reads the JSON body strictly: unknown fields, trailing data and
 // wrong types are errors that name the field.
 func (rq *request) decode(v any) error {
-	if len(bytes.TrimSpace(rq.body)) == 0 {
+	body := bytes.TrimSpace(rq.body)
+	if len(body) == 0 {
 		return problem.E(problem.Invalid, "body: a JSON object is required")
+	}
+	if body[0] != '{' {
+		// [], null, "x", 3: say what is wanted, not what Go could not fill.
+		return problem.E(problem.Invalid, "body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(rq.body))
 	dec.DisallowUnknownFields()

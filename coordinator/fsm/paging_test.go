@@ -3,9 +3,11 @@ package fsm
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/proximity-ve/proximity/internal/catalog"
+	"github.com/proximity-ve/proximity/internal/problem"
 )
 
 // TestHugePageIsEmptyNotPanic: every list of the state answers a page far
@@ -57,5 +59,19 @@ func TestHugePageIsEmptyNotPanic(t *testing.T) {
 				t.Errorf("%s page %d of %d: %d items, total %d; want %d items, total 5", name, c.page, c.per, n, total, c.want)
 			}
 		}
+	}
+}
+
+// TestTakenHostnameDoesNotRevealItsHolder: the refusal of a taken hostname
+// (which users see when they deploy) says it is taken and names no
+// reservation or app of another owner.
+func TestTakenHostnameDoesNotRevealItsHolder(t *testing.T) {
+	f := quotaFSM(t, nil, nil)
+	mustOK(t, apply(t, f, createAppCmd("a1", "alice", "vault", catalog.Resources{}))[0])
+	r := apply(t, f, createAppCmd("a2", "bob", "Vault", catalog.Resources{}))[0]
+	mustKind(t, r, problem.Conflict)
+	msg := r.Err().Error()
+	if !strings.Contains(msg, `hostname "vault" is taken`) || strings.Contains(msg, "res-a1") || strings.Contains(msg, "app-a1") {
+		t.Fatalf("refusal %q: want it to say the hostname is taken, without the holder", msg)
 	}
 }

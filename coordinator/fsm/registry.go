@@ -190,8 +190,11 @@ func (s *State) reserve(index uint64, c *ReserveCmd) (*Reservation, error) {
 	if _, ok := s.Reservations[c.ID]; ok {
 		return nil, problem.E(problem.Conflict, "reservation %s already exists", c.ID)
 	}
-	if holder, ok := s.byHostname[host]; ok {
-		return nil, problem.E(problem.Conflict, "hostname %q is already reserved (reservation %s)", host, holder)
+	// A refusal does not name the holder: users deploy too, and another
+	// owner's reservation is none of theirs (admins look the hostname up
+	// with GET /api/v1/reservations?hostname=).
+	if _, ok := s.byHostname[host]; ok {
+		return nil, problem.E(problem.Conflict, "hostname %q is taken", host)
 	}
 
 	vmid, ok := c.FixedVMID, true
@@ -199,8 +202,8 @@ func (s *State) reserve(index uint64, c *ReserveCmd) (*Reservation, error) {
 		if vmid < 100 || vmid > 999_999_999 {
 			return nil, problem.E(problem.Invalid, "vmid: %d is not a Proxmox VMID", vmid)
 		}
-		if holder, held := s.byVMID[vmid]; held {
-			return nil, problem.E(problem.Conflict, "VMID %d is already reserved (reservation %s)", vmid, holder)
+		if _, held := s.byVMID[vmid]; held {
+			return nil, problem.E(problem.Conflict, "VMID %d is taken", vmid)
 		}
 	} else if vmid, ok = s.freeVMID(); !ok {
 		return nil, problem.E(problem.Exhausted, "no free VMID in %d-%d", s.Pools.VMIDMin, s.Pools.VMIDMax)

@@ -203,7 +203,7 @@ func TestLinearizableRegistryWithLeaderKills(t *testing.T) {
 				var r reservation
 				_ = json.Unmarshal(raw, &r)
 				return regOutput{Status: "ok", ID: r.ID}, true
-			case st == 409 && strings.Contains(string(raw), "already reserved"):
+			case st == 409 && strings.Contains(string(raw), "is taken"):
 				return regOutput{Status: "conflict"}, true
 			case st != 503:
 				t.Errorf("reserve %s: %d %s", in.Host, st, raw)

@@ -96,7 +96,7 @@ func TestReservationsCommandLine(t *testing.T) {
 	}
 	// A refusal exits 1 and shows the detail and the request ID.
 	code, _, errs = ctl(t, ts, token, "reservations", "create", "WEB", "--node", "pve1")
-	if code != 1 || !strings.Contains(errs, "already reserved") || !strings.Contains(errs, "request req_") {
+	if code != 1 || !strings.Contains(errs, "is taken") || !strings.Contains(errs, "request req_") {
 		t.Fatalf("conflict: %d %s", code, errs)
 	}
 	if code, _, errs = ctl(t, ts, token, "reservations", "delete", r.ID); code != 0 {
