@@ -420,3 +420,95 @@ func TestReadFailures(t *testing.T) {
 	err = n.rt.WaitTask(c, "UPID:pve1:00000001:00000007:00000000:vzstart:1:root@pam:")
 	wantKind(t, "wait for an unknown task", err, pve.ErrNotFound)
 }
+
+// TestExecStream: a command's output line by line as it comes (a file,
+// the Compose project's logs, followed), the follow ended by the caller
+// or by the project stopping, and the errors of a stopped container.
+func TestExecStream(t *testing.T) {
+	n := newNode(t)
+	c := ctx(t)
+	n.must(n.rt.DownloadTemplate(c, "local", debian))
+	n.create(121, "logs1")
+	collect := func(ctx context.Context, argv ...string) ([]string, pve.ExecResult, error) {
+		var lines []string
+		res, err := n.rt.ExecStream(ctx, 121, argv, func(l string) error { lines = append(lines, l); return nil })
+		return lines, res, err
+	}
+	_, err := n.rt.ExecStream(c, 121, []string{"true"}, func(string) error { return nil })
+	wantKind(t, "stream in a stopped container", err, pve.ErrNotRunning)
+	n.must(n.rt.Start(c, 121))
+
+	n.must(n.rt.Push(c, 121, []byte("A=1\nB='two words'\n"), "/opt/proximity/app/.env", "0600"))
+	lines, res, err := collect(c, "cat", "/opt/proximity/app/.env")
+	n.must(err)
+	if res.Code != 0 || !slices.Equal(lines, []string{"A=1", "B='two words'"}) {
+		t.Fatalf("cat: %q %+v", lines, res)
+	}
+	_, res, err = collect(c, "cat", "/missing")
+	n.must(err)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "No such file") {
+		t.Fatalf("cat missing: %+v", res)
+	}
+
+	compose := "services:\n  web:\n    image: nginx\n    ports: [\"8080:80\"]\n  db:\n    image: postgres\n"
+	n.must(n.rt.Push(c, 121, []byte(compose), "/opt/proximity/app/compose.yaml", "0644"))
+	if res, err := n.rt.Exec(c, 121, "sh", "-c", "apt-get update && apt-get install -y -q docker.io docker-compose curl"); err != nil || res.Code != 0 {
+		t.Fatalf("docker install: %+v %v", res, err)
+	}
+	logs := []string{"docker", "compose", "--project-directory", "/opt/proximity/app", "logs", "--no-color"}
+	lines, _, err = collect(c, append(logs, "--tail", "5")...)
+	n.must(err)
+	if len(lines) != 0 {
+		t.Fatalf("logs of a project that is not up: %q", lines)
+	}
+	if res, err := n.rt.Exec(c, 121, "docker", "compose", "--project-directory", "/opt/proximity/app", "up", "-d", "--remove-orphans"); err != nil || res.Code != 0 {
+		t.Fatalf("up: %+v %v", res, err)
+	}
+	lines, _, err = collect(c, append(logs, "--tail", "1", "--timestamps")...)
+	n.must(err)
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "app-db-1   | ") {
+		t.Fatalf("tail 1: %q", lines)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, strings.Fields(lines[0])[2]); err != nil {
+		t.Fatalf("no timestamp in %q: %v", lines[0], err)
+	}
+	_, res, err = collect(c, append(logs, "--since", "yesterday")...)
+	n.must(err)
+	if res.Code == 0 || !strings.Contains(res.Stderr, "since") {
+		t.Fatalf("a bad --since: %+v", res)
+	}
+
+	// Follow: the first new line comes while the command runs; the
+	// caller's error stops it and is returned as is.
+	enough := errors.New("enough")
+	var got []string
+	_, err = n.rt.ExecStream(c, 121, append(logs, "--tail", "0", "--follow"), func(l string) error {
+		got = append(got, l)
+		return enough
+	})
+	if !errors.Is(err, enough) || len(got) != 1 || !strings.Contains(got[0], "| ") {
+		t.Fatalf("follow stopped by the reader: %q %v", got, err)
+	}
+	// Cancelled by its context.
+	fctx, cancel := context.WithCancel(c)
+	_, err = n.rt.ExecStream(fctx, 121, append(logs, "--tail", "0", "-f"), func(string) error { cancel(); return nil })
+	wantKind(t, "follow cancelled", err, pve.ErrTimeout)
+	// Ended by the project going down.
+	done := make(chan error, 1)
+	go func() {
+		_, res, err := collect(c, append(logs, "--tail", "0", "--follow")...)
+		if err == nil && res.Code != 0 {
+			err = fmt.Errorf("exit %d: %s", res.Code, res.Stderr)
+		}
+		done <- err
+	}()
+	if res, err := n.rt.Exec(c, 121, "docker", "compose", "--project-directory", "/opt/proximity/app", "down"); err != nil || res.Code != 0 {
+		t.Fatalf("down: %+v %v", res, err)
+	}
+	select {
+	case err := <-done:
+		n.must(err)
+	case <-c.Done():
+		t.Fatal("logs --follow went on after the project went down")
+	}
+}

@@ -51,6 +51,13 @@ type Runtime interface {
 	// Exec runs a command in a running container. A command that runs and
 	// fails is not an error: its exit code is in the result.
 	Exec(ctx context.Context, vmid int, argv ...string) (ExecResult, error)
+	// ExecStream runs a command in a running container like Exec, but
+	// hands each line of its standard output to line as it comes (without
+	// the newline; a line over MaxStreamLine bytes is cut there). It has
+	// no default deadline: it runs until the command ends, line returns an
+	// error (returned as is), or ctx ends; then the command is killed. The
+	// result's Stdout is empty; Stderr is its last 4 KiB.
+	ExecStream(ctx context.Context, vmid int, argv []string, line func(string) error) (ExecResult, error)
 	// Push writes a file into a running container.
 	Push(ctx context.Context, vmid int, content []byte, dest, perms string) error
 

@@ -1,10 +1,12 @@
 package pvesim
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/proximity-ve/proximity/internal/catalog"
 )
@@ -42,7 +44,10 @@ func (c *pct) exec(args []string) int {
 		pe := paramErrors{}
 		id := vmid(pe, p.pos[0])
 		if err = pe.err(sp.usage); err == nil {
-			code := 0
+			// The command's output is kept until the state lock is
+			// released, so a slow reader cannot hold the lock.
+			code, out, stdout := 0, &bytes.Buffer{}, c.stdout
+			c.stdout = out
 			err = c.st.Update(func(n *Node) error {
 				ct, err := n.ct(id)
 				if err != nil {
@@ -54,6 +59,11 @@ func (c *pct) exec(args []string) int {
 				code = c.run1(ct, cmd)
 				return nil
 			})
+			c.stdout = stdout
+			_, _ = out.WriteTo(stdout)
+			if err == nil && c.follow != nil {
+				return c.follow(stdout)
+			}
 			if err == nil {
 				return code
 			}
@@ -210,7 +220,7 @@ func (c *pct) aptGet(ct *CT, args []string) int {
 }
 
 // docker knows `docker compose [-f FILE] [--project-directory DIR] up -d |
-// pull | ps | stop | down`, with docker.io installed; the project's state
+// pull | ps | logs | stop | down` (logs: see composeLogs), with docker.io installed; the project's state
 // is kept in the container.
 func (c *pct) docker(ct *CT, args []string) int {
 	if !ct.installed("docker.io") {
@@ -222,14 +232,15 @@ func (c *pct) docker(ct *CT, args []string) int {
 		return 1
 	}
 	file, dir, verb := "", "", ""
-	for i := 1; i < len(args); i++ {
+	var rest []string // the verb's own arguments
+	for i := 1; i < len(args) && verb == ""; i++ {
 		switch a := args[i]; {
 		case (a == "-f" || a == "--file") && i+1 < len(args):
 			file, i = args[i+1], i+1
 		case a == "--project-directory" && i+1 < len(args):
 			dir, i = args[i+1], i+1
-		case verb == "" && !strings.HasPrefix(a, "-"):
-			verb = a
+		case !strings.HasPrefix(a, "-"):
+			verb, rest = a, args[i+1:]
 		}
 	}
 	if file == "" {
@@ -258,14 +269,20 @@ func (c *pct) docker(ct *CT, args []string) int {
 			fmt.Fprintf(c.stderr, "yaml: %v\n", err)
 			return 15
 		}
+		if _, up := ct.Files[composeState]; !up {
+			ct.Files[composeUpAt] = time.Now().UTC().Format(time.RFC3339Nano)
+		}
 		ct.Files[composeState] = file + "\n" + strings.Join(ports, " ")
 		fmt.Fprintln(c.stdout, "Container app-1  Started")
+	case "logs":
+		return c.composeLogs(ct, doc, rest)
 	case "ps":
 		if st, ok := ct.Files[composeState]; ok {
 			fmt.Fprintf(c.stdout, "NAME    STATUS\napp-1   Up (%s)\n", strings.SplitN(st, "\n", 2)[0])
 		}
 	case "stop", "down":
 		delete(ct.Files, composeState)
+		delete(ct.Files, composeUpAt)
 	default:
 		fmt.Fprintf(c.stderr, "unknown docker compose command %q\n", verb)
 		return 1

@@ -52,6 +52,9 @@ var pctSpecs = map[string]spec{
 type pct struct {
 	st             *Store
 	stdout, stderr io.Writer
+	// follow, when a command set it, goes on printing after the state
+	// lock is released (docker compose logs --follow).
+	follow func(io.Writer) int
 }
 
 func (c *pct) run(args []string) int {
