@@ -58,6 +58,7 @@ type Agent struct {
 	exec      *executor
 	fw        *forwarder
 	rep       *reporter
+	live      *live
 	heartbeat time.Duration
 }
 
@@ -90,6 +91,7 @@ func New(cfg Config) (*Agent, error) {
 	a.rep = newReporter(a)
 	a.exec = newExecutor(a)
 	a.fw = &forwarder{a: a}
+	a.live = newLive(a)
 	return a, nil
 }
 
@@ -116,7 +118,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for _, loop := range []struct {
 		ctx context.Context
 		fn  func(context.Context)
-	}{{ctx, a.workLoop}, {repCtx, a.rep.loop}, {ctx, a.renewLoop}, {ctx, a.fw.loop}} {
+	}{{ctx, a.workLoop}, {repCtx, a.rep.loop}, {ctx, a.renewLoop}, {ctx, a.fw.loop}, {ctx, a.live.loop}} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop.fn(loop.ctx) }()
 	}

@@ -200,6 +200,45 @@ func (p Policy) Check(ctx context.Context, rt pve.Runtime, t *pb.Task) error {
 	return p.refuse("task kind %q is not one this node runs", t.Kind)
 }
 
+// CheckLive decides whether this node answers a live request (the Live
+// stream, agent/live.go); a nil error means yes. Live requests only read:
+// the logs of the app's Compose project, and named variables of the .env
+// file in the app's directory. Both only in containers Proximity made
+// (the managed tag, as for exec and push), with their bounds: a tail of
+// 1-5000 lines, since an RFC 3339 time or a duration, at most 100 names
+// that are variable names.
+func (p Policy) CheckLive(ctx context.Context, rt pve.Runtime, req *pb.LiveRequest) error {
+	switch req.Kind {
+	case "app_logs":
+		a := req.Logs
+		if a == nil || a.Tail < 1 || a.Tail > liveMaxLines {
+			return p.refuse("app_logs: a tail of 1-%d lines", liveMaxLines)
+		}
+		if !sinceRE.MatchString(a.Since) {
+			return p.refuse("app_logs: since %q is not an RFC 3339 time or a duration", a.Since)
+		}
+		return p.appContainer(ctx, rt, int(req.Vmid), "app_logs")
+	case "read_env":
+		e := req.Env
+		if e == nil || path.Base(e.Path) != ".env" {
+			return p.refuse("read_env: only the app's .env file may be read")
+		}
+		if err := p.appPath("read_env", e.Path); err != nil {
+			return err
+		}
+		if len(e.Names) == 0 || len(e.Names) > liveMaxNames {
+			return p.refuse("read_env: 1-%d names", liveMaxNames)
+		}
+		for _, n := range e.Names {
+			if !envNameRE.MatchString(n) {
+				return p.refuse("read_env: %q is not a variable name", n)
+			}
+		}
+		return p.appContainer(ctx, rt, int(req.Vmid), "read_env")
+	}
+	return p.refuse("live request kind %q is not one this node answers", req.Kind)
+}
+
 // maxSecretLen bounds a generated secret (the catalog allows 16-128).
 const maxSecretLen = 4096
 
@@ -215,6 +254,10 @@ var (
 	// One element of a path under the app's directory.
 	pathElemRE = regexp.MustCompile(`^[A-Za-z0-9._+-]+$`)
 	permsRE    = regexp.MustCompile(`^0?[0-7]{3}$`)
+	// A variable name of a .env file.
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	// since of app_logs: empty, RFC 3339, or a duration such as 10m.
+	sinceRE = regexp.MustCompile(`^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$|^([0-9]{1,9}(\.[0-9]{1,9})?(ns|us|µs|ms|s|m|h))+$`)
 	// The value of one key of a netN setting.
 	netValueRE = regexp.MustCompile(`^[A-Za-z0-9.:/_-]+$`)
 	// The path of the health check URL (catalog: it starts with /).

@@ -39,6 +39,9 @@ type coordinatorStub struct {
 
 	mu     sync.Mutex
 	events []*pb.TaskEvent
+	// The agent's Live stream, once open, and what came up it.
+	live    pb.Agent_LiveServer
+	replies chan *pb.LiveReply
 }
 
 func (c *coordinatorStub) Work(_ *pb.WorkRequest, st pb.Agent_WorkServer) error {
@@ -100,6 +103,7 @@ func (c *coordinatorStub) result(t *testing.T, id string) (*pb.Result, []string)
 type policyNodeHarness struct {
 	sim   *SimNode
 	coord *coordinatorStub
+	agent *Agent
 	n     int
 }
 
@@ -138,7 +142,7 @@ func startPolicyNode(t *testing.T, policy Policy) *policyNodeHarness {
 	pool.AddCert(ca.Cert)
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13,
 		Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})))
-	coord := &coordinatorStub{tasks: make(chan *pb.Task, 16)}
+	coord := &coordinatorStub{tasks: make(chan *pb.Task, 16), replies: make(chan *pb.LiveReply, 1024)}
 	pb.RegisterAgentServer(srv, coord)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -166,7 +170,7 @@ func startPolicyNode(t *testing.T, policy Policy) *policyNodeHarness {
 			t.Error(err)
 		}
 	})
-	return &policyNodeHarness{sim: sim, coord: coord}
+	return &policyNodeHarness{sim: sim, coord: coord, agent: a}
 }
 
 // run hands the agent a task and waits for its result.

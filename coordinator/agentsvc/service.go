@@ -1,8 +1,8 @@
 // Package agentsvc is the coordinator's side of the agent protocol: the
 // gRPC service agents join and work through, its mTLS configuration from
 // the cluster CA, node liveness by TTL on the leader, inventory (VMIDs
-// used outside Proximity become foreign), and the fenced task queue's
-// delivery and results.
+// used outside Proximity become foreign), the fenced task queue's
+// delivery and results, and the live channel to each agent (query.go).
 package agentsvc
 
 import (
@@ -71,6 +71,8 @@ type Service struct {
 	certFrom []byte // CA the cached server certificate was issued by
 
 	live *liveness
+	// links are the agents' Live streams open on this server (query.go).
+	links *liveLinks
 	// joins limits Join calls per source address; logs limits the log
 	// lines about refused peers.
 	joins *PeerLimiter
@@ -96,6 +98,7 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, b: cfg.Backend, log: cfg.Logger.With("component", "agentsvc")}
 	s.live = newLiveness(s)
+	s.links = &liveLinks{conns: map[string]*liveConn{}}
 	s.joins = NewPeerLimiter(joinRate, joinBurst, maxPeers)
 	s.logs = newLogLimiter()
 	return s
