@@ -60,6 +60,11 @@ type Config struct {
 	// PasswordParams are argon2id's parameters for new password hashes
 	// (default auth.DefaultParams).
 	PasswordParams *auth.Params
+	// EventsHeartbeat is the interval of the events stream's heartbeat
+	// comment (default 15s); MaxStreams and MaxStreamsPerUser bound the
+	// open streams (default 256 and 8).
+	EventsHeartbeat               time.Duration
+	MaxStreams, MaxStreamsPerUser int
 }
 
 // API is the HTTP handler.
@@ -84,6 +89,9 @@ type API struct {
 	dummyHash      string
 	// oidc caches single sign-on providers and used states (oidc.go).
 	oidc oidcClient
+	// streams bounds and ends the open event streams (events.go).
+	streams         *streamLimits
+	eventsHeartbeat time.Duration
 }
 
 // New builds the handler.
@@ -111,6 +119,10 @@ func New(cfg Config) *API {
 	if cfg.PasswordParams != nil {
 		a.passwordParams = *cfg.PasswordParams
 	}
+	a.streams, a.eventsHeartbeat = newStreamLimits(cfg.MaxStreams, cfg.MaxStreamsPerUser), cfg.EventsHeartbeat
+	if a.eventsHeartbeat <= 0 {
+		a.eventsHeartbeat = defaultEventsHeartbeat
+	}
 	a.m = newMetrics(cfg.Registry, cfg.Backend)
 	a.audit = newAuditor(a, cfg.Registry)
 	a.routes = a.table()
@@ -129,6 +141,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Close releases the API's resources.
 func (a *API) Close() {
+	a.streams.end()
 	if a.audit != nil {
 		a.audit.close()
 	}

@@ -57,7 +57,14 @@ type request struct {
 	// redirect, when set, is the Location of an answer without a body
 	// (single sign-on, oidc.go).
 	redirect string
+	// w is the answer's writer, for streaming routes only: a streaming
+	// handler writes its answer itself and returns status streamed.
+	w http.ResponseWriter
 }
+
+// streamed is the status a streaming handler returns once it has written
+// its answer itself (see sse.go).
+const streamed = -1
 
 // NewID returns prefix followed by 96 random bits in hex.
 func NewID(prefix string) string {
@@ -149,6 +156,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 	defer cancel()
 	rq.ctx = ctx
 	rw := &statusWriter{ResponseWriter: w}
+	if rt.stream {
+		rq.w = rw
+	}
 	defer func() { a.m.observe(rt.name, r.Method, rw.status, time.Since(start)) }()
 	// The audit middleware: after the answer, never in its way.
 	defer func() { a.auditRequest(rq, rt, rw.status) }()
@@ -304,6 +314,9 @@ func (a *API) respond(w http.ResponseWriter, rq *request, out outcome) {
 	for _, c := range rq.setCookies {
 		http.SetCookie(w, c)
 	}
+	if out.status == streamed && out.err == nil {
+		return
+	}
 	if out.err != nil {
 		if retryable(out.err) {
 			out.err = problem.Wrap(problem.Unavailable, out.err, "leadership changed during the request; retry (writes: with the same Idempotency-Key or request_id)")
@@ -341,7 +354,7 @@ func (a *API) fail(w http.ResponseWriter, rq *request, err error) {
 		rq = &request{id: NewID("req_")}
 		w.Header().Set(hdrRequestID, rq.id)
 	}
-	if writeThrottled(w, rq, asThrottled(err)) {
+	if writeThrottled(w, rq, asThrottled(err)) || writeTooManyStreams(w, rq, asStreams(err)) {
 		return
 	}
 	k := problem.KindOf(err)

@@ -67,7 +67,7 @@ func (a *API) login(rq *request) (int, any, error) {
 	}
 	addr, now := clientAddr(rq), time.Now()
 	if wait := a.logins.wait(in.Name, addr, now); wait > 0 {
-		return 0, nil, &errThrottled{wait}
+		return 0, nil, &errThrottled{wait: wait}
 	}
 	var u fsm.User
 	var found bool

@@ -49,22 +49,28 @@ func (a *API) listNodes(rq *request) (int, any, error) {
 	a.b.FSM().Read(func(s *fsm.State) { nodes = s.ListNodes() })
 	out := page[nodeJSON]{Items: []nodeJSON{}, Total: len(nodes), Page: pg, PerPage: per}
 	for _, n := range validate.PageOf(nodes, pg, per) {
-		j := nodeJSON{Name: n.Name, Status: n.Status, AgentVersion: n.Version, JoinedAt: n.JoinedAt, StatusSince: n.StatusAt}
-		if a.agents != nil {
-			if li, ok := a.agents.NodeLive(n.Name); ok {
-				hb := li.LastHeartbeat.UTC()
-				j.LastHeartbeat = &hb
-				if li.AgentVersion != "" {
-					j.AgentVersion = li.AgentVersion
-				}
-				j.PVEVersion = li.PVEVersion
-				j.Capacity = capacity{CPUs: li.CPUs, MemTotal: li.MemTotal, DiskTotal: li.DiskTotal}
-				j.MemFree, j.DiskFree, j.Containers = li.MemFree, li.DiskFree, len(li.Guests)
-			}
-		}
-		out.Items = append(out.Items, j)
+		out.Items = append(out.Items, a.nodeOut(n))
 	}
 	return http.StatusOK, out, nil
+}
+
+// nodeOut is a node as the API shows it: its record, and what its agent
+// last reported to this server (the leader holds the heartbeats).
+func (a *API) nodeOut(n fsm.NodeRecord) nodeJSON {
+	j := nodeJSON{Name: n.Name, Status: n.Status, AgentVersion: n.Version, JoinedAt: n.JoinedAt, StatusSince: n.StatusAt}
+	if a.agents != nil {
+		if li, ok := a.agents.NodeLive(n.Name); ok {
+			hb := li.LastHeartbeat.UTC()
+			j.LastHeartbeat = &hb
+			if li.AgentVersion != "" {
+				j.AgentVersion = li.AgentVersion
+			}
+			j.PVEVersion = li.PVEVersion
+			j.Capacity = capacity{CPUs: li.CPUs, MemTotal: li.MemTotal, DiskTotal: li.DiskTotal}
+			j.MemFree, j.DiskFree, j.Containers = li.MemFree, li.DiskFree, len(li.Guests)
+		}
+	}
+	return j
 }
 
 // removeNode forgets a node that holds nothing; its agent's certificate

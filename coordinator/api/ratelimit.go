@@ -48,9 +48,15 @@ func (a *API) throttle() *authThrottle { return a.authFail }
 
 // errThrottled is a request refused because its address has failed to
 // authenticate too often; wait is how long until it may try again.
-type errThrottled struct{ wait time.Duration }
+type errThrottled struct {
+	wait time.Duration
+	msg  string // "": too many failed authentications
+}
 
 func (e *errThrottled) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
 	return fmt.Sprintf("too many failed authentications from this address; retry in %d s", retryAfter(e.wait))
 }
 
@@ -70,7 +76,7 @@ func (a *API) checkToken(rq *request, token string) error {
 	remote := clientAddr(rq)
 	if wait := th.peers.Wait(remote, time.Now()); wait > 0 {
 		a.authFailed(rq, th, "throttled")
-		return &errThrottled{wait}
+		return &errThrottled{wait: wait}
 	}
 	// A follower gives replication a moment (see authenticate).
 	if a.authenticate(rq, token) {
@@ -78,7 +84,7 @@ func (a *API) checkToken(rq *request, token string) error {
 	}
 	if wait := th.peers.Allow(remote, time.Now()); wait > 0 {
 		a.authFailed(rq, th, "throttled")
-		return &errThrottled{wait}
+		return &errThrottled{wait: wait}
 	}
 	a.authFailed(rq, th, "refused")
 	return problem.E(problem.Unauthenticated, "the bearer token is not valid")

@@ -35,6 +35,9 @@ type route struct {
 	where   where
 	name    string // for metrics: the pattern
 	h       handlerFunc
+	// stream routes answer with a stream the handler writes itself
+	// (sse.go); the request's deadline does not bound it.
+	stream bool
 }
 
 // table is every route the API serves. Authorization is declared here and
@@ -64,6 +67,8 @@ func (a *API) table() []*route {
 		{method: "POST", pattern: "/api/v1/apps/{id}/backups", access: anyUser, where: leader, h: a.createBackup},
 		{method: "POST", pattern: "/api/v1/apps/{id}/backups/{bid}/restore", access: anyUser, where: leader, h: a.restoreBackup},
 		{method: "DELETE", pattern: "/api/v1/apps/{id}/backups/{bid}", access: anyUser, where: leader, h: a.deleteBackup},
+
+		{method: "GET", pattern: "/api/v1/events", access: anyUser, where: local, stream: true, h: a.events},
 
 		{method: "GET", pattern: "/api/v1/discover", access: adminOnly, where: leader, h: a.discover},
 		{method: "POST", pattern: "/api/v1/adopt", access: adminOnly, where: leader, h: a.adopt},
@@ -152,7 +157,7 @@ func (a *API) register() {
 func (a *API) Routes() []RouteInfo {
 	var out []RouteInfo
 	for _, rt := range a.routes {
-		out = append(out, RouteInfo{Method: rt.method, Pattern: rt.pattern, Admin: rt.access == adminOnly, Public: rt.access == public, Self: rt.access == selfOrAdmin})
+		out = append(out, RouteInfo{Method: rt.method, Pattern: rt.pattern, Admin: rt.access == adminOnly, Public: rt.access == public, Self: rt.access == selfOrAdmin, Stream: rt.stream})
 	}
 	return out
 }
@@ -163,4 +168,7 @@ type RouteInfo struct {
 	Admin, Public   bool
 	// Self routes are for the user named by {id}, or an admin.
 	Self bool
+	// Stream routes answer with a stream (text/event-stream) that lasts
+	// until the client leaves.
+	Stream bool
 }

@@ -24,6 +24,10 @@ type FSM struct {
 
 	chMu    sync.Mutex
 	changed chan struct{}
+
+	// changes are the recent changes for the events stream (events.go),
+	// under mu.
+	changes changeRing
 }
 
 // Changed returns a channel that is closed after the next entry is applied
@@ -51,7 +55,7 @@ func New(dedupWindow uint64) *FSM {
 	if dedupWindow == 0 {
 		dedupWindow = DefaultDedupWindow
 	}
-	return &FSM{st: newState(), window: dedupWindow}
+	return &FSM{st: newState(), window: dedupWindow, changes: changeRing{max: DefaultChangeRing}}
 }
 
 // AppliedIndex is the index of the last entry applied to this FSM.
@@ -70,9 +74,15 @@ func (f *FSM) Apply(l *raft.Log) any {
 		panic(fmt.Sprintf("fsm: raft log entry %d is corrupt: %v", l.Index, err))
 	}
 	results = make([]Result, len(cmds))
+	var changes []Change
 	for i := range cmds {
+		before := f.st.changeBefore(&cmds[i])
 		results[i] = f.st.applyOne(l.Index, &cmds[i], f.window)
+		if !results[i].Replayed && results[i].Err() == nil {
+			changes = append(changes, f.st.changes(&cmds[i], results[i], before)...)
+		}
 	}
+	f.changes.add(l.Index, changes)
 	f.st.forgetBefore(l.Index, f.window)
 	f.st.Index = l.Index
 	f.mu.Unlock()
@@ -125,6 +135,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.st = st
+	f.changes.reset(st.Index)
 	f.mu.Unlock()
 	f.applied.Store(st.Index)
 	f.notify()

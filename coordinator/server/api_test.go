@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -40,6 +41,12 @@ func (tc *testCluster) raw(i int, method, path, token, body string, hdr map[stri
 		tc.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		// A stream (GET /api/v1/events) lasts until the client leaves:
+		// its first line is its answer here.
+		line, _ := bufio.NewReader(resp.Body).ReadBytes('\n')
+		return resp.StatusCode, resp.Header, line
+	}
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, b
 }

@@ -172,6 +172,8 @@ func Start(cfg Config) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Streams never go idle: they end when the server shuts down.
+	s.http.RegisterOnShutdown(s.api.EndStreams)
 	go func() {
 		defer close(s.done)
 		// HTTPS only: a plain HTTP request gets Go's 400 "Client sent an
