@@ -34,6 +34,7 @@ type Entry struct {
 	Template    string      `yaml:"template" json:"template"`
 	Ports       []Port      `yaml:"ports" json:"ports"`
 	Environment []EnvVar    `yaml:"environment" json:"environment,omitempty"`
+	Settings    []Setting   `yaml:"settings" json:"settings,omitempty"`
 	Volumes     []string    `yaml:"volumes" json:"volumes,omitempty"`
 	Compose     string      `yaml:"compose" json:"compose"`
 	HealthCheck HealthCheck `yaml:"health_check" json:"health_check"`
@@ -161,6 +162,7 @@ func (e *Entry) Validate(file string) error {
 			bad(f+".value", "%s looks like a secret: generate it (generate: 32) instead of fixing a value", v.Name)
 		}
 	}
+	settings := e.validateSettings(bad)
 	for i, v := range e.Volumes {
 		if !strings.HasPrefix(v, "/") || strings.Contains(v, "..") {
 			bad(fmt.Sprintf("volumes[%d]", i), "%q must be an absolute path without ..", v)
@@ -194,8 +196,8 @@ func (e *Entry) Validate(file string) error {
 				}
 			}
 			for _, m := range varRE.FindAllStringSubmatch(e.Compose, -1) {
-				if !env[m[1]] {
-					bad("compose", "${%s} is not in environment", m[1])
+				if !env[m[1]] && !settings[m[1]] {
+					bad("compose", "${%s} is neither in environment nor in settings", m[1])
 				}
 			}
 		}

@@ -111,6 +111,11 @@ func TestAuditFinding31NoFixedSecretsInTheCatalog(t *testing.T) {
 				generated++
 			}
 		}
+		for _, v := range e.Settings {
+			if v.Generate > 0 {
+				generated++
+			}
+		}
 	}
 	if generated < 10 {
 		t.Fatalf("only %d generated secrets in the starter catalog", generated)
