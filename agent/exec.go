@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/proximity-ve/proximity/internal/dotenv"
 	"github.com/proximity-ve/proximity/internal/pve"
 	"github.com/proximity-ve/proximity/internal/taskspec"
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
@@ -371,10 +371,72 @@ func (x *executor) backup(ctx context.Context, t *pb.Task, spec taskspec.BackupS
 	return &taskspec.Output{Volid: volid}, nil
 }
 
-// writeEnv writes the .env file unless it exists; generated secrets are
-// made here and never leave the node.
+// writeEnv writes the .env file (see taskspec.EnvSpec for the modes);
+// generated secrets are made here and never leave the node. Every value
+// is checked again (dotenv.Format refuses what dotenv.CheckValue refuses)
+// and single-quoted, so no value can add a line or be interpolated.
 func (x *executor) writeEnv(ctx context.Context, vmid int, spec taskspec.EnvSpec) error {
 	rt := x.a.cfg.Runtime
+	prevPath := spec.Path + ".prev"
+	switch spec.Mode {
+	case taskspec.EnvRestore:
+		prev, ok, err := readFile(ctx, rt, vmid, prevPath)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &pve.Error{Kind: pve.ErrInvalid, Text: "write_env: no " + prevPath + " to restore"}
+		}
+		m, err := dotenv.Parse(prev)
+		if err != nil {
+			return &pve.Error{Kind: pve.ErrInvalid, Text: "write_env: " + prevPath + ": " + err.Error()}
+		}
+		return pushEnv(ctx, rt, vmid, spec.Path, m)
+	case taskspec.EnvUpdate:
+		marker := "# proximity-op " + spec.Op + "\n"
+		prev, ok, err := readFile(ctx, rt, vmid, prevPath)
+		if err != nil {
+			return err
+		}
+		if !ok || !strings.HasPrefix(string(prev), marker) {
+			// First delivery of this operation: save the file as it is.
+			cur, _, err := readFile(ctx, rt, vmid, spec.Path)
+			if err != nil {
+				return err
+			}
+			m, err := dotenv.Parse(cur)
+			if err != nil {
+				return &pve.Error{Kind: pve.ErrInvalid, Text: "write_env: " + spec.Path + ": " + err.Error()}
+			}
+			body, err := dotenv.Format(m)
+			if err != nil {
+				return &pve.Error{Kind: pve.ErrInvalid, Text: "write_env: " + spec.Path + ": " + err.Error()}
+			}
+			prev = append([]byte(marker), body...)
+			if err := rt.Push(ctx, vmid, prev, prevPath, "0600"); err != nil {
+				return err
+			}
+		}
+		m, err := dotenv.Parse(prev)
+		if err != nil {
+			return &pve.Error{Kind: pve.ErrInvalid, Text: "write_env: " + prevPath + ": " + err.Error()}
+		}
+		for k, v := range spec.Values {
+			m[k] = v
+		}
+		for k, n := range spec.Generate {
+			if _, ok := m[k]; ok {
+				continue
+			}
+			if m[k], err = secret(n); err != nil {
+				return err
+			}
+		}
+		return pushEnv(ctx, rt, vmid, spec.Path, m)
+	case taskspec.EnvCreate:
+	default:
+		return &pve.Error{Kind: pve.ErrInvalid, Text: "write_env: unknown mode " + spec.Mode}
+	}
 	res, err := rt.Exec(ctx, vmid, "test", "-f", spec.Path)
 	if err != nil {
 		return err
@@ -382,24 +444,49 @@ func (x *executor) writeEnv(ctx context.Context, vmid int, spec taskspec.EnvSpec
 	if res.Code == 0 {
 		return nil
 	}
-	names := make([]string, 0, len(spec.Values)+len(spec.Generate))
 	vals := map[string]string{}
 	for k, v := range spec.Values {
-		names, vals[k] = append(names, k), v
+		vals[k] = v
 	}
 	for k, n := range spec.Generate {
+		if _, given := vals[k]; given {
+			continue
+		}
 		s, err := secret(n)
 		if err != nil {
 			return err
 		}
-		names, vals[k] = append(names, k), s
+		vals[k] = s
 	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, k := range names {
-		fmt.Fprintf(&b, "%s=%s\n", k, vals[k])
+	return pushEnv(ctx, rt, vmid, spec.Path, vals)
+}
+
+// pushEnv formats m and writes it to path, readable by root only.
+func pushEnv(ctx context.Context, rt pve.Runtime, vmid int, path string, m map[string]string) error {
+	body, err := dotenv.Format(m)
+	if err != nil {
+		return &pve.Error{Kind: pve.ErrInvalid, Text: "write_env: " + err.Error()}
 	}
-	return rt.Push(ctx, vmid, []byte(b.String()), spec.Path, "0600")
+	return rt.Push(ctx, vmid, body, path, "0600")
+}
+
+// readFile reads a file of the container; ok is false if there is none.
+func readFile(ctx context.Context, rt pve.Runtime, vmid int, path string) (body []byte, ok bool, err error) {
+	res, err := rt.Exec(ctx, vmid, "test", "-f", path)
+	if err != nil {
+		return nil, false, err
+	}
+	if res.Code != 0 {
+		return nil, false, nil
+	}
+	res, err = rt.Exec(ctx, vmid, "cat", path)
+	if err != nil {
+		return nil, false, err
+	}
+	if res.Code != 0 {
+		return nil, false, &pve.Error{Kind: pve.ErrInvalid, Text: fmt.Sprintf("cat %s: exit %d", path, res.Code)}
+	}
+	return []byte(res.Stdout), true, nil
 }
 
 // secret returns n uniformly random base32 characters (5 bits each).

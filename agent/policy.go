@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/proximity-ve/proximity/internal/dotenv"
 	"github.com/proximity-ve/proximity/internal/nat"
 	"github.com/proximity-ve/proximity/internal/pve"
 	"github.com/proximity-ve/proximity/internal/taskspec"
@@ -179,6 +180,23 @@ func (p Policy) Check(ctx context.Context, rt pve.Runtime, t *pb.Task) error {
 			if n < 1 || n > maxSecretLen {
 				return p.refuse("write_env: a generated %s of %d characters (1-%d)", name, n, maxSecretLen)
 			}
+			if err := dotenv.CheckName(name); err != nil {
+				return p.refuse("write_env: %v", err)
+			}
+		}
+		// The coordinator checked every value; a value that would add a
+		// line to the .env or be read back differently is refused here
+		// too (its text is not repeated: it may be a secret).
+		for name, v := range spec.Values {
+			if err := dotenv.CheckValue(name, v); err != nil {
+				return p.refuse("write_env: %v", err)
+			}
+		}
+		if len(spec.Sealed) > 0 {
+			return p.refuse("write_env: sealed values reached the agent unopened")
+		}
+		if spec.Mode != taskspec.EnvCreate && spec.Mode != taskspec.EnvUpdate && spec.Mode != taskspec.EnvRestore {
+			return p.refuse("write_env: unknown mode %q", spec.Mode)
 		}
 		return p.appContainer(ctx, rt, vmid, "write_env")
 	case taskspec.SetConfig:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/proximity-ve/proximity/internal/nat"
 	"github.com/proximity-ve/proximity/internal/pve"
+	"github.com/proximity-ve/proximity/internal/secrets"
 	"github.com/proximity-ve/proximity/internal/taskspec"
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
 )
@@ -256,6 +257,20 @@ func TestPolicyRefusesPushOutsideTheApp(t *testing.T) {
 		policyCase{name: "perms with options", kind: taskspec.Push, vmid: 100, spec: taskspec.PushSpec{Path: AppDir + "/x", Perms: "0644 --user 0"}, refuse: "permissions"},
 		policyCase{name: "into the operator's container", kind: taskspec.Push, vmid: 101, spec: taskspec.PushSpec{Path: AppDir + "/compose.yaml"}, refuse: "CT 101 was not made by Proximity"},
 		policyCase{name: "a huge secret", kind: taskspec.WriteEnv, vmid: 100, spec: taskspec.EnvSpec{Path: AppDir + "/.env", Generate: map[string]int{"S": 1 << 40}}, refuse: "generated S"},
+	)
+	env := func(name, v string) taskspec.EnvSpec {
+		return taskspec.EnvSpec{Path: AppDir + "/.env", Values: map[string]string{name: v}}
+	}
+	// TestEnvValueWithNewlineRefused, in the agent: the coordinator's check
+	// is not the only one between a request and the .env file.
+	cases = append(cases,
+		policyCase{name: "env value with a newline", kind: taskspec.WriteEnv, vmid: 100, spec: env("TZ", "a\nEVIL=1"), refuse: "TZ: value contains a line break"},
+		policyCase{name: "env value with a NUL", kind: taskspec.WriteEnv, vmid: 100, spec: env("TZ", "a\x00"), refuse: "NUL"},
+		policyCase{name: "env value of 100 KB", kind: taskspec.WriteEnv, vmid: 100, spec: env("TZ", strings.Repeat("x", 100<<10)), refuse: "longer than the maximum"},
+		policyCase{name: "env name with a newline", kind: taskspec.WriteEnv, vmid: 100, spec: env("A\nB", "x"), refuse: "variable name"},
+		policyCase{name: "env value quoted", kind: taskspec.WriteEnv, vmid: 100, spec: env("TZ", "$(id) ${X} \"x\" \\ #")},
+		policyCase{name: "sealed values unopened", kind: taskspec.WriteEnv, vmid: 100, spec: taskspec.EnvSpec{Path: AppDir + "/.env", Sealed: map[string]*secrets.Sealed{"X": {}}}, refuse: "unopened"},
+		policyCase{name: "unknown env mode", kind: taskspec.WriteEnv, vmid: 100, spec: taskspec.EnvSpec{Path: AppDir + "/.env", Mode: "append"}, refuse: "unknown mode"},
 	)
 	runPolicyCases(t, cases)
 }

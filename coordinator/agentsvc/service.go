@@ -553,7 +553,7 @@ func (s *Service) Work(req *pb.WorkRequest, stream pb.Agent_WorkServer) error {
 		})
 		for _, t := range tasks {
 			ev := &pb.WorkEvent{Index: t.Fence, Event: &pb.WorkEvent_Task{Task: &pb.Task{
-				Id: t.ID, Kind: t.Kind, Vmid: uint32(t.VMID), Fence: t.Fence, Attempt: uint32(t.Attempt), SpecJson: t.Spec,
+				Id: t.ID, Kind: t.Kind, Vmid: uint32(t.VMID), Fence: t.Fence, Attempt: uint32(t.Attempt), SpecJson: s.openSpec(t),
 			}}}
 			if err := stream.Send(ev); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -26,6 +27,10 @@ type appJSON struct {
 	Operation      string            `json:"operation,omitempty"`
 	Step           string            `json:"step,omitempty"`
 	Error          string            `json:"error,omitempty"`
+	// Settings are the values of the app's settings that are not secrets;
+	// SecretSettings names its secret settings, never their values.
+	Settings       map[string]string `json:"settings"`
+	SecretSettings []string          `json:"secret_settings"`
 	CreatedAt      string            `json:"created_at"`
 	UpdatedAt      string            `json:"updated_at"`
 }
@@ -37,7 +42,7 @@ func appOut(a fsm.App) appJSON {
 	}
 	return appJSON{ID: a.ID, Status: a.Status, Hostname: a.Hostname, VMID: a.VMID, Node: a.Node, Owner: a.Owner,
 		CatalogID: a.CatalogID, CatalogVersion: a.CatalogVersion, PublicPorts: ports, IP: a.IP, Resources: a.Resources,
-		Operation: a.Op, Step: a.Step, Error: a.Error,
+		Operation: a.Op, Step: a.Step, Error: a.Error, Settings: appSettings(a), SecretSettings: append([]string{}, a.SecretSettings...),
 		CreatedAt: a.CreatedAt.UTC().Format("2006-01-02T15:04:05Z07:00"), UpdatedAt: a.UpdatedAt.UTC().Format("2006-01-02T15:04:05Z07:00")}
 }
 
@@ -64,11 +69,12 @@ func owner(rq *request) string {
 
 func (a *API) createApp(rq *request) (int, any, error) {
 	var in struct {
-		CatalogID   string             `json:"catalog_id"`
-		Hostname    string             `json:"hostname"`
-		Node        string             `json:"node"`
-		Environment map[string]string  `json:"environment"`
-		Resources   *catalog.Resources `json:"resources"`
+		CatalogID   string                     `json:"catalog_id"`
+		Hostname    string                     `json:"hostname"`
+		Node        string                     `json:"node"`
+		Settings    map[string]json.RawMessage `json:"settings"`
+		Environment map[string]json.RawMessage `json:"environment"`
+		Resources   *catalog.Resources         `json:"resources"`
 	}
 	if err := rq.decode(&in); err != nil {
 		return 0, nil, err
@@ -96,14 +102,13 @@ func (a *API) createApp(rq *request) (int, any, error) {
 			return 0, nil, problem.E(problem.Invalid, "resources: cores 1-64, memory_mb 128-262144, disk_gb 1-4096")
 		}
 	}
-	known := map[string]bool{}
-	for _, v := range e.Environment {
-		known[v.Name] = true
+	given, err := settingsInput(in.Settings, in.Environment)
+	if err != nil {
+		return 0, nil, err
 	}
-	for k := range in.Environment {
-		if !known[k] {
-			return 0, nil, problem.E(problem.Invalid, "environment.%s: not a variable of %s", k, e.ID)
-		}
+	resolved, err := catalog.ValidateSettings(e, given)
+	if err != nil {
+		return 0, nil, err
 	}
 	node := in.Node
 	if node == "" {
@@ -116,8 +121,12 @@ func (a *API) createApp(rq *request) (int, any, error) {
 	}
 	now := a.now()
 	id := NewID("app_")
+	app := fsm.App{ID: id, Owner: rq.user.ID, CatalogID: e.ID, Resources: res, CreatedAt: now}
+	if err := a.setSettings(&app, e, resolved); err != nil {
+		return 0, nil, err
+	}
 	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdCreateApp, RequestID: rq.key, CreateApp: &fsm.CreateAppCmd{
-		App: fsm.App{ID: id, Owner: rq.user.ID, CatalogID: e.ID, Resources: res, Environment: in.Environment, CreatedAt: now},
+		App: app,
 		Reserve: fsm.ReserveCmd{ID: NewID("res_"), Hostname: host, Node: node, PublicPorts: len(e.Ports),
 			IP: a.staticIPs(), Owner: "app:" + id, CreatedAt: now},
 	}})

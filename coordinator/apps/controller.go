@@ -203,19 +203,7 @@ var (
 		return taskspec.Push, taskspec.PushSpec{Path: appDir + "/compose.yaml", Content: []byte(e.Compose), Perms: "0644"}
 	}}
 	stEnv = stage{name: "env", task: func(a fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
-		spec := taskspec.EnvSpec{Path: appDir + "/.env", Values: map[string]string{}, Generate: map[string]int{}}
-		for _, v := range e.Environment {
-			if v.Generate > 0 {
-				spec.Generate[v.Name] = v.Generate
-			} else {
-				spec.Values[v.Name] = v.Value
-			}
-		}
-		for k, v := range a.Environment {
-			delete(spec.Generate, k)
-			spec.Values[k] = v
-		}
-		return taskspec.WriteEnv, spec
+		return taskspec.WriteEnv, envSpec(a, e)
 	}}
 	stUp = stage{name: "up", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"docker", "compose", "--project-directory", appDir, "up", "-d", "--remove-orphans"}}

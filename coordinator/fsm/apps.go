@@ -8,8 +8,13 @@ import (
 
 	"github.com/proximity-ve/proximity/internal/catalog"
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/secrets"
 	"github.com/proximity-ve/proximity/internal/validate"
 )
+
+// AppSettingPurpose binds a sealed secret setting to its app and name, so
+// a sealed value cannot be moved to another app or variable.
+func AppSettingPurpose(appID, name string) string { return "app-setting/" + appID + "/" + name }
 
 // App statuses. Transitional ones last while an operation runs.
 const (
@@ -156,7 +161,15 @@ type App struct {
 	IP             string            `json:"ip,omitempty"`
 	ContainerIP    string            `json:"container_ip,omitempty"` // as the deploy observed it; later reports do not move it
 	Resources      catalog.Resources `json:"resources"`
-	Environment    map[string]string `json:"environment,omitempty"` // caller's values; generated secrets never come here
+	Environment    map[string]string `json:"environment,omitempty"` // caller's values (apps deployed before settings existed)
+	// Settings are the values of the catalog entry's settings that are not
+	// secrets, defaults filled in. SealedSettings are the secret values the
+	// caller gave, sealed under the cluster key (AppSettingPurpose); the
+	// secrets the agent generates never come here. SecretSettings names
+	// every secret setting of the app, given or generated.
+	Settings       map[string]string          `json:"settings,omitempty"`
+	SealedSettings map[string]*secrets.Sealed `json:"sealed_settings,omitempty"`
+	SecretSettings []string                   `json:"secret_settings,omitempty"`
 	// Adopted apps are containers made outside Proximity: they have no
 	// Compose stack of ours, and deleting one only releases it.
 	Adopted      bool              `json:"adopted,omitempty"`
@@ -546,6 +559,9 @@ func (s *State) cloneApp(index uint64, c CloneAppCmd) (*App, error) {
 		return nil, err
 	}
 	a.CatalogID, a.CatalogVersion, a.Resources, a.Environment = src.CatalogID, src.CatalogVersion, src.Resources, src.Environment
+	// The clone's .env is the source's, copied with its container; sealed
+	// values are bound to the source and stay with it.
+	a.Settings, a.SecretSettings = src.Settings, src.SecretSettings
 	a.Hostname, a.Node, a.VMID, a.ReservationID, a.PublicPorts, a.IP = r.Hostname, r.Node, r.VMID, r.ID, r.PublicPorts, r.IP
 	a.Status, a.Op, a.OpIndex, a.Step, a.Attempt = AppCloning, OpClone, index, "", 1
 	a.OpArgs = map[string]string{"source": src.ID, "source_vmid": strconv.Itoa(src.VMID), "snapshot": fmt.Sprintf("proximity-clone-%d", index)}

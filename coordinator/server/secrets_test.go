@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/proximity-ve/proximity/internal/dotenv"
 )
 
 // TestAuditFindings07And08SecretsNeverReachTheCoordinator deploys an app
@@ -23,12 +25,11 @@ func TestAuditFindings07And08SecretsNeverReachTheCoordinator(t *testing.T) {
 	a = tc.waitApp(tok["alice"], a.ID, "running")
 	c := ct(t, ag.sim.Store, a.VMID)
 	env := c.Files["/opt/proximity/app/.env"]
-	var secret string
-	for _, line := range strings.Split(env, "\n") {
-		if v, ok := strings.CutPrefix(line, "ADMIN_TOKEN="); ok {
-			secret = v
-		}
+	vals, err := dotenv.Parse([]byte(env))
+	if err != nil {
+		t.Fatal(err)
 	}
+	secret := vals["ADMIN_TOKEN"]
 	if len(secret) != 48 {
 		t.Fatalf("no generated ADMIN_TOKEN in the container's .env: %q", env)
 	}

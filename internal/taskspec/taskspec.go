@@ -9,6 +9,7 @@ import (
 
 	"github.com/proximity-ve/proximity/internal/nat"
 	"github.com/proximity-ve/proximity/internal/pve"
+	"github.com/proximity-ve/proximity/internal/secrets"
 )
 
 // Task kinds.
@@ -46,13 +47,39 @@ type ForwardsSpec struct {
 
 // EnvSpec writes a Compose .env file into the container: fixed values,
 // and secrets the agent generates itself (crypto/rand, URL-safe), so that
-// no coordinator, log or Raft entry ever holds them. An existing file is
-// kept as it is, so a redelivered task does not change the secrets.
+// no coordinator, log or Raft entry ever holds them. Every value is
+// checked and quoted by internal/dotenv.
+//
+// Mode says what happens to an existing file:
+//   - EnvCreate (""): an existing file is kept as it is, so a redelivered
+//     task does not change the secrets.
+//   - EnvUpdate: the existing file is saved as Path+".prev" (once per Op:
+//     a redelivery starts again from that copy) and Values are written over
+//     it; every other line, generated secrets included, is kept; a name of
+//     Generate that the file lacks is generated.
+//   - EnvRestore: Path+".prev" is put back (a rollback of EnvUpdate).
+//
+// Sealed are secret values a person gave, sealed under the cluster key for
+// fsm.AppSettingPurpose(App, name). Raft holds them only sealed: the
+// coordinator opens them into Values as it hands the task to the agent
+// over its mutually authenticated stream, and the agent refuses a spec
+// that still has any.
 type EnvSpec struct {
-	Path     string            `json:"path"`
-	Values   map[string]string `json:"values,omitempty"`
-	Generate map[string]int    `json:"generate,omitempty"` // name → length
+	Path     string                     `json:"path"`
+	Values   map[string]string          `json:"values,omitempty"`
+	Generate map[string]int             `json:"generate,omitempty"` // name → length
+	Mode     string                     `json:"mode,omitempty"`
+	Op       string                     `json:"op,omitempty"` // names the operation of an EnvUpdate
+	App      string                     `json:"app,omitempty"`
+	Sealed   map[string]*secrets.Sealed `json:"sealed,omitempty"`
 }
+
+// EnvSpec modes.
+const (
+	EnvCreate  = ""
+	EnvUpdate  = "update"
+	EnvRestore = "restore"
+)
 
 // CreateSpec creates a container on the task's VMID. The agent tags it
 // with the task (see Tag), which is how a repeated delivery recognises a
