@@ -89,6 +89,14 @@ func (r *reporter) flush(ctx context.Context) {
 			req.Heartbeat.MemTotal, req.Heartbeat.MemFree, req.Heartbeat.DiskTotal, req.Heartbeat.DiskFree = ns.MemTotal, ns.MemFree, ns.DiskTotal, ns.DiskFree
 			req.Heartbeat.Cpus, req.Heartbeat.PveVersion = uint32(ns.CPUs), ns.Version
 		}
+		if sts, err := a.cfg.Runtime.Storages(hctx); err == nil {
+			for _, st := range sts {
+				req.Heartbeat.Storages = append(req.Heartbeat.Storages, &pb.Storage{Name: st.Name, Type: st.Type,
+					Content: st.Content, Total: st.Total, Available: st.Available})
+			}
+		} else {
+			a.log.Warn("storages", "err", err)
+		}
 		req.Inventory = a.inventory(hctx)
 		cancel()
 	}

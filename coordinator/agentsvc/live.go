@@ -37,6 +37,9 @@ type Live struct {
 	DiskFree      uint64
 	CPUs          uint32
 	Guests        []*pb.Guest
+	// Storages are the node's storages from its last inventory report
+	// (nil until one carried them).
+	Storages []*pb.Storage
 	// Inventoried is set once the node has sent an inventory to this
 	// server: until then Guests and VMIDs say nothing.
 	Inventoried bool
@@ -85,6 +88,9 @@ func (l *liveness) seen(node string, hb *pb.Heartbeat) {
 		if hb.MemTotal > 0 { // capacity comes with the inventory, not every beat
 			li.PVEVersion = hb.PveVersion
 			li.MemTotal, li.MemFree, li.DiskTotal, li.DiskFree, li.CPUs = hb.MemTotal, hb.MemFree, hb.DiskTotal, hb.DiskFree, hb.Cpus
+			if hb.Storages != nil {
+				li.Storages = hb.Storages
+			}
 		}
 	}
 	l.mu.Unlock()

@@ -92,6 +92,9 @@ type API struct {
 	// streams bounds and ends the open event streams (events.go).
 	streams         *streamLimits
 	eventsHeartbeat time.Duration
+	// settingsMu serializes PATCHes of settings on this leader, so two
+	// patches of different fields do not lose each other (settings.go).
+	settingsMu sync.Mutex
 }
 
 // New builds the handler.

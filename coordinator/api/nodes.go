@@ -19,17 +19,18 @@ type Agents interface {
 }
 
 type nodeJSON struct {
-	Name          string     `json:"name"`
-	Status        string     `json:"status"`
-	LastHeartbeat *time.Time `json:"last_heartbeat"`
-	AgentVersion  string     `json:"agent_version,omitempty"`
-	PVEVersion    string     `json:"pve_version,omitempty"`
-	Capacity      capacity   `json:"capacity"`
-	MemFree       uint64     `json:"mem_free"`
-	DiskFree      uint64     `json:"disk_free"`
-	Containers    int        `json:"containers"`
-	JoinedAt      time.Time  `json:"joined_at"`
-	StatusSince   time.Time  `json:"status_since"`
+	Name          string        `json:"name"`
+	Status        string        `json:"status"`
+	LastHeartbeat *time.Time    `json:"last_heartbeat"`
+	AgentVersion  string        `json:"agent_version,omitempty"`
+	PVEVersion    string        `json:"pve_version,omitempty"`
+	Capacity      capacity      `json:"capacity"`
+	MemFree       uint64        `json:"mem_free"`
+	DiskFree      uint64        `json:"disk_free"`
+	Containers    int           `json:"containers"`
+	Storages      []storageJSON `json:"storages"`
+	JoinedAt      time.Time     `json:"joined_at"`
+	StatusSince   time.Time     `json:"status_since"`
 }
 
 type capacity struct {
@@ -57,7 +58,7 @@ func (a *API) listNodes(rq *request) (int, any, error) {
 // nodeOut is a node as the API shows it: its record, and what its agent
 // last reported to this server (the leader holds the heartbeats).
 func (a *API) nodeOut(n fsm.NodeRecord) nodeJSON {
-	j := nodeJSON{Name: n.Name, Status: n.Status, AgentVersion: n.Version, JoinedAt: n.JoinedAt, StatusSince: n.StatusAt}
+	j := nodeJSON{Name: n.Name, Status: n.Status, AgentVersion: n.Version, JoinedAt: n.JoinedAt, StatusSince: n.StatusAt, Storages: []storageJSON{}}
 	if a.agents != nil {
 		if li, ok := a.agents.NodeLive(n.Name); ok {
 			hb := li.LastHeartbeat.UTC()
@@ -68,6 +69,7 @@ func (a *API) nodeOut(n fsm.NodeRecord) nodeJSON {
 			j.PVEVersion = li.PVEVersion
 			j.Capacity = capacity{CPUs: li.CPUs, MemTotal: li.MemTotal, DiskTotal: li.DiskTotal}
 			j.MemFree, j.DiskFree, j.Containers = li.MemFree, li.DiskFree, len(li.Guests)
+			j.Storages = storagesJSON(li.Storages)
 		}
 	}
 	return j

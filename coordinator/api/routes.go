@@ -102,18 +102,24 @@ func (a *API) table() []*route {
 
 		{method: "GET", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.getNetwork},
 		{method: "PUT", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.putNetwork},
+		{method: "PATCH", pattern: "/api/v1/settings/network", access: adminOnly, where: leader, h: a.patchNetwork},
 		{method: "GET", pattern: "/api/v1/settings/resources", access: adminOnly, where: leader, h: a.getResources},
 		{method: "PUT", pattern: "/api/v1/settings/resources", access: adminOnly, where: leader, h: a.putResources},
+		{method: "PATCH", pattern: "/api/v1/settings/resources", access: adminOnly, where: leader, h: a.patchResources},
 		{method: "GET", pattern: "/api/v1/settings/registry", access: adminOnly, where: leader, h: a.getPools},
 		{method: "PUT", pattern: "/api/v1/settings/registry", access: adminOnly, where: leader, h: a.putPools},
+		{method: "PATCH", pattern: "/api/v1/settings/registry", access: adminOnly, where: leader, h: a.patchPools},
 		{method: "GET", pattern: "/api/v1/settings/quotas", access: adminOnly, where: leader, h: a.getQuotas},
 		{method: "PUT", pattern: "/api/v1/settings/quotas", access: adminOnly, where: leader, h: a.putQuotas},
+		{method: "PATCH", pattern: "/api/v1/settings/quotas", access: adminOnly, where: leader, h: a.patchQuotas},
 		{method: "GET", pattern: "/api/v1/settings/audit", access: adminOnly, where: leader, h: a.getAuditPolicy},
 		{method: "PUT", pattern: "/api/v1/settings/audit", access: adminOnly, where: leader, h: a.putAuditPolicy},
+		{method: "PATCH", pattern: "/api/v1/settings/audit", access: adminOnly, where: leader, h: a.patchAuditPolicy},
 
 		{method: "GET", pattern: "/api/v1/audit", access: adminOnly, where: leader, h: a.listAudit},
 		{method: "GET", pattern: "/api/v1/settings/oidc", access: adminOnly, where: leader, h: a.getOIDC},
 		{method: "PUT", pattern: "/api/v1/settings/oidc", access: adminOnly, where: leader, h: a.putOIDC},
+		{method: "PATCH", pattern: "/api/v1/settings/oidc", access: adminOnly, where: leader, h: a.patchOIDC},
 	}
 }
 

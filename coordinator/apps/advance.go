@@ -82,9 +82,16 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 			}
 			spec = fs
 		}
-		if cs, ok := spec.(taskspec.CreateSpec); ok {
-			cs.SwapMB, cs.Storage = defaults.SwapMB, defaults.Storage
-			spec = cs
+		switch sp := spec.(type) {
+		case taskspec.CreateSpec:
+			sp.SwapMB, sp.Storage = defaults.SwapMB, defaults.Storage
+			spec = sp
+		case taskspec.BackupSpec:
+			sp.Storage = defaults.BackupStorage
+			spec = sp
+		case taskspec.RestoreSpec:
+			sp.Storage = defaults.Storage
+			spec = sp
 		}
 		// The ID names this operation (by the index it started at), the
 		// stage and the attempt: a resubmission after an unknown outcome is

@@ -7,14 +7,24 @@ import (
 )
 
 // ResourceSettings are the defaults every deploy uses for what a catalog
-// entry does not say: swap and the storage of the root disk.
+// entry does not say: swap and the storage of the root disk; and the
+// storage backups are written to.
 type ResourceSettings struct {
 	SwapMB  int    `json:"swap_mb"`
 	Storage string `json:"storage"`
+	// BackupStorage is where vzdump writes; empty is DefaultBackupStorage
+	// (settings written before it existed have none).
+	BackupStorage string `json:"backup_storage"`
 }
 
-// DefaultResources is Proxmox's own default swap on its default thin pool.
-func DefaultResources() ResourceSettings { return ResourceSettings{SwapMB: 512, Storage: "local-lvm"} }
+// DefaultBackupStorage is Proxmox's own directory storage.
+const DefaultBackupStorage = "local"
+
+// DefaultResources is Proxmox's own default swap on its default thin
+// pool, and backups on its default directory storage.
+func DefaultResources() ResourceSettings {
+	return ResourceSettings{SwapMB: 512, Storage: "local-lvm", BackupStorage: DefaultBackupStorage}
+}
 
 var storageRE = regexp.MustCompile(`^[a-z][a-z0-9\-_.]*[a-z0-9]$`)
 
@@ -26,6 +36,9 @@ func (r ResourceSettings) Validate() error {
 	if !storageRE.MatchString(r.Storage) {
 		return problem.E(problem.Invalid, "storage: %q is not a Proxmox storage ID", r.Storage)
 	}
+	if r.BackupStorage != "" && !storageRE.MatchString(r.BackupStorage) {
+		return problem.E(problem.Invalid, "backup_storage: %q is not a Proxmox storage ID", r.BackupStorage)
+	}
 	return nil
 }
 
@@ -34,7 +47,11 @@ func (s *State) ResourceDefaults() ResourceSettings {
 	if s.Resources == nil {
 		return DefaultResources()
 	}
-	return *s.Resources
+	r := *s.Resources
+	if r.BackupStorage == "" {
+		r.BackupStorage = DefaultBackupStorage
+	}
+	return r
 }
 
 func (s *State) setResources(r ResourceSettings) error {

@@ -227,6 +227,13 @@ func TestInventory(t *testing.T) {
 	if ns.MemTotal == 0 || ns.MemFree == 0 || ns.MemFree > ns.MemTotal || ns.DiskTotal == 0 {
 		t.Fatalf("node: %+v", ns)
 	}
+	// The storages, with what they hold (GET /nodes/{node}/storage).
+	sts, err := n.rt.Storages(c)
+	n.must(err)
+	if len(sts) != 2 || sts[0].Name != "local" || !sts[0].Holds("backup") || sts[0].Holds("rootdir") ||
+		sts[1].Name != "local-lvm" || sts[1].Type != "lvmthin" || !sts[1].Holds("rootdir") || sts[1].Total == 0 {
+		t.Fatalf("storages: %+v", sts)
+	}
 }
 
 func TestSnapshotsAndClone(t *testing.T) {

@@ -105,6 +105,40 @@ func (l *Local) Node(ctx context.Context) (NodeStatus, error) {
 		DiskFree: uint64(v.RootFS.Avail), CPUs: int(v.CPUInfo.CPUs), Version: v.Version}, nil
 }
 
+// Storages reads GET /nodes/{node}/storage and keeps the storages that
+// are enabled and active (a missing flag counts as set: older versions
+// leave them out).
+func (l *Local) Storages(ctx context.Context) ([]Storage, error) {
+	var list []struct {
+		Storage string `json:"storage"`
+		Type    string `json:"type"`
+		Content string `json:"content"`
+		Total   num    `json:"total"`
+		Avail   num    `json:"avail"`
+		Active  *num   `json:"active"`
+		Enabled *num   `json:"enabled"`
+	}
+	if err := l.get(ctx, l.nodePath("/storage"), &list); err != nil {
+		return nil, err
+	}
+	out := make([]Storage, 0, len(list))
+	for _, s := range list {
+		if s.Storage == "" || (s.Active != nil && *s.Active == 0) || (s.Enabled != nil && *s.Enabled == 0) {
+			continue
+		}
+		st := Storage{Name: s.Storage, Type: s.Type, Content: []string{}, Total: uint64(s.Total), Available: uint64(s.Avail)}
+		for _, c := range strings.Split(s.Content, ",") {
+			if c = strings.TrimSpace(c); c != "" {
+				st.Content = append(st.Content, c)
+			}
+		}
+		sort.Strings(st.Content)
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
 func (l *Local) Snapshots(ctx context.Context, vmid int) ([]SnapshotInfo, error) {
 	var list []struct {
 		Name, Parent, Description string

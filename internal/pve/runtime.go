@@ -23,6 +23,9 @@ type Runtime interface {
 	Status(ctx context.Context, vmid int) (Container, error)
 	// Node reads the node's capacity and free resources.
 	Node(ctx context.Context) (NodeStatus, error)
+	// Storages lists the node's storages that are enabled and active,
+	// with what they hold and their capacity.
+	Storages(ctx context.Context) ([]Storage, error)
 
 	Create(ctx context.Context, spec CreateSpec) error
 	Start(ctx context.Context, vmid int) error
@@ -106,6 +109,25 @@ type Container struct {
 func (c Container) HasTag(tag string) bool {
 	for _, t := range strings.FieldsFunc(c.Tags, func(r rune) bool { return r == ';' || r == ',' || r == ' ' }) {
 		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// Storage is one of the node's Proxmox storages.
+type Storage struct {
+	Name      string   `json:"name"`
+	Type      string   `json:"type"`
+	Content   []string `json:"content"` // rootdir, images, vztmpl, backup, iso, ...
+	Total     uint64   `json:"total"`
+	Available uint64   `json:"available"`
+}
+
+// Holds reports whether the storage takes content of the given kind.
+func (s Storage) Holds(content string) bool {
+	for _, c := range s.Content {
+		if c == content {
 			return true
 		}
 	}

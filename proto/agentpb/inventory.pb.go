@@ -26,14 +26,21 @@ const (
 // Heartbeat is in every report; the capacity fields are filled only in the
 // reports that carry the inventory (zero means "not in this report").
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AgentVersion  string                 `protobuf:"bytes,1,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
-	MemTotal      uint64                 `protobuf:"varint,2,opt,name=mem_total,json=memTotal,proto3" json:"mem_total,omitempty"`
-	MemFree       uint64                 `protobuf:"varint,3,opt,name=mem_free,json=memFree,proto3" json:"mem_free,omitempty"`
-	DiskTotal     uint64                 `protobuf:"varint,4,opt,name=disk_total,json=diskTotal,proto3" json:"disk_total,omitempty"`
-	DiskFree      uint64                 `protobuf:"varint,5,opt,name=disk_free,json=diskFree,proto3" json:"disk_free,omitempty"`
-	Cpus          uint32                 `protobuf:"varint,6,opt,name=cpus,proto3" json:"cpus,omitempty"`
-	PveVersion    string                 `protobuf:"bytes,7,opt,name=pve_version,json=pveVersion,proto3" json:"pve_version,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	AgentVersion string                 `protobuf:"bytes,1,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	MemTotal     uint64                 `protobuf:"varint,2,opt,name=mem_total,json=memTotal,proto3" json:"mem_total,omitempty"`
+	MemFree      uint64                 `protobuf:"varint,3,opt,name=mem_free,json=memFree,proto3" json:"mem_free,omitempty"`
+	DiskTotal    uint64                 `protobuf:"varint,4,opt,name=disk_total,json=diskTotal,proto3" json:"disk_total,omitempty"`
+	DiskFree     uint64                 `protobuf:"varint,5,opt,name=disk_free,json=diskFree,proto3" json:"disk_free,omitempty"`
+	Cpus         uint32                 `protobuf:"varint,6,opt,name=cpus,proto3" json:"cpus,omitempty"`
+	PveVersion   string                 `protobuf:"bytes,7,opt,name=pve_version,json=pveVersion,proto3" json:"pve_version,omitempty"`
+	// storages are the node's Proxmox storages (GET /nodes/{node}/storage),
+	// filled with the capacity fields.
+	Storages []*Storage `protobuf:"bytes,8,rep,name=storages,proto3" json:"storages,omitempty"`
+	// advertise_addr is the address people reach the node's apps at: the
+	// agent's configured advertise address, or else the local address of
+	// its connection to the coordinator. It is in every heartbeat.
+	AdvertiseAddr string `protobuf:"bytes,9,opt,name=advertise_addr,json=advertiseAddr,proto3" json:"advertise_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -117,6 +124,97 @@ func (x *Heartbeat) GetPveVersion() string {
 	return ""
 }
 
+func (x *Heartbeat) GetStorages() []*Storage {
+	if x != nil {
+		return x.Storages
+	}
+	return nil
+}
+
+func (x *Heartbeat) GetAdvertiseAddr() string {
+	if x != nil {
+		return x.AdvertiseAddr
+	}
+	return ""
+}
+
+// Storage is one Proxmox storage of the node.
+type Storage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`            // dir, lvmthin, zfspool, nfs, pbs, ...
+	Content       []string               `protobuf:"bytes,3,rep,name=content,proto3" json:"content,omitempty"`      // rootdir, images, vztmpl, backup, iso, ...
+	Total         uint64                 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`         // bytes
+	Available     uint64                 `protobuf:"varint,5,opt,name=available,proto3" json:"available,omitempty"` // bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Storage) Reset() {
+	*x = Storage{}
+	mi := &file_inventory_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Storage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Storage) ProtoMessage() {}
+
+func (x *Storage) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Storage.ProtoReflect.Descriptor instead.
+func (*Storage) Descriptor() ([]byte, []int) {
+	return file_inventory_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Storage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Storage) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Storage) GetContent() []string {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *Storage) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *Storage) GetAvailable() uint64 {
+	if x != nil {
+		return x.Available
+	}
+	return 0
+}
+
 type Inventory struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// vmids are every VMID in use in the node's Proxmox cluster (VMs too).
@@ -128,7 +226,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_inventory_proto_msgTypes[1]
+	mi := &file_inventory_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +238,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[1]
+	mi := &file_inventory_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +251,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{1}
+	return file_inventory_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Inventory) GetVmids() []uint32 {
@@ -191,7 +289,7 @@ type Guest struct {
 
 func (x *Guest) Reset() {
 	*x = Guest{}
-	mi := &file_inventory_proto_msgTypes[2]
+	mi := &file_inventory_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +301,7 @@ func (x *Guest) String() string {
 func (*Guest) ProtoMessage() {}
 
 func (x *Guest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_proto_msgTypes[2]
+	mi := &file_inventory_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +314,7 @@ func (x *Guest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Guest.ProtoReflect.Descriptor instead.
 func (*Guest) Descriptor() ([]byte, []int) {
-	return file_inventory_proto_rawDescGZIP(), []int{2}
+	return file_inventory_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Guest) GetVmid() uint32 {
@@ -314,7 +412,7 @@ var File_inventory_proto protoreflect.FileDescriptor
 
 const file_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x0finventory.proto\x12\x12proximity.agent.v1\"\xd9\x01\n" +
+	"\x0finventory.proto\x12\x12proximity.agent.v1\"\xb9\x02\n" +
 	"\tHeartbeat\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12\x1b\n" +
 	"\tmem_total\x18\x02 \x01(\x04R\bmemTotal\x12\x19\n" +
@@ -324,7 +422,15 @@ const file_inventory_proto_rawDesc = "" +
 	"\tdisk_free\x18\x05 \x01(\x04R\bdiskFree\x12\x12\n" +
 	"\x04cpus\x18\x06 \x01(\rR\x04cpus\x12\x1f\n" +
 	"\vpve_version\x18\a \x01(\tR\n" +
-	"pveVersion\"T\n" +
+	"pveVersion\x127\n" +
+	"\bstorages\x18\b \x03(\v2\x1b.proximity.agent.v1.StorageR\bstorages\x12%\n" +
+	"\x0eadvertise_addr\x18\t \x01(\tR\radvertiseAddr\"\x7f\n" +
+	"\aStorage\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
+	"\acontent\x18\x03 \x03(\tR\acontent\x12\x14\n" +
+	"\x05total\x18\x04 \x01(\x04R\x05total\x12\x1c\n" +
+	"\tavailable\x18\x05 \x01(\x04R\tavailable\"T\n" +
 	"\tInventory\x12\x14\n" +
 	"\x05vmids\x18\x01 \x03(\rR\x05vmids\x121\n" +
 	"\x06guests\x18\x02 \x03(\v2\x19.proximity.agent.v1.GuestR\x06guests\"\xa3\x02\n" +
@@ -356,19 +462,21 @@ func file_inventory_proto_rawDescGZIP() []byte {
 	return file_inventory_proto_rawDescData
 }
 
-var file_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_inventory_proto_goTypes = []any{
 	(*Heartbeat)(nil), // 0: proximity.agent.v1.Heartbeat
-	(*Inventory)(nil), // 1: proximity.agent.v1.Inventory
-	(*Guest)(nil),     // 2: proximity.agent.v1.Guest
+	(*Storage)(nil),   // 1: proximity.agent.v1.Storage
+	(*Inventory)(nil), // 2: proximity.agent.v1.Inventory
+	(*Guest)(nil),     // 3: proximity.agent.v1.Guest
 }
 var file_inventory_proto_depIdxs = []int32{
-	2, // 0: proximity.agent.v1.Inventory.guests:type_name -> proximity.agent.v1.Guest
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1, // 0: proximity.agent.v1.Heartbeat.storages:type_name -> proximity.agent.v1.Storage
+	3, // 1: proximity.agent.v1.Inventory.guests:type_name -> proximity.agent.v1.Guest
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_inventory_proto_init() }
@@ -382,7 +490,7 @@ func file_inventory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_inventory_proto_rawDesc), len(file_inventory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

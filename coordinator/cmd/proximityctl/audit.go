@@ -91,23 +91,15 @@ func auditCmd(e *env) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			var cur auditRetention
-			if err := e.call("GET", "/api/v1/settings/audit", nil, &cur); err != nil {
+			patch := changed(c, map[string]any{"max-records": &set.MaxRecords, "max-age": &set.MaxAge})
+			method, body := "GET", any(nil)
+			if len(patch) > 0 {
+				method, body = "PATCH", patch
+			}
+			if err := e.call(method, "/api/v1/settings/audit", body, &cur); err != nil {
 				return err
 			}
-			if !c.Flags().Changed("max-records") && !c.Flags().Changed("max-age") {
-				return show(cur)
-			}
-			if c.Flags().Changed("max-records") {
-				cur.MaxRecords = set.MaxRecords
-			}
-			if c.Flags().Changed("max-age") {
-				cur.MaxAge = set.MaxAge
-			}
-			var out auditRetention
-			if err := e.call("PUT", "/api/v1/settings/audit", cur, &out); err != nil {
-				return err
-			}
-			return show(out)
+			return show(cur)
 		},
 	}
 	retention.Flags().IntVar(&set.MaxRecords, "max-records", 0, "keep at most this many records (1-1000000)")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -370,13 +371,19 @@ func settingsCmd(e *env) *cobra.Command {
 	}
 	var n network
 	set := &cobra.Command{
-		Use: "set-network", Short: "Set the container network settings", Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			if n.DNS == nil {
-				n.DNS = []string{}
+		Use: "set-network", Short: "Change the container network settings the flags name (the others are kept)", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			// A merge patch of the flags given: --dns 9.9.9.9 alone keeps
+			// the subnet, the gateway and the bridge.
+			patch := changed(c, map[string]any{"subnet": &n.Subnet, "gateway": &n.Gateway, "dns": &n.DNS, "bridge": &n.Bridge})
+			if len(patch) == 0 {
+				return errors.New("set-network: name a setting to change (--subnet, --gateway, --dns, --bridge)")
+			}
+			if v, ok := patch["dns"].([]string); ok && v == nil {
+				patch["dns"] = []string{}
 			}
 			var out network
-			if err := e.call("PUT", "/api/v1/settings/network", n, &out); err != nil {
+			if err := e.call("PATCH", "/api/v1/settings/network", patch, &out); err != nil {
 				return err
 			}
 			return show(out)
@@ -384,36 +391,44 @@ func settingsCmd(e *env) *cobra.Command {
 	}
 	set.Flags().StringVar(&n.Subnet, "subnet", "", "IPv4 subnet in CIDR form; empty for DHCP")
 	set.Flags().StringVar(&n.Gateway, "gateway", "", "gateway inside the subnet")
-	set.Flags().StringSliceVar(&n.DNS, "dns", nil, "DNS servers (up to 3)")
+	set.Flags().StringSliceVar(&n.DNS, "dns", nil, "DNS servers (up to 3; an empty value for none)")
 	set.Flags().StringVar(&n.Bridge, "bridge", "", "Proxmox bridge for container NICs")
+	type resourceSettings struct {
+		SwapMB        int    `json:"swap_mb"`
+		Storage       string `json:"storage"`
+		BackupStorage string `json:"backup_storage"`
+	}
+	showResources := func(r resourceSettings) error {
+		return e.print(r, []string{"SWAP MB", "STORAGE", "BACKUP STORAGE"}, [][]string{{strconv.Itoa(r.SwapMB), r.Storage, r.BackupStorage}})
+	}
 	resources := &cobra.Command{
 		Use: "resources", Short: "Show the resource defaults of deploys", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			var r struct {
-				SwapMB  int    `json:"swap_mb"`
-				Storage string `json:"storage"`
-			}
+			var r resourceSettings
 			if err := e.call("GET", "/api/v1/settings/resources", nil, &r); err != nil {
 				return err
 			}
-			return e.print(r, []string{"SWAP MB", "STORAGE"}, [][]string{{strconv.Itoa(r.SwapMB), r.Storage}})
+			return showResources(r)
 		},
 	}
-	var swap int
-	var storage string
+	var res resourceSettings
 	setResources := &cobra.Command{
-		Use: "set-resources", Short: "Set the resource defaults of deploys", Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			in := map[string]any{"swap_mb": swap, "storage": storage}
-			var r map[string]any
-			if err := e.call("PUT", "/api/v1/settings/resources", in, &r); err != nil {
+		Use: "set-resources", Short: "Change the resource defaults the flags name (the others are kept)", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			patch := changed(c, map[string]any{"swap-mb": &res.SwapMB, "storage": &res.Storage, "backup-storage": &res.BackupStorage})
+			if len(patch) == 0 {
+				return errors.New("set-resources: name a setting to change (--swap-mb, --storage, --backup-storage)")
+			}
+			var r resourceSettings
+			if err := e.call("PATCH", "/api/v1/settings/resources", patch, &r); err != nil {
 				return err
 			}
-			return e.print(r, []string{"SWAP MB", "STORAGE"}, [][]string{{fmt.Sprint(r["swap_mb"]), fmt.Sprint(r["storage"])}})
+			return showResources(r)
 		},
 	}
-	setResources.Flags().IntVar(&swap, "swap-mb", 512, "swap of new containers, MiB")
-	setResources.Flags().StringVar(&storage, "storage", "local-lvm", "Proxmox storage of new containers' root disks")
-	cmd.AddCommand(get, set, resources, setResources, quotasCmd(e), oidcCmd(e))
+	setResources.Flags().IntVar(&res.SwapMB, "swap-mb", 512, "swap of new containers, MiB")
+	setResources.Flags().StringVar(&res.Storage, "storage", "local-lvm", "Proxmox storage of new containers' root disks (content rootdir on a node)")
+	setResources.Flags().StringVar(&res.BackupStorage, "backup-storage", "local", "Proxmox storage backups are written to (content backup on a node)")
+	cmd.AddCommand(get, set, resources, setResources, quotasCmd(e), oidcCmd(e), registryCmd(e))
 	return cmd
 }

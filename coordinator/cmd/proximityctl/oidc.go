@@ -54,10 +54,8 @@ and client ID when not given.`,
 					return err
 				}
 			} else if f.NFlag() > 0 {
-				body := map[string]any{
-					"issuer": cur.Issuer, "client_id": cur.ClientID, "redirect_url": cur.RedirectURL, "scopes": cur.Scopes,
-					"username_claim": cur.UsernameClaim, "role_claim": cur.RoleClaim, "admin_values": cur.AdminValues,
-				}
+				// A merge patch of the flags given: the others are kept.
+				body := map[string]any{}
 				for flag, key := range map[string]string{"issuer": "issuer", "client-id": "client_id", "redirect-url": "redirect_url",
 					"username-claim": "username_claim", "role-claim": "role_claim"} {
 					if f.Changed(flag) {
@@ -78,7 +76,7 @@ and client ID when not given.`,
 					}
 					body["client_secret"] = secret
 				}
-				if err := e.call("PUT", "/api/v1/settings/oidc", body, &cur); err != nil {
+				if err := e.call("PATCH", "/api/v1/settings/oidc", body, &cur); err != nil {
 					return err
 				}
 			}

@@ -23,8 +23,7 @@ func limit(n int) string {
 }
 
 // quotasCmd shows the default quota, or changes the limits named by its
-// flags: it reads the quota first and puts back the merged value, so the
-// limits not named keep theirs.
+// flags with a PATCH, so the limits not named keep theirs.
 func quotasCmd(e *env) *cobra.Command {
 	var in quota
 	cmd := &cobra.Command{
@@ -35,21 +34,14 @@ With flags, change the limits they name and keep the others; 0 is unlimited.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var q quota
-			if err := e.call("GET", "/api/v1/settings/quotas", nil, &q); err != nil {
+			// A merge patch of the limits named: the others keep theirs.
+			patch := changed(cmd, map[string]any{"max-apps": &in.MaxApps, "max-cores": &in.MaxCores, "max-memory-mb": &in.MaxMemoryMB, "max-disk-gb": &in.MaxDiskGB})
+			method, body := "GET", any(nil)
+			if len(patch) > 0 {
+				method, body = "PATCH", patch
+			}
+			if err := e.call(method, "/api/v1/settings/quotas", body, &q); err != nil {
 				return err
-			}
-			set := map[string]*int{"max-apps": &q.MaxApps, "max-cores": &q.MaxCores, "max-memory-mb": &q.MaxMemoryMB, "max-disk-gb": &q.MaxDiskGB}
-			from := map[string]int{"max-apps": in.MaxApps, "max-cores": in.MaxCores, "max-memory-mb": in.MaxMemoryMB, "max-disk-gb": in.MaxDiskGB}
-			changed := false
-			for name, p := range set {
-				if cmd.Flags().Changed(name) {
-					*p, changed = from[name], true
-				}
-			}
-			if changed {
-				if err := e.call("PUT", "/api/v1/settings/quotas", q, &q); err != nil {
-					return err
-				}
 			}
 			return e.print(q, []string{"MAX APPS", "MAX CORES", "MAX MEMORY MB", "MAX DISK GB"},
 				[][]string{{limit(q.MaxApps), limit(q.MaxCores), limit(q.MaxMemoryMB), limit(q.MaxDiskGB)}})
