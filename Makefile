@@ -10,11 +10,14 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TOOLS       := $(CURDIR)/.tools/bin
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
-VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS     := -X main.version=$(VERSION)
+# The version of every binary (--version) and of the Debian packages: one
+# source. The commit is stamped beside it.
+VERSION     ?= 0.4.0
+COMMIT      ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Debian packages: the version, and the commit time as the timestamp of
 # every file (reproducible builds).
-PKG_VERSION ?= 0.4.0
+PKG_VERSION ?= $(VERSION)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1767225600)
 DIST        := dist
 # Where make deb puts the .deb files (the build itself is staged in dist/).
@@ -65,7 +68,7 @@ run: build ## run Proximity on its embedded default (one coordinator, three simu
 
 deb: ## build proximity-agent and proximity-coordinator .deb files into dist/ (PKG_VERSION=0.4.0)
 	@mkdir -p $(DIST)/man $(PKG_OUT)
-	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(PKG_VERSION)' \
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(PKG_VERSION) -X main.commit=$(COMMIT)' \
 	  -o $(DIST)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent
 	for m in packaging/deb/man/*; do gzip -9n -c $$m > $(DIST)/man/$$(basename $$m).gz; done
 	touch -d @$(SOURCE_DATE_EPOCH) $(DIST)/man/*.gz

@@ -2,8 +2,10 @@ package api
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/internal/catalog"
@@ -170,11 +172,34 @@ func (a *API) listApps(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	host := q.Get("hostname")
+	if host != "" {
+		if host, err = validate.Hostname("hostname", host); err != nil {
+			return 0, nil, err
+		}
+	}
 	out := page[appJSON]{Items: []appJSON{}, Page: pg, PerPage: per}
 	a.b.FSM().Read(func(s *fsm.State) {
-		apps, total := s.ListApps(owner(rq), pg, per)
-		out.Total = total
-		for _, x := range apps {
+		if host == "" {
+			apps, total := s.ListApps(owner(rq), pg, per)
+			out.Total = total
+			for _, x := range apps {
+				out.Items = append(out.Items, appOut(x))
+			}
+			return
+		}
+		// hostname= names the caller's apps by hostname (the CLI's
+		// names): usually one, more when a failed app kept a hostname
+		// that a later app took.
+		all, _ := s.ListApps(owner(rq), 1, math.MaxInt)
+		var named []fsm.App
+		for _, x := range all {
+			if strings.EqualFold(x.Hostname, host) {
+				named = append(named, x)
+			}
+		}
+		out.Total = len(named)
+		for _, x := range validate.PageOf(named, pg, per) {
 			out.Items = append(out.Items, appOut(x))
 		}
 	})

@@ -17,14 +17,19 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/internal/buildinfo"
 	"github.com/proximity-ve/proximity/internal/config"
 	"github.com/proximity-ve/proximity/internal/pve"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 	"github.com/proximity-ve/proximity/internal/validate"
 )
 
-// version is stamped at build time.
-var version = "dev"
+// version and commit are stamped at build time (Makefile: -X main.version,
+// -X main.commit).
+var (
+	version = "dev"
+	commit  string
+)
 
 // envPrefix is the prefix of the environment variables that override the
 // settings (PROXIMITY_AGENT_NODE, ...).
@@ -49,7 +54,7 @@ func main() {
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       buildinfo.String(version, commit),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return config.Apply(cmd.Flags(), cfg.configFile, envPrefix, os.Getenv)
 		},

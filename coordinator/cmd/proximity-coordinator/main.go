@@ -19,12 +19,17 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/server"
+	"github.com/proximity-ve/proximity/internal/buildinfo"
 	"github.com/proximity-ve/proximity/internal/config"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 )
 
-// version is stamped at build time.
-var version = "dev"
+// version and commit are stamped at build time (Makefile: -X main.version,
+// -X main.commit).
+var (
+	version = "dev"
+	commit  string
+)
 
 func main() {
 	// dev mode's simulated nodes run this binary as pct, vzdump and pveam.
@@ -32,7 +37,7 @@ func main() {
 	root := &cobra.Command{
 		Use:           "proximity-coordinator",
 		Short:         "Proximity coordinator: the registry, the operator API and the work queue",
-		Version:       version,
+		Version:       buildinfo.String(version, commit),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

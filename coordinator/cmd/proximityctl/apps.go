@@ -48,7 +48,8 @@ type logLine struct {
 }
 
 func appsCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "app", Aliases: []string{"apps"}, Short: "Deploy and operate apps"}
+	cmd := &cobra.Command{Use: "app", Aliases: []string{"apps"}, Short: "Deploy and operate apps",
+		Long: "Deploy and operate apps. APP is an app's hostname or its ID (app_…)."}
 	var node string
 	var envs []string
 	var wait bool
@@ -102,7 +103,7 @@ func appsCmd(e *env) *cobra.Command {
 		},
 	}
 	show := &cobra.Command{
-		Use: "show ID", Short: "Show one app", Args: cobra.ExactArgs(1),
+		Use: "show APP", Short: "Show one app", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var a app
 			if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(args[0]), nil, &a); err != nil {
@@ -115,7 +116,7 @@ func appsCmd(e *env) *cobra.Command {
 	for _, act := range []string{"start", "stop", "restart", "delete"} {
 		var wait bool
 		c := &cobra.Command{
-			Use: act + " ID", Short: strings.ToUpper(act[:1]) + act[1:] + " an app", Args: cobra.ExactArgs(1),
+			Use: act + " APP", Short: strings.ToUpper(act[:1]) + act[1:] + " an app", Args: cobra.ExactArgs(1),
 			RunE: func(_ *cobra.Command, args []string) error {
 				var a app
 				var err error
@@ -138,7 +139,7 @@ func appsCmd(e *env) *cobra.Command {
 	}
 	var limit int
 	logs := &cobra.Command{
-		Use: "logs ID", Short: "Show an app's deployment log", Args: cobra.ExactArgs(1),
+		Use: "logs APP", Short: "Show an app's deployment log", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var out struct {
 				Items []logLine `json:"items"`
@@ -155,26 +156,18 @@ func appsCmd(e *env) *cobra.Command {
 	}
 	logs.Flags().IntVar(&limit, "limit", 100, "lines, 1-1000")
 	metrics := &cobra.Command{
-		Use: "metrics ID", Short: "Show an app's CPU, memory, disk and network use", Args: cobra.ExactArgs(1),
+		Use: "metrics APP", Short: "Show an app's CPU, memory, disk and network use", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var m map[string]any
 			if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(args[0])+"/metrics", nil, &m); err != nil {
 				return err
 			}
-			keys := []string{"status", "cpu", "mem", "max_mem", "disk", "max_disk", "net_in", "net_out", "uptime"}
-			row := make([]string, len(keys))
-			for i, k := range keys {
-				row[i] = "-"
-				if v, ok := m[k]; ok && v != nil {
-					row[i] = fmt.Sprint(v)
-				}
-			}
-			return e.print(m, []string{"STATUS", "CPU", "MEM", "MAX MEM", "DISK", "MAX DISK", "NET IN", "NET OUT", "UPTIME"}, [][]string{row})
+			return e.print(m, []string{"STATUS", "CPU", "MEM", "DISK", "NET IN", "NET OUT", "UPTIME"}, [][]string{metricsRow(m)})
 		},
 	}
 	var cloneWait bool
 	clone := &cobra.Command{
-		Use: "clone ID HOSTNAME", Short: "Clone an app into a new one", Args: cobra.ExactArgs(2),
+		Use: "clone APP HOSTNAME", Short: "Clone an app into a new one", Args: cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var a app
 			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/clone", map[string]string{"hostname": args[1]}, &a); err != nil {
@@ -189,7 +182,7 @@ func appsCmd(e *env) *cobra.Command {
 	clone.Flags().BoolVar(&cloneWait, "wait", false, "show the progress until the clone runs")
 	var updateWait bool
 	update := &cobra.Command{
-		Use: "update ID", Short: "Back up, pull new images, recreate; roll back if the health check fails", Args: cobra.ExactArgs(1),
+		Use: "update APP", Short: "Back up, pull new images, recreate; roll back if the health check fails", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var a app
 			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/update", nil, &a); err != nil {
@@ -206,6 +199,28 @@ func appsCmd(e *env) *cobra.Command {
 	return cmd
 }
 
+// metricsRow is an app's metrics in human units; "-" where the node has
+// not reported.
+func metricsRow(m map[string]any) []string {
+	num := func(k string, f func(float64) string) string {
+		if v, ok := number(m[k]); ok {
+			return f(v)
+		}
+		return "-"
+	}
+	used := func(k, max string) string {
+		u, m := num(k, bytesIEC), num(max, bytesIEC)
+		if m == "-" {
+			return u
+		}
+		return u + " / " + m
+	}
+	status, _ := m["status"].(string)
+	return []string{dash(status), num("cpu", percent), used("mem", "max_mem"), used("disk", "max_disk"),
+		num("net_in", bytesIEC), num("net_out", bytesIEC),
+		num("uptime", func(s float64) string { return shortDuration(time.Duration(s) * time.Second) })}
+}
+
 type backup struct {
 	ID        string `json:"id"`
 	Status    string `json:"status"`
@@ -216,9 +231,10 @@ type backup struct {
 }
 
 func backupsCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "backup", Aliases: []string{"backups"}, Short: "Back up and restore apps"}
+	cmd := &cobra.Command{Use: "backup", Aliases: []string{"backups"}, Short: "Back up and restore apps",
+		Long: "Back up and restore apps. APP is an app's hostname or its ID (app_…)."}
 	list := &cobra.Command{
-		Use: "list APP_ID", Short: "List an app's backups", Args: cobra.ExactArgs(1),
+		Use: "list APP", Short: "List an app's backups", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var out struct {
 				Items []backup `json:"items"`
@@ -234,7 +250,7 @@ func backupsCmd(e *env) *cobra.Command {
 		},
 	}
 	create := &cobra.Command{
-		Use: "create APP_ID", Short: "Back up an app", Args: cobra.ExactArgs(1),
+		Use: "create APP", Short: "Back up an app", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var b backup
 			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups", nil, &b); err != nil {
@@ -244,7 +260,7 @@ func backupsCmd(e *env) *cobra.Command {
 		},
 	}
 	restore := &cobra.Command{
-		Use: "restore APP_ID BACKUP_ID", Short: "Restore an app from a backup", Args: cobra.ExactArgs(2),
+		Use: "restore APP BACKUP_ID", Short: "Restore an app from a backup", Args: cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var a app
 			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups/"+url.PathEscape(args[1])+"/restore", nil, &a); err != nil {
@@ -254,7 +270,7 @@ func backupsCmd(e *env) *cobra.Command {
 		},
 	}
 	del := &cobra.Command{
-		Use: "delete APP_ID BACKUP_ID", Short: "Delete a backup", Args: cobra.ExactArgs(2),
+		Use: "delete APP BACKUP_ID", Short: "Delete a backup", Args: cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var a app
 			if err := e.call("DELETE", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups/"+url.PathEscape(args[1]), nil, &a); err != nil {

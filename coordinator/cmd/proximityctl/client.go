@@ -62,17 +62,23 @@ func newClient(getenv func(string) string, o connOptions, timeout time.Duration,
 
 // do sends a request; a 2xx answer is decoded into out (if not nil).
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
+	_, err := c.doRaw(ctx, method, path, in, out)
+	return err
+}
+
+// doRaw is do that also returns the body of a 2xx answer as it came.
+func (c *client) doRaw(ctx context.Context, method, path string, in, out any) ([]byte, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if c.token != "" { // none for POST /api/v1/login
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -83,24 +89,24 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, explainTLS(c.base, err))
+		return nil, fmt.Errorf("%s %s: %w", method, path, explainTLS(c.base, err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		e := &apiError{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
 		if err := json.Unmarshal(raw, e); err != nil || e.Detail == "" {
 			e.Detail = strings.TrimSpace(string(raw))
 		}
-		return e
+		return nil, e
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+			return nil, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 		}
 	}
-	return nil
+	return raw, nil
 }

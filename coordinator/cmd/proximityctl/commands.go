@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,6 +34,9 @@ type env struct {
 	stdin          io.Reader // answers to prompts (login, passwd); os.Stdin when nil
 
 	c *client // built by the first call, then reused
+	// answer is the body of the last successful e.call, as the API sent
+	// it: what -o json prints (output.go).
+	answer []byte
 }
 
 // api is the command's API client, built on first use so that commands
@@ -60,33 +61,20 @@ func (e *env) close() {
 }
 
 // call sends one request within the command's deadline (--timeout); a
-// 2xx answer is decoded into out (if not nil).
+// 2xx answer is decoded into out (if not nil) and kept as e.answer.
 func (e *env) call(method, path string, in, out any) error {
+	e.answer = nil
 	c, err := e.api()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
 	defer cancel()
-	return c.do(ctx, method, path, in, out)
-}
-
-// print writes v as JSON, or as a table from rows when --output table.
-func (e *env) print(v any, header []string, rows [][]string) error {
-	switch e.output {
-	case "json":
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	case "table":
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, strings.Join(header, "\t"))
-		for _, r := range rows {
-			fmt.Fprintln(tw, strings.Join(r, "\t"))
-		}
-		return tw.Flush()
+	raw, err := c.doRaw(ctx, method, path, in, out)
+	if err == nil {
+		e.answer = raw
 	}
-	return fmt.Errorf("--output: %q must be table or json", e.output)
+	return err
 }
 
 // rootHelp is the long help of proximityctl: the environment it reads.
@@ -126,6 +114,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) (*cobra.Comma
 	root.AddCommand(adoptCmds(e)...)
 	root.AddCommand(identityCmds(e)...)
 	root.AddCommand(auditCmd(e))
+	finishTree(e, root)
 	return root, e
 }
 

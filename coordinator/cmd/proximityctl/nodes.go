@@ -24,8 +24,6 @@ type node struct {
 	Containers int    `json:"containers"`
 }
 
-func gib(b uint64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
-
 func nodesCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use: "nodes", Short: "List Proxmox nodes, their status and capacity", Args: cobra.NoArgs,
@@ -42,11 +40,11 @@ func nodesCmd(e *env) *cobra.Command {
 				hb := "-"
 				if n.LastHeartbeat != nil {
 					if t, err := time.Parse(time.RFC3339Nano, *n.LastHeartbeat); err == nil {
-						hb = time.Since(t).Round(time.Second).String() + " ago"
+						hb = shortDuration(time.Since(t)) + " ago"
 					}
 				}
 				rows = append(rows, []string{n.Name, n.Status, hb, strconv.Itoa(n.Capacity.CPUs),
-					gib(n.MemFree) + " / " + gib(n.Capacity.MemTotal), gib(n.DiskFree) + " / " + gib(n.Capacity.DiskTotal),
+					bytesIEC(float64(n.MemFree)) + " / " + bytesIEC(float64(n.Capacity.MemTotal)), bytesIEC(float64(n.DiskFree)) + " / " + bytesIEC(float64(n.Capacity.DiskTotal)),
 					strconv.Itoa(n.Containers), dash(n.AgentVersion)})
 			}
 			return e.print(out, []string{"NAME", "STATUS", "HEARTBEAT", "CPUS", "MEM FREE", "DISK FREE", "CTS", "AGENT"}, rows)
