@@ -140,6 +140,7 @@ func TestJSONOutputIsTheAPIJSON(t *testing.T) {
 		{[]string{"settings", "resources"}, "/api/v1/settings/resources"},
 		{[]string{"settings", "quotas"}, "/api/v1/settings/quotas"},
 		{[]string{"settings", "oidc"}, "/api/v1/settings/oidc"},
+		{[]string{"settings", "registry"}, "/api/v1/settings/registry"},
 		{[]string{"audit", "--per-page", "20"}, "/api/v1/audit?page=1&per_page=20"},
 		{[]string{"audit", "retention"}, "/api/v1/settings/audit"},
 	}
