@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
@@ -247,29 +246,6 @@ func (a *API) postAppAction(rq *request) (int, any, error) {
 }
 
 func (a *API) deleteApp(rq *request) (int, any, error) { return a.appAction(rq, fsm.OpDelete) }
-
-func (a *API) appLogs(rq *request) (int, any, error) {
-	app, err := a.ownApp(rq)
-	if err != nil {
-		return 0, nil, err
-	}
-	limit := 100
-	if v := rq.r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return 0, nil, problem.E(problem.Invalid, "limit: %q must be 1-1000", v)
-		}
-		limit = n
-	}
-	lines := app.Log
-	if len(lines) > limit {
-		lines = lines[len(lines)-limit:]
-	}
-	if lines == nil {
-		lines = []fsm.LogLine{}
-	}
-	return http.StatusOK, map[string]any{"items": lines, "total": len(app.Log)}, nil
-}
 
 // appMetrics answers what the node's agent last reported for the app's
 // container; a counter not reported is null, never a made-up zero.

@@ -24,8 +24,10 @@ import (
 // The audit log.
 //
 // The dispatcher records, after a request is answered, every request
-// with an unsafe method (POST, PUT, PATCH, DELETE) and every request
-// refused with 401, 403 or 429, whatever its method. Exactly one server
+// with an unsafe method (POST, PUT, PATCH, DELETE), every request
+// refused with 401, 403 or 429, whatever its method, and every request
+// of a route that names an audit action (a read of secrets), with that
+// action. Exactly one server
 // records a request: the one the client sent it to, which knows the
 // client's address and the final status. A leader that runs a request
 // forwarded by a follower does not record it; it sends the actor and the
@@ -347,12 +349,13 @@ func (a *API) auditRequest(rq *request, rt *route, status int) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	if rq.forwarded || !audited(rq.r.Method, status) || a.audit == nil {
+	if rq.forwarded || !(audited(rq.r.Method, status) || rt.audit != "") || a.audit == nil {
 		return
 	}
 	rec := fsm.AuditRecord{
 		Time: a.now().UTC(), Actor: a.actor(rq), Source: clientAddr(rq), Method: rq.r.Method,
 		Route: rt.method + " " + rt.pattern, Targets: pathTargets(rq.r, rt.pattern), Status: status, RequestID: rq.id,
+		Action: rt.audit,
 	}
 	targets := rq.auditTargets
 	if rq.auditNote != "" {

@@ -374,7 +374,12 @@ func (a *API) forward(w http.ResponseWriter, rq *request) bool {
 	if !ok || id == a.b.ID() {
 		return false
 	}
-	req, err := http.NewRequestWithContext(rq.ctx, rq.r.Method, "http://leader"+rq.r.URL.RequestURI(), bytes.NewReader(rq.body))
+	// The request's deadline bounds the forward until the leader starts
+	// a stream (text/event-stream), which lasts as long as the client.
+	fctx, fcancel := context.WithCancel(rq.r.Context())
+	defer fcancel()
+	bounded := context.AfterFunc(rq.ctx, fcancel)
+	req, err := http.NewRequestWithContext(fctx, rq.r.Method, "http://leader"+rq.r.URL.RequestURI(), bytes.NewReader(rq.body))
 	if err != nil {
 		return false
 	}
@@ -404,6 +409,11 @@ func (a *API) forward(w http.ResponseWriter, rq *request) bool {
 		return false
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") && bounded() {
+		rq.auditNote = resp.Header.Get(hdrAudit)
+		relaySSE(w, resp.Body)
+		return true
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil || (resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(hdrNotLeader) != "") {
 		return false
@@ -454,4 +464,23 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 		s.status = http.StatusOK
 	}
 	return s.ResponseWriter.Write(b)
+}
+
+// relaySSE passes a leader's event stream on to the client as it comes:
+// each read is written and flushed at once. It ends when either side
+// does.
+func relaySSE(w http.ResponseWriter, body io.Reader) {
+	s := startSSE(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if s.write(buf[:n]) != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

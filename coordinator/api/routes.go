@@ -38,6 +38,9 @@ type route struct {
 	// stream routes answer with a stream the handler writes itself
 	// (sse.go); the request's deadline does not bound it.
 	stream bool
+	// audit, when set, puts every request of the route in the audit log
+	// under this action, whatever its method (a read of secrets).
+	audit string
 }
 
 // table is every route the API serves. Authorization is declared here and
@@ -59,7 +62,8 @@ func (a *API) table() []*route {
 		{method: "GET", pattern: "/api/v1/apps/{id}", access: anyUser, where: leader, h: a.getApp},
 		{method: "DELETE", pattern: "/api/v1/apps/{id}", access: anyUser, where: leader, h: a.deleteApp},
 		{method: "POST", pattern: "/api/v1/apps/{id}/actions", access: anyUser, where: leader, h: a.postAppAction},
-		{method: "GET", pattern: "/api/v1/apps/{id}/logs", access: anyUser, where: leader, h: a.appLogs},
+		{method: "GET", pattern: "/api/v1/apps/{id}/logs", access: anyUser, where: leader, stream: true, h: a.appLogs},
+		{method: "GET", pattern: "/api/v1/apps/{id}/secrets", access: anyUser, where: leader, audit: auditSecretsRead, h: a.appSecrets},
 		{method: "GET", pattern: "/api/v1/apps/{id}/metrics", access: anyUser, where: leader, h: a.appMetrics},
 		{method: "POST", pattern: "/api/v1/apps/{id}/clone", access: anyUser, where: leader, h: a.cloneApp},
 		{method: "POST", pattern: "/api/v1/apps/{id}/update", access: anyUser, where: leader, h: a.updateApp},

@@ -40,6 +40,9 @@ type AuditRecord struct {
 	Targets   []string `json:"targets"`
 	Status    int      `json:"status"`
 	RequestID string   `json:"request_id"`
+	// Action names what a read that is audited did ("app.secrets.read");
+	// empty for the writes and refusals every route records.
+	Action string `json:"action,omitempty"`
 }
 
 // AuditCmd appends records. Now is the proposing server's clock, against

@@ -31,6 +31,7 @@ type testAgent struct {
 	name   string
 	dir    string
 	sim    *agent.SimNode
+	agent  *agent.Agent
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -74,7 +75,7 @@ func (tc *testCluster) startAgent(name, token, dir string, coordinators []string
 		tc.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testAgent{name: name, dir: dir, sim: sim, cancel: cancel, done: make(chan error, 1)}
+	ta := &testAgent{name: name, dir: dir, sim: sim, agent: a, cancel: cancel, done: make(chan error, 1)}
 	go func() { ta.done <- a.Run(ctx) }()
 	tc.t.Cleanup(ta.stop)
 	return ta
