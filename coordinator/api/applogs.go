@@ -211,6 +211,12 @@ func (a *API) followAppLogs(rq *request, node string, req *pb.LiveRequest) (int,
 	// the live channel's own bound) end it.
 	ctx, cancel := context.WithCancel(rq.r.Context())
 	defer cancel()
+	// A followed log counts among the caller's open streams (events.go).
+	release, err := a.streams.acquire(rq.user.ID)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer release()
 	chunks, err := a.live().Query(ctx, node, req)
 	if err != nil {
 		return 0, nil, err
@@ -225,6 +231,9 @@ func (a *API) followAppLogs(rq *request, node string, req *pb.LiveRequest) (int,
 	for {
 		select {
 		case <-ctx.Done():
+			return streamed, nil, nil
+		case <-a.streams.done:
+			_ = sse.Event("", "end", []byte(`{"reason":"the server is shutting down"}`))
 			return streamed, nil, nil
 		case <-beat.C:
 			if sse.Comment("heartbeat") != nil {

@@ -28,15 +28,26 @@ type secretJSON struct {
 	Value string `json:"value"`
 }
 
-// secretNames are the variables of a catalog entry whose values are
-// generated on the node: its environment entries with generate.
+// secretNames are the variables of a catalog entry that hold secrets:
+// its settings of type secret (generated on the node unless the deployer
+// gave a value) and its environment entries with generate.
 func secretNames(e catalog.Entry) []string {
 	var out []string
 	seen := map[string]bool{}
+	add := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	for _, s := range e.Settings {
+		if s.Secret() {
+			add(s.Name)
+		}
+	}
 	for _, v := range e.Environment {
-		if v.Generate > 0 && !seen[v.Name] {
-			seen[v.Name] = true
-			out = append(out, v.Name)
+		if v.Generate > 0 {
+			add(v.Name)
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,12 +166,18 @@ func TestAppOwnLogsBoundedAndFollowed(t *testing.T) {
 		}
 	}
 
-	// Follow: headers and a comment at once, then an event per line,
-	// new lines as the app prints them.
+	followLogs(t, tc, tc.nodes[0].url()+base, tok["alice"], ag)
+}
+
+// followLogs follows an app's log at url and checks the stream: headers
+// and a comment at once, then an event per line, a new line as the app
+// prints it; once the client leaves, nothing keeps running on the agent.
+func followLogs(t *testing.T, tc *testCluster, url, token string, ag *testAgent) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", tc.nodes[0].url()+base+"?source=app&follow=true&limit=1", nil)
-	req.Header.Set("Authorization", "Bearer "+tok["alice"])
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"?source=app&follow=true&limit=1", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := tc.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -203,4 +210,25 @@ func TestAppOwnLogsBoundedAndFollowed(t *testing.T) {
 	}
 	cancel()
 	waitFor(t, "the followed log stopped on the agent once the client left", 15*time.Second, func() bool { return ag.agent.LiveActive() == 0 })
+}
+
+// TestAppLogsFollowedThroughAFollower: a follower forwards the app's log
+// to the leader, whose agent has the live channel, and relays a followed
+// log as a stream; the client leaving the follower stops it on the agent.
+func TestAppLogsFollowedThroughAFollower(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	ag := tc.startAgent("pve1", tc.joinToken(nil), filepath.Join(tc.dir, "pve1"), tc.grpcAddrs())
+	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
+	var a appOut
+	if code, err := tc.call(tc.leader(), "POST", "/api/v1/apps", tc.token, map[string]any{"catalog_id": "vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != 202 {
+		t.Fatalf("deploy: %d %v", code, err)
+	}
+	tc.waitApp(tc.token, a.ID, "running")
+	f := (tc.leader() + 1) % 3
+	base := "/api/v1/apps/" + a.ID + "/logs"
+	var out appLogsOut
+	if code, err := tc.call(f, "GET", base+"?source=app&limit=1", tc.token, nil, nil, &out); err != nil || code != 200 || len(out.Items) != 1 {
+		t.Fatalf("app logs through a follower: %d %v %+v", code, err, out)
+	}
+	followLogs(t, tc, tc.nodes[f].url()+base, tc.token, ag)
 }
