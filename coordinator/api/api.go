@@ -95,6 +95,9 @@ type API struct {
 	// settingsMu serializes PATCHes of settings on this leader, so two
 	// patches of different fields do not lose each other (settings.go).
 	settingsMu sync.Mutex
+	// placeMu serializes placement on the leader: a deploy chooses its
+	// node and proposes under it (placement.go).
+	placeMu sync.Mutex
 }
 
 // New builds the handler.

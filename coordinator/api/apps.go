@@ -86,11 +86,7 @@ func (a *API) createApp(rq *request) (int, any, error) {
 	}
 	var e catalog.Entry
 	var ok bool
-	var nodes []fsm.NodeRecord
-	a.b.FSM().Read(func(s *fsm.State) {
-		e, ok = s.CatalogEntry(in.CatalogID)
-		nodes = s.ListNodes()
-	})
+	a.b.FSM().Read(func(s *fsm.State) { e, ok = s.CatalogEntry(in.CatalogID) })
 	if !ok {
 		return 0, nil, problem.E(problem.Invalid, "catalog_id: %q is not in the catalog", in.CatalogID)
 	}
@@ -111,14 +107,10 @@ func (a *API) createApp(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	node := in.Node
-	if node == "" {
-		node = a.pickNode(nodes, res.MemoryMB)
-		if node == "" {
-			return 0, nil, problem.E(problem.Unavailable, "no ready node; add one with a join token")
+	if in.Node != "" {
+		if err := validate.NodeName("node", in.Node); err != nil {
+			return 0, nil, err
 		}
-	} else if err := validate.NodeName("node", node); err != nil {
-		return 0, nil, err
 	}
 	now := a.now()
 	id := NewID("app_")
@@ -126,6 +118,11 @@ func (a *API) createApp(rq *request) (int, any, error) {
 	if err := a.setSettings(&app, e, resolved); err != nil {
 		return 0, nil, err
 	}
+	unlock, node, err := a.place(in.Node, res)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer unlock()
 	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdCreateApp, RequestID: rq.key, CreateApp: &fsm.CreateAppCmd{
 		App: app,
 		Reserve: fsm.ReserveCmd{ID: NewID("res_"), Hostname: host, Node: node, PublicPorts: len(e.Ports),
@@ -142,27 +139,6 @@ func (a *API) staticIPs() bool {
 	var subnet string
 	a.b.FSM().Read(func(s *fsm.State) { subnet = s.Network.Subnet })
 	return subnet != ""
-}
-
-// pickNode is the ready node with the most free memory, as its agent last
-// reported it.
-func (a *API) pickNode(nodes []fsm.NodeRecord, needMB int) string {
-	best, bestFree := "", uint64(0)
-	for _, n := range nodes {
-		if n.Status != fsm.NodeReady {
-			continue
-		}
-		free := uint64(0)
-		if a.agents != nil {
-			if li, ok := a.agents.NodeLive(n.Name); ok {
-				free = li.MemFree
-			}
-		}
-		if best == "" || free > bestFree {
-			best, bestFree = n.Name, free
-		}
-	}
-	return best
 }
 
 func (a *API) listApps(rq *request) (int, any, error) {
@@ -287,6 +263,11 @@ func (a *API) cloneApp(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	unlock, _, err := a.place(src.Node, src.Resources)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer unlock()
 	now := a.now()
 	id := NewID("app_")
 	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdCloneApp, RequestID: rq.key, CloneApp: &fsm.CloneAppCmd{

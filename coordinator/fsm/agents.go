@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -61,6 +62,28 @@ type NodeRecord struct {
 	// with a new token); its certificates name it, and certificates of an
 	// earlier enrolment are refused.
 	Enrolment string `json:"enrolment,omitempty"`
+	// Address is where people reach the node's apps (an IP address or a
+	// DNS name), as the node's agent reports it; "" until it has.
+	Address string `json:"address,omitempty"`
+}
+
+// SetNodeAddressCmd records the address a node's agent reports. The
+// leader proposes it only when it differs from the record's.
+type SetNodeAddressCmd struct {
+	Node    string `json:"node"`
+	Address string `json:"address"`
+}
+
+// ValidNodeAddress checks an address a node is reached at: an IP address
+// or a DNS name (RFC 1123), without a port.
+func ValidNodeAddress(addr string) error {
+	if _, err := netip.ParseAddr(addr); err == nil {
+		return nil
+	}
+	if _, err := validate.Hostname("address", addr); err != nil {
+		return problem.E(problem.Invalid, "address: %q is not an IP address or a DNS name", addr)
+	}
+	return nil
 }
 
 // Task states.
@@ -272,6 +295,19 @@ func countWhere[T any](m map[string]*T, match func(*T) bool) int {
 		}
 	}
 	return n
+}
+
+func (s *State) setNodeAddress(c SetNodeAddressCmd) (*NodeRecord, error) {
+	n, ok := s.Nodes[c.Node]
+	if !ok {
+		return nil, problem.E(problem.NotFound, "node %s is not enrolled", c.Node)
+	}
+	if err := ValidNodeAddress(c.Address); err != nil {
+		return nil, err
+	}
+	n.Address = c.Address
+	cp := *n
+	return &cp, nil
 }
 
 func (s *State) setNodeStatus(c NodeStatusCmd) (*NodeRecord, error) {

@@ -59,6 +59,9 @@ const (
 	// The audit log.
 	CmdAudit          CommandType = 36
 	CmdSetAuditPolicy CommandType = 37
+	// Placement and node addresses.
+	CmdSetPlacement   CommandType = 44
+	CmdSetNodeAddress CommandType = 45
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -109,6 +112,10 @@ type Command struct {
 	// SetOIDC and OIDCLogin: single sign-on (oidc.go).
 	SetOIDC   *OIDCSettings `json:"set_oidc,omitempty"`
 	OIDCLogin *OIDCLoginCmd `json:"oidc_login,omitempty"`
+	// SetPlacement: how deploys are placed (placement.go).
+	SetPlacement *PlacementSettings `json:"set_placement,omitempty"`
+	// SetNodeAddress: the address a node's apps are reached at (agents.go).
+	SetNodeAddress *SetNodeAddressCmd `json:"set_node_address,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if

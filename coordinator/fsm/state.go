@@ -39,6 +39,9 @@ type State struct {
 	Cleanups   map[string]*Cleanup    `json:"cleanups"`
 	Resources  *ResourceSettings      `json:"resources,omitempty"`
 	Quotas     *Quota                 `json:"quotas,omitempty"` // the default quota; nil is unlimited
+	// Placement chooses nodes for deploys (placement.go); nil is the
+	// default.
+	Placement *PlacementSettings `json:"placement,omitempty"`
 	// OIDC is the single sign-on configuration (oidc.go); nil is off.
 	OIDC *OIDCSettings `json:"oidc,omitempty"`
 

@@ -485,9 +485,16 @@ func (a *API) storages(w http.ResponseWriter, r *http.Request) (any, error) {
 	out := []any{}
 	err := a.st.View(func(n *Node) error {
 		for _, s := range n.Storages {
-			total := int64(n.DiskGB) << 30
+			// Each storage is as large as the node's disk; the root disks
+			// of the containers on it are what it uses.
+			total, used := int64(n.DiskGB)<<30, int64(0)
+			for _, ct := range n.CTs {
+				if strings.HasPrefix(ct.Config["rootfs"], s.ID+":") {
+					used += vmstatus(n, ct)["maxdisk"].(int64)
+				}
+			}
 			out = append(out, map[string]any{"storage": s.ID, "type": s.Type, "content": strings.Join(s.Content, ","),
-				"active": 1, "enabled": 1, "shared": 0, "total": total, "used": int64(0), "avail": total})
+				"active": 1, "enabled": 1, "shared": 0, "total": total, "used": used, "avail": max(total-used, 0)})
 		}
 		return nil
 	})

@@ -418,6 +418,6 @@ func settingsCmd(e *env) *cobra.Command {
 	setResources.Flags().IntVar(&res.SwapMB, "swap-mb", 512, "swap of new containers, MiB")
 	setResources.Flags().StringVar(&res.Storage, "storage", "local-lvm", "Proxmox storage of new containers' root disks (content rootdir on a node)")
 	setResources.Flags().StringVar(&res.BackupStorage, "backup-storage", "local", "Proxmox storage backups are written to (content backup on a node)")
-	cmd.AddCommand(get, set, resources, setResources, quotasCmd(e), oidcCmd(e), registryCmd(e))
+	cmd.AddCommand(get, set, resources, setResources, quotasCmd(e), oidcCmd(e), registryCmd(e), placementCmd(e))
 	return cmd
 }

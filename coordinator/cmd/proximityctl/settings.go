@@ -62,3 +62,43 @@ bounds the flags name and keep the others.`,
 	f.IntVar(&in.PortMax, "port-max", 0, "highest public port handed out (per node)")
 	return cmd
 }
+
+// placementSettings choose the node of deploys that name none.
+type placementSettings struct {
+	Strategy         string  `json:"strategy"`
+	MemoryOvercommit float64 `json:"memory_overcommit"`
+	CPUOvercommit    float64 `json:"cpu_overcommit"`
+}
+
+// placementCmd shows how deploys are placed, or changes the settings its
+// flags name (a PATCH).
+func placementCmd(e *env) *cobra.Command {
+	var in placementSettings
+	cmd := &cobra.Command{
+		Use:   "placement [--strategy spread|pack] [--memory-overcommit F] [--cpu-overcommit F]",
+		Short: "Show or change how deploys without --node choose their node",
+		Long: `Show the placement settings, or change the ones the flags name and keep the others.
+spread puts a deploy on the ready node with the most memory free after it; pack on the one
+with the least that still fits. The overcommit factors (from 1) multiply a node's memory and
+CPUs; a deploy that fits no ready node is refused (409, capacity).`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			var p placementSettings
+			patch := changed(c, map[string]any{"strategy": &in.Strategy, "memory-overcommit": &in.MemoryOvercommit, "cpu-overcommit": &in.CPUOvercommit})
+			method, body := "GET", any(nil)
+			if len(patch) > 0 {
+				method, body = "PATCH", patch
+			}
+			if err := e.call(method, "/api/v1/settings/placement", body, &p); err != nil {
+				return err
+			}
+			f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+			return e.print(p, []string{"STRATEGY", "MEMORY OVERCOMMIT", "CPU OVERCOMMIT"}, [][]string{{p.Strategy, f(p.MemoryOvercommit), f(p.CPUOvercommit)}})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.Strategy, "strategy", "", "spread or pack")
+	f.Float64Var(&in.MemoryOvercommit, "memory-overcommit", 1, "factor on each node's memory (1-4)")
+	f.Float64Var(&in.CPUOvercommit, "cpu-overcommit", 4, "factor on each node's CPUs (1-16)")
+	return cmd
+}

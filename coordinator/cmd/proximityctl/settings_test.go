@@ -48,3 +48,24 @@ func TestSettingsSetNetworkDNSKeepsSubnet(t *testing.T) {
 		t.Fatalf("set-resources --swap-mb: %d %s %s", code, out, errs)
 	}
 }
+
+// TestSettingsPlacementCommandLine: `settings placement` shows the
+// defaults and changes only the flags given.
+func TestSettingsPlacementCommandLine(t *testing.T) {
+	ts, token := startServer(t)
+	if code, out, _ := ctl(t, ts, token, "settings", "placement"); code != 0 || !strings.Contains(out, "spread") {
+		t.Fatalf("settings placement: %d %s", code, out)
+	}
+	code, out, errs := ctl(t, ts, token, "settings", "placement", "--strategy", "pack", "-o", "json")
+	var p placementSettings
+	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.Strategy != "pack" || p.MemoryOvercommit != 1 || p.CPUOvercommit != 4 {
+		t.Fatalf("settings placement --strategy pack: %d %s %s", code, out, errs)
+	}
+	code, out, _ = ctl(t, ts, token, "settings", "placement", "--memory-overcommit", "1.5", "-o", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.Strategy != "pack" || p.MemoryOvercommit != 1.5 {
+		t.Fatalf("settings placement --memory-overcommit: %d %s", code, out)
+	}
+	if code, _, errs := ctl(t, ts, token, "settings", "placement", "--cpu-overcommit", "0.5"); code != 1 || !strings.Contains(errs, "cpu_overcommit") {
+		t.Fatalf("cpu overcommit below 1: %d %s", code, errs)
+	}
+}

@@ -1,0 +1,129 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/coordinator/placement"
+	"github.com/proximity-ve/proximity/internal/catalog"
+	"github.com/proximity-ve/proximity/internal/problem"
+)
+
+func (a *API) getPlacement(rq *request) (int, any, error) {
+	var p fsm.PlacementSettings
+	a.b.FSM().Read(func(s *fsm.State) { p = s.PlacementPolicy() })
+	return http.StatusOK, p, nil
+}
+
+func (a *API) putPlacement(rq *request) (int, any, error) {
+	return putSetting(a, rq, func(p *fsm.PlacementSettings) fsm.Command {
+		return fsm.Command{Type: fsm.CmdSetPlacement, SetPlacement: p}
+	})
+}
+
+func (a *API) patchPlacement(rq *request) (int, any, error) {
+	return a.patchSetting(rq, a.getPlacement, a.putPlacement, nil, nil)
+}
+
+const mib = 1 << 20
+
+// place decides the node of an app that holds res: the node named (which
+// must fit) or, with none, the one the placement policy chooses among the
+// ready nodes. It runs on the leader and holds the placement lock until
+// the caller calls unlock, after its proposal is applied: so the next
+// placement sees this app in the registry, and quick or concurrent
+// deploys spread instead of all choosing the node that looked freest in
+// the last report. On refusal nothing is held.
+func (a *API) place(named string, res catalog.Resources) (unlock func(), node string, err error) {
+	a.placeMu.Lock()
+	defer func() {
+		if err != nil {
+			a.placeMu.Unlock()
+		}
+	}()
+	need := placement.Need{MemoryMB: int64(res.MemoryMB), DiskGB: int64(res.DiskGB), Cores: int64(res.Cores)}
+	views, ready, pol := a.nodeViews()
+	if named != "" {
+		// A named node is checked when it has reported its capacity; the
+		// FSM refuses one that is not enrolled.
+		for _, v := range views {
+			if v.Name == named {
+				if err := pol.Fits(v, need); err != nil {
+					return nil, "", err
+				}
+			}
+		}
+		return a.placeMu.Unlock, named, nil
+	}
+	if ready == 0 {
+		return nil, "", problem.E(problem.Unavailable, "no ready node; add one with a join token")
+	}
+	if len(views) == 0 {
+		return nil, "", problem.E(problem.Unavailable, "no ready node has reported its capacity yet; retry shortly")
+	}
+	node, err = pol.Choose(views, need)
+	if err != nil {
+		return nil, "", err
+	}
+	return a.placeMu.Unlock, node, nil
+}
+
+// nodeViews gathers, for each ready node that has reported its capacity
+// to this leader, what placement needs (see package placement), with the
+// number of ready nodes and the policy in force.
+func (a *API) nodeViews() ([]placement.Node, int, placement.Policy) {
+	var nodes []fsm.NodeRecord
+	var apps []fsm.App
+	var storage string
+	var set fsm.PlacementSettings
+	a.b.FSM().Read(func(s *fsm.State) {
+		nodes, storage, set = s.ListNodes(), s.ResourceDefaults().Storage, s.PlacementPolicy()
+		for _, x := range s.Apps {
+			if x.ReservationID != "" {
+				apps = append(apps, *x)
+			}
+		}
+	})
+	pol := placement.Policy{Pack: set.Strategy == fsm.PlacePack, MemoryOvercommit: set.MemoryOvercommit, CPUOvercommit: set.CPUOvercommit}
+	var out []placement.Node
+	ready := 0
+	for _, n := range nodes {
+		if n.Status != fsm.NodeReady {
+			continue
+		}
+		ready++
+		if a.agents == nil {
+			continue
+		}
+		li, ok := a.agents.NodeLive(n.Name)
+		if !ok || li.MemTotal == 0 || !li.Inventoried {
+			continue
+		}
+		v := placement.Node{Name: n.Name, MemTotalMB: int64(li.MemTotal / mib), CPUs: int64(li.CPUs),
+			DiskFreeGB: int64(li.DiskFree >> 30)}
+		for _, st := range li.Storages {
+			if st.Name == storage {
+				v.DiskFreeGB = int64(st.Available >> 30)
+			}
+		}
+		listed := map[int]bool{}
+		var limits uint64
+		for _, g := range li.Guests {
+			listed[int(g.Vmid)] = true
+			limits += g.MaxMem
+		}
+		v.MemUsedMB = int64(max(li.MemTotal-min(li.MemFree, li.MemTotal), limits) / mib)
+		for _, x := range apps {
+			if x.Node != n.Name {
+				continue
+			}
+			v.Cores += int64(x.Resources.Cores)
+			if !listed[x.VMID] {
+				v.Pending.MemoryMB += int64(x.Resources.MemoryMB)
+				v.Pending.DiskGB += int64(x.Resources.DiskGB)
+			}
+		}
+		out = append(out, v)
+	}
+	return out, ready, pol
+}
