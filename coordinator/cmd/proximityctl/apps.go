@@ -137,24 +137,7 @@ func appsCmd(e *env) *cobra.Command {
 		c.Flags().BoolVar(&wait, "wait", false, "show the progress until the operation ends")
 		cmd.AddCommand(c)
 	}
-	var limit int
-	logs := &cobra.Command{
-		Use: "logs APP", Short: "Show an app's deployment log", Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			var out struct {
-				Items []logLine `json:"items"`
-			}
-			if err := e.call("GET", fmt.Sprintf("/api/v1/apps/%s/logs?limit=%d", url.PathEscape(args[0]), limit), nil, &out); err != nil {
-				return err
-			}
-			var rows [][]string
-			for _, l := range out.Items {
-				rows = append(rows, []string{l.At.Local().Format("2006-01-02 15:04:05"), l.Msg})
-			}
-			return e.print(out, []string{"TIME", "MESSAGE"}, rows)
-		},
-	}
-	logs.Flags().IntVar(&limit, "limit", 100, "lines, 1-1000")
+	logs := appLogsCmd(e)
 	metrics := &cobra.Command{
 		Use: "metrics APP", Short: "Show an app's CPU, memory, disk and network use", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -195,7 +178,7 @@ func appsCmd(e *env) *cobra.Command {
 		},
 	}
 	update.Flags().BoolVar(&updateWait, "wait", false, "show the progress until the update ends")
-	cmd.AddCommand(logs, metrics, clone, update)
+	cmd.AddCommand(logs, appSecretsCmd(e), metrics, clone, update)
 	return cmd
 }
 
