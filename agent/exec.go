@@ -261,7 +261,7 @@ func (x *executor) do(ctx context.Context, t *pb.Task) (*taskspec.Output, error)
 		if err != nil {
 			return nil, err
 		}
-		return nil, x.writeEnv(ctx, vmid, spec)
+		return nil, x.writeEnv(ctx, t, vmid, spec)
 	case taskspec.DownloadTemplate:
 		spec, err := decode[taskspec.TemplateSpec](t)
 		if err != nil {
@@ -375,7 +375,7 @@ func (x *executor) backup(ctx context.Context, t *pb.Task, spec taskspec.BackupS
 // generated secrets are made here and never leave the node. Every value
 // is checked again (dotenv.Format refuses what dotenv.CheckValue refuses)
 // and single-quoted, so no value can add a line or be interpolated.
-func (x *executor) writeEnv(ctx context.Context, vmid int, spec taskspec.EnvSpec) error {
+func (x *executor) writeEnv(ctx context.Context, t *pb.Task, vmid int, spec taskspec.EnvSpec) error {
 	rt := x.a.cfg.Runtime
 	prevPath := spec.Path + ".prev"
 	switch spec.Mode {
@@ -384,8 +384,11 @@ func (x *executor) writeEnv(ctx context.Context, vmid int, spec taskspec.EnvSpec
 		if err != nil {
 			return err
 		}
-		if !ok {
-			return &pve.Error{Kind: pve.ErrInvalid, Text: "write_env: no " + prevPath + " to restore"}
+		if !ok || !strings.HasPrefix(string(prev), "# proximity-op "+spec.Op+"\n") {
+			// The update of this operation never saved the file, so it
+			// never changed it: there is nothing to put back.
+			x.a.rep.log(t, "write_env: "+spec.Path+" was not changed by "+spec.Op+"; nothing to restore")
+			return nil
 		}
 		m, err := dotenv.Parse(prev)
 		if err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 
@@ -111,4 +112,62 @@ func appSettings(a fsm.App) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// patchApp changes a running or stopped app's settings: a reconfigure
+// operation writes them into the app's .env and, for a running app,
+// recreates its stack and checks its health, rolling back on failure. The
+// app's recorded settings change only if it succeeds.
+func (a *API) patchApp(rq *request) (int, any, error) {
+	app, err := a.ownApp(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	var in struct {
+		Settings map[string]json.RawMessage `json:"settings"`
+	}
+	if err := rq.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if len(in.Settings) == 0 {
+		return 0, nil, problem.E(problem.Invalid, "settings: at least one setting to change is required")
+	}
+	given, err := settingsInput(in.Settings)
+	if err != nil {
+		return 0, nil, err
+	}
+	var e catalog.Entry
+	var ok bool
+	a.b.FSM().Read(func(s *fsm.State) { e, ok = s.CatalogEntry(app.CatalogID) })
+	if !ok {
+		return 0, nil, problem.E(problem.Conflict, "app %s: its catalog entry %q is no longer in the catalog", app.ID, app.CatalogID)
+	}
+	changes, err := catalog.ValidateChanges(e, given)
+	if err != nil {
+		return 0, nil, err
+	}
+	ch := &fsm.SettingsChange{}
+	for k, v := range changes {
+		if s, _ := e.Setting(k); !s.Secret() {
+			if ch.Settings == nil {
+				ch.Settings = map[string]string{}
+			}
+			ch.Settings[k] = v
+			continue
+		}
+		sealed, err := a.b.Sealer().Seal(fsm.AppSettingPurpose(app.ID, k), []byte(v))
+		if err != nil {
+			return 0, nil, problem.Wrap(problem.Internal, err, "seal a secret setting")
+		}
+		if ch.Sealed == nil {
+			ch.Sealed = map[string]*secrets.Sealed{}
+		}
+		ch.Sealed[k] = sealed
+	}
+	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdAppAction, RequestID: rq.key, AppAction: &fsm.AppActionCmd{
+		ID: app.ID, Op: fsm.OpReconfigure, Owner: owner(rq), At: a.now(), Settings: ch}})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, appOut(*r.App), nil
 }

@@ -61,6 +61,7 @@ func (a *API) table() []*route {
 		{method: "POST", pattern: "/api/v1/apps", access: anyUser, where: leader, h: a.createApp},
 		{method: "GET", pattern: "/api/v1/apps/{id}", access: anyUser, where: leader, h: a.getApp},
 		{method: "DELETE", pattern: "/api/v1/apps/{id}", access: anyUser, where: leader, h: a.deleteApp},
+		{method: "PATCH", pattern: "/api/v1/apps/{id}", access: anyUser, where: leader, h: a.patchApp},
 		{method: "POST", pattern: "/api/v1/apps/{id}/actions", access: anyUser, where: leader, h: a.postAppAction},
 		{method: "GET", pattern: "/api/v1/apps/{id}/logs", access: anyUser, where: leader, stream: true, h: a.appLogs},
 		{method: "GET", pattern: "/api/v1/apps/{id}/secrets", access: anyUser, where: leader, audit: auditSecretsRead, h: a.appSecrets},

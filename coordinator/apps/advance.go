@@ -48,7 +48,7 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 	case a.Step == cleanupStage:
 		stages = []stage{{name: cleanupStage, task: stDestroy.task}}
 	case strings.HasPrefix(a.Step, rollbackPrefix):
-		stages = rollback
+		stages = rollbackStages(a)
 	}
 	idx := 0
 	for i, st := range stages {
@@ -149,8 +149,8 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 			backup = &fsm.Backup{ID: a.OpArgs["restore_backup"]} // no status: the record goes
 		}
 		if strings.HasPrefix(a.Step, rollbackPrefix) && idx+1 == len(stages) {
-			return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: fsm.AppRunning, Backup: backup, Error: a.Error,
-				Log: []string{"rollback: done; the app runs as it was before the update"}})
+			status, msg := rolledBack(a)
+			return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: status, Backup: backup, Error: a.Error, Log: []string{msg}})
 		}
 		if idx+1 < len(stages) {
 			next := stages[idx+1]
@@ -198,6 +198,12 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 	var failedBackup *fsm.Backup
 	if st.name == stBackup.name {
 		failedBackup = &fsm.Backup{ID: a.OpArgs["backup"], Status: fsm.BackupFailed, Error: reason}
+	}
+	if a.Op == fsm.OpReconfigure && !strings.HasPrefix(a.Step, rollbackPrefix) {
+		// Put the previous .env back (if this operation wrote one).
+		first := rollbackStages(a)[0].name
+		return c.step(ctx, a, fsm.AppStepCmd{Step: first, Attempt: 1, Error: "reconfigure failed: " + reason,
+			Log: []string{"reconfigure failed: " + reason, "rollback: restoring the previous settings"}})
 	}
 	if a.Op == fsm.OpUpdate && a.OpArgs["volid"] != "" && !strings.HasPrefix(a.Step, rollbackPrefix) {
 		// The update failed after its backup: put the app back.

@@ -280,6 +280,9 @@ const statusFromInspect = "(inspected)"
 
 // opFor returns an app's operation's stages and final status.
 func opFor(a fsm.App) ([]stage, string, bool) {
+	if a.Op == fsm.OpReconfigure {
+		return reconfigureStages(a), prevStatus, true
+	}
 	op, ok := ops[a.Op]
 	if a.Adopted {
 		if st, aok := adoptedOps[a.Op]; aok {

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -30,6 +31,8 @@ const (
 	AppRestoring  = "restoring"
 	AppUpdating   = "updating"
 	AppCloning    = "cloning"
+	// AppReconfiguring: new settings are being written and applied.
+	AppReconfiguring = "reconfiguring"
 )
 
 // App operations (at most one at a time per app).
@@ -48,6 +51,10 @@ const (
 	// carries the stages.
 	OpCloneSource = "clone-source"
 	OpAdopt       = "adopt"
+	// OpReconfigure writes changed settings into the app's .env and, for
+	// a running app, recreates its stack and checks its health, rolling
+	// back to the previous .env on failure.
+	OpReconfigure = "reconfigure"
 )
 
 // AdoptAppCmd takes over an existing container: a reservation of its
@@ -170,6 +177,9 @@ type App struct {
 	Settings       map[string]string          `json:"settings,omitempty"`
 	SealedSettings map[string]*secrets.Sealed `json:"sealed_settings,omitempty"`
 	SecretSettings []string                   `json:"secret_settings,omitempty"`
+	// PendingSettings are the changes a reconfigure operation applies;
+	// they become Settings and SealedSettings only if it succeeds.
+	PendingSettings *SettingsChange `json:"pending_settings,omitempty"`
 	// Adopted apps are containers made outside Proximity: they have no
 	// Compose stack of ours, and deleting one only releases it.
 	Adopted      bool              `json:"adopted,omitempty"`
@@ -238,6 +248,15 @@ type AppActionCmd struct {
 	// BackupID names the backup to make (backup, update) or use
 	// (restore, delete_backup).
 	BackupID string `json:"backup_id,omitempty"`
+	// Settings are a reconfigure's changes.
+	Settings *SettingsChange `json:"settings,omitempty"`
+}
+
+// SettingsChange is a reconfigure's new values: plain ones, and secret
+// ones sealed for fsm.AppSettingPurpose(app, name).
+type SettingsChange struct {
+	Settings map[string]string          `json:"settings,omitempty"`
+	Sealed   map[string]*secrets.Sealed `json:"sealed,omitempty"`
 }
 
 // RemoveAppCmd forgets a deleted app and releases its reservation.
@@ -367,6 +386,12 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 			src.log(c.At, "clone "+a.ID+" ended")
 		}
 	}
+	if c.Done && a.Op == OpReconfigure {
+		if c.Error == "" && c.Status != AppError {
+			a.applySettings(a.PendingSettings)
+		}
+		a.PendingSettings = nil
+	}
 	if c.Done {
 		// A backup never outlives its operation "creating".
 		if id := a.OpArgs["backup"]; id != "" {
@@ -399,6 +424,7 @@ var transitions = map[string]struct {
 	OpRestore:      {[]string{AppRunning, AppStopped, AppError}, AppRestoring},
 	OpUpdate:       {[]string{AppRunning}, AppUpdating},
 	OpDeleteBackup: {[]string{AppRunning, AppStopped, AppError}, ""},
+	OpReconfigure:  {[]string{AppRunning, AppStopped}, AppReconfiguring},
 }
 
 func (s *State) appAction(index uint64, c AppActionCmd) (*App, error) {
@@ -416,8 +442,8 @@ func (s *State) appAction(index uint64, c AppActionCmd) (*App, error) {
 	if a.ReservationID == "" && c.Op != OpDelete {
 		return nil, problem.E(problem.Conflict, "app %s has no container (its deploy failed); delete it", c.ID)
 	}
-	if a.Adopted && c.Op == OpUpdate {
-		return nil, problem.E(problem.Conflict, "app %s is adopted: it has no Compose stack of Proximity's to update", c.ID)
+	if a.Adopted && (c.Op == OpUpdate || c.Op == OpReconfigure) {
+		return nil, problem.E(problem.Conflict, "app %s is adopted: it has no Compose stack of Proximity's to %s", c.ID, c.Op)
 	}
 	allowed := false
 	for _, f := range t.from {
@@ -450,6 +476,11 @@ func (s *State) appAction(index uint64, c AppActionCmd) (*App, error) {
 			return nil, problem.E(problem.Conflict, "backup %s is %s, not ready", b.ID, b.Status)
 		}
 		args["restore_backup"], args["volid"] = b.ID, b.Volid
+	case OpReconfigure:
+		if c.Settings == nil || len(c.Settings.Settings)+len(c.Settings.Sealed) == 0 {
+			return nil, problem.E(problem.Invalid, "settings: at least one setting to change is required")
+		}
+		a.PendingSettings = c.Settings
 	}
 	a.PrevStatus = a.Status
 	a.Op, a.Step, a.Attempt, a.TaskID, a.OpArgs, a.OpIndex = c.Op, "", 1, "", args, index
@@ -644,4 +675,36 @@ type ForwardRule struct {
 	PublicPort int
 	IP         string
 	Port       int
+}
+
+// applySettings makes a reconfigure's changes the app's settings.
+func (a *App) applySettings(ch *SettingsChange) {
+	if ch == nil {
+		return
+	}
+	if len(ch.Settings) > 0 {
+		next := make(map[string]string, len(a.Settings)+len(ch.Settings))
+		for k, v := range a.Settings {
+			next[k] = v
+		}
+		for k, v := range ch.Settings {
+			next[k] = v
+		}
+		a.Settings = next
+	}
+	if len(ch.Sealed) > 0 {
+		next := make(map[string]*secrets.Sealed, len(a.SealedSettings)+len(ch.Sealed))
+		names := append([]string(nil), a.SecretSettings...)
+		for k, v := range a.SealedSettings {
+			next[k] = v
+		}
+		for k, v := range ch.Sealed {
+			next[k] = v
+			if !slices.Contains(names, k) {
+				names = append(names, k)
+			}
+		}
+		sort.Strings(names)
+		a.SealedSettings, a.SecretSettings = next, names
+	}
 }

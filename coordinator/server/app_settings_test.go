@@ -1,10 +1,12 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/proximity-ve/proximity/internal/dotenv"
 	"github.com/proximity-ve/proximity/internal/pvesim"
@@ -139,5 +141,147 @@ func TestEnvInjectionRefusedAndNothingReserved(t *testing.T) {
 	var apps struct{ Total int }
 	if code, _ := tc.call(0, "GET", "/api/v1/apps", tok["alice"], nil, nil, &apps); code != 200 || apps.Total != 0 {
 		t.Fatalf("apps after refused deploys: %d %d", code, apps.Total)
+	}
+}
+
+func (tc *testCluster) getAppSettings(token, id string) appSettingsOut {
+	tc.t.Helper()
+	var a appSettingsOut
+	if code, err := tc.call(tc.leader(), "GET", "/api/v1/apps/"+id, token, nil, nil, &a); err != nil || code != 200 {
+		tc.t.Fatalf("get app: %d %v", code, err)
+	}
+	return a
+}
+
+// TestReconfigureRewritesEnvAndRollsBackOnFailedHealth: PATCH changes a
+// running app's settings (the .env is rewritten, the generated secret
+// kept, the previous file saved); a change after which the health check
+// fails puts the previous .env back, leaves the app running with its old
+// settings and records the error; a stopped app only gets the new file.
+func TestReconfigureRewritesEnvAndRollsBackOnFailedHealth(t *testing.T) {
+	tc, ag, tok := appCluster(t)
+	var a appSettingsOut
+	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != 202 {
+		t.Fatalf("deploy: %d %v", code, err)
+	}
+	defer func() {
+		if t.Failed() {
+			dumpLog(t, tc, tok["alice"], a.ID)
+		}
+	}()
+	tc.waitApp(tok["alice"], a.ID, "running")
+	vmid := vmidOf(tc, tok["alice"], a.ID)
+	_, env := containerEnv(t, ag.sim.Store, vmid)
+	token := env["ADMIN_TOKEN"]
+	if env["SIGNUPS_ALLOWED"] != "false" || len(token) != 48 {
+		t.Fatalf(".env after deploy: %q", env)
+	}
+
+	// Someone else's app is not found; bad values are 400 and change nothing.
+	if code, _ := tc.call(0, "PATCH", "/api/v1/apps/"+a.ID, tok["bob"], map[string]any{"settings": map[string]any{"SIGNUPS_ALLOWED": true}}, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("bob reconfigures alice's app: %d", code)
+	}
+	for body, want := range map[string]string{
+		`{"settings":{"SIGNUPS_ALLOWED":"maybe"}}`: `settings.SIGNUPS_ALLOWED: "maybe" must be true or false`,
+		`{"settings":{"DOMAIN":"https://x\nEVIL=1"}}`: "settings.DOMAIN: value contains a line break",
+		`{"settings":{"NOPE":"1"}}`:                 "settings.NOPE: not a setting of vaultwarden",
+		`{"settings":{"ADMIN_TOKEN":""}}`:           "settings.ADMIN_TOKEN: a generated secret cannot be emptied",
+		`{"settings":{}}`:                           "settings: at least one setting",
+	} {
+		var p struct{ Detail string }
+		if code, _ := tc.call(0, "PATCH", "/api/v1/apps/"+a.ID, tok["alice"], json.RawMessage(body), nil, &p); code != 400 || !strings.Contains(p.Detail, want) {
+			t.Errorf("PATCH %s: %d %q; want 400 with %q", body, code, p.Detail, want)
+		}
+	}
+	if got := tc.getAppSettings(tok["alice"], a.ID); got.Status != "running" || got.Settings["SIGNUPS_ALLOWED"] != "false" {
+		t.Fatalf("after refused changes: %+v", got)
+	}
+
+	// A change that works.
+	var r appSettingsOut
+	if code, err := tc.call(0, "PATCH", "/api/v1/apps/"+a.ID, tok["alice"], map[string]any{"settings": map[string]any{"SIGNUPS_ALLOWED": true}}, nil, &r); err != nil || code != 202 || r.Status != "reconfiguring" {
+		t.Fatalf("reconfigure: %d %v %+v", code, err, r)
+	}
+	waitFor(t, "reconfigured", 30*time.Second, func() bool {
+		x := tc.getAppSettings(tok["alice"], a.ID)
+		return x.Status == "running" && x.Settings["SIGNUPS_ALLOWED"] == "true"
+	})
+	raw, env := containerEnv(t, ag.sim.Store, vmid)
+	if env["SIGNUPS_ALLOWED"] != "true" || env["ADMIN_TOKEN"] != token || env["DOMAIN"] != "http://localhost" {
+		t.Fatalf(".env after reconfigure (the generated token must be kept):\n%s", raw)
+	}
+	if strings.Count(raw, "\n") != len(env) {
+		t.Fatalf(".env has other lines than one per variable:\n%s", raw)
+	}
+	if prev := ct(t, ag.sim.Store, vmid).Files["/opt/proximity/app/.env.prev"]; !strings.Contains(prev, "SIGNUPS_ALLOWED='false'") {
+		t.Fatalf(".env.prev: %q", prev)
+	}
+
+	// A change the app does not survive is rolled back.
+	if err := ag.sim.Store.Update(func(n *pvesim.Node) error {
+		n.CTs[vmid].Files["/var/lib/pvesim/unhealthy-env"] = "DOMAIN='https://broken.example.org'"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := tc.call(0, "PATCH", "/api/v1/apps/"+a.ID, tok["alice"], map[string]any{"settings": map[string]any{"DOMAIN": "https://broken.example.org"}}, nil, nil); code != 202 {
+		t.Fatalf("reconfigure: %d", code)
+	}
+	var x appSettingsOut
+	waitFor(t, "rollback", 30*time.Second, func() bool {
+		x = tc.getAppSettings(tok["alice"], a.ID)
+		return x.Status == "running" && strings.Contains(x.Error, "reconfigure failed")
+	})
+	if x.Settings["DOMAIN"] != "http://localhost" || x.Settings["SIGNUPS_ALLOWED"] != "true" {
+		t.Fatalf("settings after a rolled-back reconfigure: %+v", x.Settings)
+	}
+	if _, env = containerEnv(t, ag.sim.Store, vmid); env["DOMAIN"] != "http://localhost" || env["SIGNUPS_ALLOWED"] != "true" || env["ADMIN_TOKEN"] != token {
+		t.Fatalf(".env after rollback: %q", env)
+	}
+	if c := ct(t, ag.sim.Store, vmid); !strings.Contains(c.Files["/var/lib/pvesim/compose"], "80/tcp") {
+		t.Fatalf("the stack is not up after rollback: %v", c.Files)
+	}
+
+	// A stopped app gets the new file and stays stopped.
+	if code, _ := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/actions", tok["alice"], map[string]string{"action": "stop"}, nil, nil); code != 202 {
+		t.Fatalf("stop: %d", code)
+	}
+	tc.waitApp(tok["alice"], a.ID, "stopped")
+	if code, _ := tc.call(0, "PATCH", "/api/v1/apps/"+a.ID, tok["alice"], map[string]any{"settings": map[string]any{"DOMAIN": "https://vault.example.org"}}, nil, nil); code != 202 {
+		t.Fatalf("reconfigure a stopped app: %d", code)
+	}
+	waitFor(t, "reconfigured while stopped", 30*time.Second, func() bool {
+		x = tc.getAppSettings(tok["alice"], a.ID)
+		return x.Status == "stopped" && x.Settings["DOMAIN"] == "https://vault.example.org"
+	})
+	if _, env = containerEnv(t, ag.sim.Store, vmid); env["DOMAIN"] != "https://vault.example.org" {
+		t.Fatalf(".env of the stopped app: %q", env)
+	}
+	if x.Error != "" {
+		t.Fatalf("a successful reconfigure left the error %q", x.Error)
+	}
+}
+
+// TestReconfigureOfBusyAppConflicts: an app that is deploying cannot be
+// reconfigured (409), and its settings stay as deployed.
+func TestReconfigureOfBusyAppConflicts(t *testing.T) {
+	tc, ag, tok := appCluster(t)
+	if err := ag.sim.Store.SetFaults(pvesim.Faults{TaskMS: 300}); err != nil {
+		t.Fatal(err)
+	}
+	var a appSettingsOut
+	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != 202 || a.Status != "deploying" {
+		t.Fatalf("deploy: %d %v %+v", code, err, a)
+	}
+	var p struct{ Detail string }
+	if code, _ := tc.call(0, "PATCH", "/api/v1/apps/"+a.ID, tok["alice"], map[string]any{"settings": map[string]any{"SIGNUPS_ALLOWED": true}}, nil, &p); code != http.StatusConflict {
+		t.Fatalf("reconfigure while deploying: %d %q", code, p.Detail)
+	}
+	_ = ag.sim.Store.SetFaults(pvesim.Faults{})
+	if x := tc.waitApp(tok["alice"], a.ID, "running"); x.Status != "running" {
+		t.Fatal(x)
+	}
+	if got := tc.getAppSettings(tok["alice"], a.ID); got.Settings["SIGNUPS_ALLOWED"] != "false" {
+		t.Fatalf("settings after a refused reconfigure: %+v", got.Settings)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -268,6 +269,12 @@ func (c *pct) docker(ct *CT, args []string) int {
 		if err != nil {
 			fmt.Fprintf(c.stderr, "yaml: %v\n", err)
 			return 15
+		}
+		// A test can make a configuration unhealthy: while the project's
+		// .env holds the text of unhealthy-env, the stack it starts
+		// publishes nothing and so answers no health check.
+		if bad := ct.Files["/var/lib/pvesim/unhealthy-env"]; bad != "" && strings.Contains(ct.Files[path.Dir(file)+"/.env"], bad) {
+			ports = nil
 		}
 		if _, up := ct.Files[composeState]; !up {
 			ct.Files[composeUpAt] = time.Now().UTC().Format(time.RFC3339Nano)
