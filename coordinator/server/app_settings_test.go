@@ -182,11 +182,11 @@ func TestReconfigureRewritesEnvAndRollsBackOnFailedHealth(t *testing.T) {
 		t.Fatalf("bob reconfigures alice's app: %d", code)
 	}
 	for body, want := range map[string]string{
-		`{"settings":{"SIGNUPS_ALLOWED":"maybe"}}`: `settings.SIGNUPS_ALLOWED: "maybe" must be true or false`,
+		`{"settings":{"SIGNUPS_ALLOWED":"maybe"}}`:    `settings.SIGNUPS_ALLOWED: "maybe" must be true or false`,
 		`{"settings":{"DOMAIN":"https://x\nEVIL=1"}}`: "settings.DOMAIN: value contains a line break",
-		`{"settings":{"NOPE":"1"}}`:                 "settings.NOPE: not a setting of vaultwarden",
-		`{"settings":{"ADMIN_TOKEN":""}}`:           "settings.ADMIN_TOKEN: a generated secret cannot be emptied",
-		`{"settings":{}}`:                           "settings: at least one setting",
+		`{"settings":{"NOPE":"1"}}`:                   "settings.NOPE: not a setting of vaultwarden",
+		`{"settings":{"ADMIN_TOKEN":""}}`:             "settings.ADMIN_TOKEN: a generated secret cannot be emptied",
+		`{"settings":{}}`:                             "settings: at least one setting",
 	} {
 		var p struct{ Detail string }
 		if code, _ := tc.call(0, "PATCH", "/api/v1/apps/"+a.ID, tok["alice"], json.RawMessage(body), nil, &p); code != 400 || !strings.Contains(p.Detail, want) {
