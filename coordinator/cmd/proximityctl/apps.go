@@ -51,7 +51,7 @@ func appsCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "app", Aliases: []string{"apps"}, Short: "Deploy and operate apps",
 		Long: "Deploy and operate apps. APP is an app's hostname or its ID (app_…)."}
 	var node string
-	var envs []string
+	var envs, sets []string
 	var wait bool
 	deploy := &cobra.Command{
 		Use: "deploy CATALOG_ID HOSTNAME", Short: "Deploy a catalog app", Args: cobra.ExactArgs(2),
@@ -60,16 +60,15 @@ func appsCmd(e *env) *cobra.Command {
 			if node != "" {
 				in["node"] = node
 			}
-			if len(envs) > 0 {
-				m := map[string]string{}
-				for _, kv := range envs {
-					k, v, ok := strings.Cut(kv, "=")
-					if !ok {
-						return fmt.Errorf("--env: %q is not NAME=VALUE", kv)
-					}
-					m[k] = v
+			for field, kvs := range map[string][]string{"settings": sets, "environment": envs} {
+				if len(kvs) == 0 {
+					continue
 				}
-				in["environment"] = m
+				m, err := nameValues(kvs)
+				if err != nil {
+					return err
+				}
+				in[field] = m
 			}
 			var a app
 			if err := e.call("POST", "/api/v1/apps", in, &a); err != nil {
@@ -82,7 +81,8 @@ func appsCmd(e *env) *cobra.Command {
 		},
 	}
 	deploy.Flags().StringVar(&node, "node", "", "the node to deploy on (default: the one with the most free memory)")
-	deploy.Flags().StringArrayVar(&envs, "env", nil, "NAME=VALUE for one of the app's variables (repeatable)")
+	deploy.Flags().StringArrayVar(&sets, "set", nil, "NAME=VALUE for one of the app's settings (repeatable; see catalog show)")
+	deploy.Flags().StringArrayVar(&envs, "env", nil, "NAME=VALUE, the same as --set (repeatable)")
 	deploy.Flags().BoolVar(&wait, "wait", false, "show the deployment's progress until it is running or failed")
 
 	list := &cobra.Command{
@@ -112,7 +112,7 @@ func appsCmd(e *env) *cobra.Command {
 			return e.print(a, append(appHeader, "ERROR"), [][]string{append(a.row(), dash(a.Error))})
 		},
 	}
-	cmd.AddCommand(deploy, list, show)
+	cmd.AddCommand(deploy, list, show, configureCmd(e))
 	for _, act := range []string{"start", "stop", "restart", "delete"} {
 		var wait bool
 		c := &cobra.Command{
@@ -337,16 +337,13 @@ func catalogCmd(e *env) *cobra.Command {
 		},
 	}
 	show := &cobra.Command{
-		Use: "show ID", Short: "Show a catalog entry (JSON)", Args: cobra.ExactArgs(1),
+		Use: "show ID", Short: "Show a catalog entry's settings (-o json: the whole entry)", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			var out map[string]any
+			var out catalogEntry
 			if err := e.call("GET", "/api/v1/catalog/"+url.PathEscape(args[0]), nil, &out); err != nil {
 				return err
 			}
-			saved := e.output
-			e.output = "json"
-			defer func() { e.output = saved }()
-			return e.print(out, nil, nil)
+			return e.print(out, settingHeader, settingRows(out.Settings))
 		},
 	}
 	reload := &cobra.Command{
