@@ -114,12 +114,9 @@ func (a *API) putResources(rq *request) (int, any, error) {
 // never shows (a secret). Patches are serialized on the leader, so two
 // patches of different fields both land.
 func (a *API) patchSetting(rq *request, get, put handlerFunc, outputOnly, inputOnly []string) (int, any, error) {
-	if len(bytes.TrimSpace(rq.body)) == 0 {
-		return 0, nil, problem.E(problem.Invalid, "body: a JSON object is required")
-	}
 	var patch map[string]json.RawMessage
-	if err := json.Unmarshal(rq.body, &patch); err != nil || patch == nil {
-		return 0, nil, problem.E(problem.Invalid, "body: must be a JSON object (a merge patch of the settings)")
+	if err := rq.decode(&patch); err != nil {
+		return 0, nil, err
 	}
 	a.settingsMu.Lock()
 	defer a.settingsMu.Unlock()
