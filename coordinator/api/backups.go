@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/validate"
 )
 
 type backupJSON struct {
@@ -26,13 +27,19 @@ func (a *API) listBackups(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out := page[backupJSON]{Items: []backupJSON{}, Page: 1, PerPage: 100}
+	q := rq.r.URL.Query()
+	pg, per, err := validate.Pagination(q.Get("page"), q.Get("per_page"))
+	if err != nil {
+		return 0, nil, err
+	}
+	out := page[backupJSON]{Items: []backupJSON{}, Page: pg, PerPage: per}
 	a.b.FSM().Read(func(s *fsm.State) {
-		for _, b := range s.AppBackups(app.ID) {
+		all := s.AppBackups(app.ID)
+		out.Total = len(all)
+		for _, b := range validate.PageOf(all, pg, per) {
 			out.Items = append(out.Items, backupOut(b))
 		}
 	})
-	out.Total = len(out.Items)
 	return http.StatusOK, out, nil
 }
 

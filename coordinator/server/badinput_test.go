@@ -412,6 +412,36 @@ func TestBadInputOnEveryRouteNever5xx(t *testing.T) {
 		}
 	}
 	t.Logf("%d hostile requests (%d refused) over %d operations in %s", sent, refused, len(ops), time.Since(start).Round(time.Millisecond))
+
+	// Every list answers a page past the end, however far, with no items
+	// and the same total as its first page.
+	for _, op := range ops {
+		paged := false
+		for _, p := range op.Params {
+			paged = paged || (p.In == "query" && p.Name == "page")
+		}
+		if op.Method != "GET" || !paged {
+			continue
+		}
+		path := op.Path
+		for _, p := range op.Params {
+			if p.In == "path" {
+				path = strings.ReplaceAll(path, "{"+p.Name+"}", url.PathEscape(valid(op.Path, p.Name)))
+			}
+		}
+		var first, far struct {
+			Items []json.RawMessage `json:"items"`
+			Total int               `json:"total"`
+			Page  int               `json:"page"`
+		}
+		if code, err := tc.call(0, "GET", path+"?per_page=100", tc.token, nil, nil, &first); err != nil || code != 200 {
+			t.Fatalf("GET %s: %d %v", path, code, err)
+		}
+		if code, err := tc.call(0, "GET", path+"?per_page=100&page=9223372036854775807", tc.token, nil, nil, &far); err != nil || code != 200 ||
+			far.Items == nil || len(far.Items) != 0 || far.Total != first.Total || far.Page != 9223372036854775807 {
+			t.Errorf("GET %s page 2^63-1: %d %v: %d items, total %d (first page: total %d)", path, code, err, len(far.Items), far.Total, first.Total)
+		}
+	}
 }
 
 // notObject are the hostile bodies that are JSON but not an object.

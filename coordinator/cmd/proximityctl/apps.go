@@ -222,7 +222,7 @@ func backupsCmd(e *env) *cobra.Command {
 			var out struct {
 				Items []backup `json:"items"`
 			}
-			if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups", nil, &out); err != nil {
+			if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups?per_page=100", nil, &out); err != nil {
 				return err
 			}
 			var rows [][]string

@@ -125,7 +125,7 @@ func TestJSONOutputIsTheAPIJSON(t *testing.T) {
 		{[]string{"app", "show", "vault"}, "/api/v1/apps/" + app},
 		{[]string{"app", "logs", "vault", "--limit", "50"}, "/api/v1/apps/" + app + "/logs?limit=50"},
 		{[]string{"app", "metrics", "vault"}, "/api/v1/apps/" + app + "/metrics"},
-		{[]string{"backup", "list", "vault"}, "/api/v1/apps/" + app + "/backups"},
+		{[]string{"backup", "list", "vault"}, "/api/v1/apps/" + app + "/backups?per_page=100"},
 		{[]string{"catalog", "list"}, "/api/v1/catalog?per_page=100"},
 		{[]string{"catalog", "show", "vaultwarden"}, "/api/v1/catalog/vaultwarden"},
 		{[]string{"nodes"}, "/api/v1/nodes?per_page=100"},
