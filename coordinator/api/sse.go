@@ -26,9 +26,6 @@ func startSSE(w http.ResponseWriter) *sseWriter {
 	h.Set("X-Accel-Buffering", "no") // a proxy in front must not buffer it
 	s := &sseWriter{w: w, rc: http.NewResponseController(w)}
 	_ = s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
-	// The server's read timeout would end the request's context while
-	// the stream runs: its connection's background read would time out.
-	_ = s.rc.SetReadDeadline(time.Time{})
 	w.WriteHeader(http.StatusOK)
 	return s
 }

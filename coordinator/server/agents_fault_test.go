@@ -89,6 +89,17 @@ func TestNodeCannotActForAnother(t *testing.T) {
 	_, err = asA.Report(ctx, &pb.ReportRequest{Node: "node-a", Events: []*pb.TaskEvent{{TaskId: task.ID, Fence: task.Fence,
 		Event: &pb.TaskEvent_Result{Result: &pb.Result{Ok: true}}}}})
 	wantCode(t, "A completes B's task", err, codes.PermissionDenied)
+	live, err := asA.Live(ctx)
+	if err == nil {
+		err = live.Send(&pb.LiveReply{Node: "node-b"})
+	}
+	if err == nil {
+		_, err = live.Recv()
+	}
+	wantCode(t, "A takes B's live requests", err, codes.PermissionDenied)
+	if tc.leaderServer().Agents().LiveConnected("node-b") {
+		t.Fatal("A's Live stream stands for B")
+	}
 	tc.leaderServer().Cluster().FSM().Read(func(s *fsm.State) {
 		if got, _ := s.Task(task.ID); got.State != fsm.TaskPending {
 			t.Fatalf("B's task after A's report: %+v", got)
