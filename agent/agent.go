@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -42,6 +44,10 @@ type Config struct {
 	// Policy is the node's own limit on the tasks it runs (the zero value
 	// is DefaultPolicy). See Policy.Check.
 	Policy Policy
+	// AdvertiseAddr is the address people reach this node's apps at (an
+	// IP address or a DNS name). Empty: the local address of the agent's
+	// connection to the coordinator.
+	AdvertiseAddr string
 }
 
 // Agent runs one node's work.
@@ -53,6 +59,9 @@ type Agent struct {
 
 	connMu sync.Mutex
 	conns  map[string]*grpc.ClientConn
+	// localIP is the local address of the last connection made to a
+	// coordinator: the node's address when none is configured.
+	localIP atomic.Value // string
 
 	after     uint64 // work stream position
 	exec      *executor
@@ -140,6 +149,7 @@ func (a *Agent) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	c, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(a.id.tlsConfig())),
+		grpc.WithContextDialer(a.dial),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: proto.KeepaliveTime, Timeout: proto.KeepaliveTimeout, PermitWithoutStream: true}),
 	)
 	if err != nil {
@@ -147,6 +157,29 @@ func (a *Agent) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	a.conns[addr] = c
 	return c, nil
+}
+
+// dial connects to a coordinator and notes the local address it
+// connects from.
+func (a *Agent) dial(ctx context.Context, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if ta, ok := c.LocalAddr().(*net.TCPAddr); ok && ta.IP != nil {
+		a.localIP.Store(ta.IP.String())
+	}
+	return c, nil
+}
+
+// advertiseAddr is the address the heartbeat reports: the configured
+// one, else the address this node reaches the coordinator from.
+func (a *Agent) advertiseAddr() string {
+	if a.cfg.AdvertiseAddr != "" {
+		return a.cfg.AdvertiseAddr
+	}
+	ip, _ := a.localIP.Load().(string)
+	return ip
 }
 
 func (a *Agent) closeConns() {

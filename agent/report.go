@@ -79,7 +79,7 @@ func (r *reporter) flush(ctx context.Context) {
 	r.mu.Lock()
 	events := append([]*pb.TaskEvent(nil), r.queue...)
 	r.mu.Unlock()
-	req := &pb.ReportRequest{Node: a.cfg.Node, Events: events, Heartbeat: &pb.Heartbeat{AgentVersion: a.cfg.Version}}
+	req := &pb.ReportRequest{Node: a.cfg.Node, Events: events, Heartbeat: &pb.Heartbeat{AgentVersion: a.cfg.Version, AdvertiseAddr: a.advertiseAddr()}}
 	// Capacity and inventory cost the node's API calls; they go at the
 	// inventory's pace, and the other reports carry only liveness and
 	// events.

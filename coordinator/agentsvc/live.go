@@ -94,15 +94,39 @@ func (l *liveness) seen(node string, hb *pb.Heartbeat) {
 		}
 	}
 	l.mu.Unlock()
-	var st string
+	var st, addr string
 	l.s.b.FSM().Read(func(x *fsm.State) {
 		if n, ok := x.Node(node); ok {
-			st = n.Status
+			st, addr = n.Status, n.Address
 		}
 	})
 	if st == fsm.NodeDown {
 		l.setStatus(context.Background(), node, fsm.NodeReady)
 	}
+	if hb != nil && hb.AdvertiseAddr != "" && hb.AdvertiseAddr != addr {
+		l.setAddress(node, hb.AdvertiseAddr)
+	}
+}
+
+// setAddress records the address a node's agent reports, when it
+// changed: the node record (and so the apps' URLs) follows the agent's
+// --advertise-addr or the address it connects from.
+func (l *liveness) setAddress(node, addr string) {
+	if err := fsm.ValidNodeAddress(addr); err != nil {
+		if l.s.logs.allow() {
+			l.s.log.Warn("node address not recorded", "node", node, "err", err)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := l.s.propose(ctx, fsm.Command{Type: fsm.CmdSetNodeAddress, RequestID: l.s.cfg.NewID("nodeaddr_"),
+		SetNodeAddress: &fsm.SetNodeAddressCmd{Node: node, Address: addr}})
+	if err != nil {
+		l.s.log.Warn("node address change not written", "node", node, "address", addr, "err", err)
+		return
+	}
+	l.s.log.Info("node address", "node", node, "address", addr)
 }
 
 func (l *liveness) setStatus(ctx context.Context, node, status string) {

@@ -89,7 +89,7 @@ func (a *API) adopt(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusAccepted, appOut(*r.App), nil
+	return http.StatusAccepted, a.appView(*r.App), nil
 }
 
 // adoptable checks, before anything is reserved, that vmid is a container

@@ -169,5 +169,5 @@ func (a *API) patchApp(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusAccepted, appOut(*r.App), nil
+	return http.StatusAccepted, a.appView(*r.App), nil
 }

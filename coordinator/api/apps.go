@@ -32,11 +32,22 @@ type appJSON struct {
 	// SecretSettings names its secret settings, never their values.
 	Settings       map[string]string `json:"settings"`
 	SecretSettings []string          `json:"secret_settings"`
-	CreatedAt      string            `json:"created_at"`
-	UpdatedAt      string            `json:"updated_at"`
+	// URLs are where people open the app (fsm.State.AppURLs).
+	URLs      []fsm.AppURL `json:"urls"`
+	CreatedAt string       `json:"created_at"`
+	UpdatedAt string       `json:"updated_at"`
 }
 
-func appOut(a fsm.App) appJSON {
+// appView is app x as the API shows it, with its URLs from the state.
+func (a *API) appView(x fsm.App) appJSON {
+	var out appJSON
+	a.b.FSM().Read(func(s *fsm.State) { out = appIn(s, x) })
+	return out
+}
+
+// appIn is app a as the API shows it; s is the state it is read from
+// (under the FSM's read lock), which gives its URLs.
+func appIn(s *fsm.State, a fsm.App) appJSON {
 	ports := a.PublicPorts
 	if ports == nil {
 		ports = []int{}
@@ -44,6 +55,7 @@ func appOut(a fsm.App) appJSON {
 	return appJSON{ID: a.ID, Status: a.Status, Hostname: a.Hostname, VMID: a.VMID, Node: a.Node, Owner: a.Owner,
 		CatalogID: a.CatalogID, CatalogVersion: a.CatalogVersion, PublicPorts: ports, IP: a.IP, Resources: a.Resources,
 		Operation: a.Op, Step: a.Step, Error: a.Error, Settings: appSettings(a), SecretSettings: append([]string{}, a.SecretSettings...),
+		URLs:      s.AppURLs(a),
 		CreatedAt: a.CreatedAt.UTC().Format("2006-01-02T15:04:05Z07:00"), UpdatedAt: a.UpdatedAt.UTC().Format("2006-01-02T15:04:05Z07:00")}
 }
 
@@ -131,7 +143,7 @@ func (a *API) createApp(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusAccepted, appOut(*r.App), nil
+	return http.StatusAccepted, a.appView(*r.App), nil
 }
 
 // staticIPs reports whether deploys take an address from the registry.
@@ -159,7 +171,7 @@ func (a *API) listApps(rq *request) (int, any, error) {
 			apps, total := s.ListApps(owner(rq), pg, per)
 			out.Total = total
 			for _, x := range apps {
-				out.Items = append(out.Items, appOut(x))
+				out.Items = append(out.Items, appIn(s, x))
 			}
 			return
 		}
@@ -175,7 +187,7 @@ func (a *API) listApps(rq *request) (int, any, error) {
 		}
 		out.Total = len(named)
 		for _, x := range validate.PageOf(named, pg, per) {
-			out.Items = append(out.Items, appOut(x))
+			out.Items = append(out.Items, appIn(s, x))
 		}
 	})
 	return http.StatusOK, out, nil
@@ -186,7 +198,7 @@ func (a *API) getApp(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, appOut(app), nil
+	return http.StatusOK, a.appView(app), nil
 }
 
 func (a *API) appAction(rq *request, op string) (int, any, error) {
@@ -199,7 +211,7 @@ func (a *API) appAction(rq *request, op string) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusAccepted, appOut(*r.App), nil
+	return http.StatusAccepted, a.appView(*r.App), nil
 }
 
 func (a *API) postAppAction(rq *request) (int, any, error) {
@@ -278,5 +290,5 @@ func (a *API) cloneApp(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusAccepted, appOut(*r.App), nil
+	return http.StatusAccepted, a.appView(*r.App), nil
 }

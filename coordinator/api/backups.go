@@ -70,7 +70,7 @@ func (a *API) backupOp(rq *request, op string) (int, any, error) {
 		})
 		return http.StatusAccepted, backupOut(b), nil
 	}
-	return http.StatusAccepted, appOut(*r.App), nil
+	return http.StatusAccepted, a.appView(*r.App), nil
 }
 
 func (a *API) createBackup(rq *request) (int, any, error)  { return a.backupOp(rq, fsm.OpBackup) }

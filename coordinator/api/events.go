@@ -236,7 +236,7 @@ func (a *API) renderChanges(rq *request, changes []fsm.Change, onlyApp string) [
 			switch c.Kind {
 			case fsm.ChangeApp:
 				if x, ok := s.App(c.Key); ok {
-					body = appOut(x)
+					body = appIn(s, x)
 				}
 			case fsm.ChangeBackup:
 				if x, ok := s.Backup(c.Key); ok {

@@ -19,8 +19,11 @@ type Agents interface {
 }
 
 type nodeJSON struct {
-	Name          string        `json:"name"`
-	Status        string        `json:"status"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	// Address is where people reach the node's apps, as its agent reports
+	// it ("" until it has).
+	Address       string        `json:"address"`
 	LastHeartbeat *time.Time    `json:"last_heartbeat"`
 	AgentVersion  string        `json:"agent_version,omitempty"`
 	PVEVersion    string        `json:"pve_version,omitempty"`
@@ -58,7 +61,7 @@ func (a *API) listNodes(rq *request) (int, any, error) {
 // nodeOut is a node as the API shows it: its record, and what its agent
 // last reported to this server (the leader holds the heartbeats).
 func (a *API) nodeOut(n fsm.NodeRecord) nodeJSON {
-	j := nodeJSON{Name: n.Name, Status: n.Status, AgentVersion: n.Version, JoinedAt: n.JoinedAt, StatusSince: n.StatusAt, Storages: []storageJSON{}}
+	j := nodeJSON{Name: n.Name, Status: n.Status, Address: n.Address, AgentVersion: n.Version, JoinedAt: n.JoinedAt, StatusSince: n.StatusAt, Storages: []storageJSON{}}
 	if a.agents != nil {
 		if li, ok := a.agents.NodeLive(n.Name); ok {
 			hb := li.LastHeartbeat.UTC()

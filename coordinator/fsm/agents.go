@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -76,15 +75,7 @@ type SetNodeAddressCmd struct {
 
 // ValidNodeAddress checks an address a node is reached at: an IP address
 // or a DNS name (RFC 1123), without a port.
-func ValidNodeAddress(addr string) error {
-	if _, err := netip.ParseAddr(addr); err == nil {
-		return nil
-	}
-	if _, err := validate.Hostname("address", addr); err != nil {
-		return problem.E(problem.Invalid, "address: %q is not an IP address or a DNS name", addr)
-	}
-	return nil
-}
+func ValidNodeAddress(addr string) error { return validate.HostAddress("address", addr) }
 
 // Task states.
 const (

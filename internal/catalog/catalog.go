@@ -54,6 +54,20 @@ type Port struct {
 	Internal int    `yaml:"internal" json:"internal"`
 	Protocol string `yaml:"protocol" json:"protocol"` // tcp or udp
 	HTTP     bool   `yaml:"http" json:"http"`
+	// Scheme is the URL scheme people open the port with: http or https;
+	// "" is http for an HTTP port, and no URL for another.
+	Scheme string `yaml:"scheme,omitempty" json:"scheme,omitempty"`
+}
+
+// URLScheme is the scheme of the port's URL, or "" when it has none.
+func (p Port) URLScheme() string {
+	if p.Scheme != "" {
+		return p.Scheme
+	}
+	if p.HTTP {
+		return "http"
+	}
+	return ""
 }
 
 // EnvVar is an environment variable of the Compose stack: a fixed value,
@@ -140,6 +154,11 @@ func (e *Entry) Validate(file string) error {
 		}
 		if p.HTTP && p.Protocol != "tcp" {
 			bad(f+".http", "an HTTP port must be tcp")
+		}
+		if p.Scheme != "" && p.Scheme != "http" && p.Scheme != "https" {
+			bad(f+".scheme", "%q must be http or https", p.Scheme)
+		} else if p.Scheme != "" && p.Protocol != "tcp" {
+			bad(f+".scheme", "a port opened with a URL must be tcp")
 		}
 	}
 	env := map[string]bool{}

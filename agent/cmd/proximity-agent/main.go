@@ -42,6 +42,7 @@ type settings struct {
 	pveAPI, pveCA, pveTokenFile           string
 	stopGrace                             time.Duration
 	allowPrivileged                       bool
+	advertiseAddr                         string
 }
 
 func main() {
@@ -77,6 +78,7 @@ func main() {
 	f.StringVar(&cfg.pveTokenFile, "pve-token-file", "/etc/proximity/pve-token", "file holding the agent's Proxmox API token, USER@REALM!NAME=SECRET")
 	f.DurationVar(&cfg.stopGrace, "stop-grace", time.Minute, "on SIGTERM, how long running tasks may take to finish before the agent exits (they go on, and a restarted agent waits for them)")
 	f.BoolVar(&cfg.allowPrivileged, "allow-privileged", false, "node policy: let the cluster create privileged containers and run the deploy flow in them (root in a privileged container is root on this node)")
+	f.StringVar(&cfg.advertiseAddr, "advertise-addr", "", "the address people reach this node's apps at, an IP address or a DNS name (default: the address this node reaches the coordinator from)")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "proximity-agent:", err)
 		os.Exit(1)
@@ -95,6 +97,11 @@ func (c settings) validate() error {
 	}
 	if c.dataDir == "" {
 		errs = append(errs, errors.New("--data-dir: required"))
+	}
+	if c.advertiseAddr != "" {
+		if err := validate.HostAddress("--advertise-addr", c.advertiseAddr); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -145,7 +152,8 @@ func run(cfg settings) error {
 	policy.AllowPrivileged, policy.Source = cfg.allowPrivileged, cfg.configFile
 	log.Info("node policy", "allow_privileged", policy.AllowPrivileged, "from", cmp.Or(cfg.configFile, "defaults and flags"))
 	a, err := agent.New(agent.Config{Node: cfg.node, Coordinators: strings.Split(cfg.coordinator, ","), JoinToken: cfg.joinToken,
-		DataDir: cfg.dataDir, Runtime: rt, Version: version, Logger: log, StopGrace: cfg.stopGrace, Policy: policy})
+		DataDir: cfg.dataDir, Runtime: rt, Version: version, Logger: log, StopGrace: cfg.stopGrace, Policy: policy,
+		AdvertiseAddr: cfg.advertiseAddr})
 	if err != nil {
 		return err
 	}

@@ -178,7 +178,7 @@ func appsCmd(e *env) *cobra.Command {
 		},
 	}
 	update.Flags().BoolVar(&updateWait, "wait", false, "show the progress until the update ends")
-	cmd.AddCommand(logs, appSecretsCmd(e), metrics, clone, update)
+	cmd.AddCommand(logs, appSecretsCmd(e), metrics, clone, update, appOpenCmd(e))
 	return cmd
 }
 
