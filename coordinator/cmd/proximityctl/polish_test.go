@@ -141,6 +141,8 @@ func TestJSONOutputIsTheAPIJSON(t *testing.T) {
 		{[]string{"settings", "quotas"}, "/api/v1/settings/quotas"},
 		{[]string{"settings", "oidc"}, "/api/v1/settings/oidc"},
 		{[]string{"settings", "registry"}, "/api/v1/settings/registry"},
+		{[]string{"settings", "placement"}, "/api/v1/settings/placement"},
+		{[]string{"app", "secrets", "vault"}, "/api/v1/apps/" + app + "/secrets"},
 		{[]string{"audit", "--per-page", "20"}, "/api/v1/audit?page=1&per_page=20"},
 		{[]string{"audit", "retention"}, "/api/v1/settings/audit"},
 	}
@@ -323,5 +325,34 @@ func TestTablesUseHumanUnits(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"-", "-", "-", "-", "-", "-", "-"}, metricsRow(map[string]any{"status": nil, "cpu": nil})); d != "" {
 		t.Errorf("metrics row before a report (-want +got):\n%s", d)
+	}
+}
+
+// TestEveryAppCommandTakesAName: every command under app and backup
+// whose first argument is an app (all but deploy and list) resolves
+// hostnames and completes them; a new command gets this by naming its
+// argument APP in its Use.
+func TestEveryAppCommandTakesAName(t *testing.T) {
+	root, _ := newRoot(io.Discard, io.Discard, func(string) string { return "" })
+	notApp := map[string]bool{"app deploy": true, "app list": true}
+	n := 0
+	for _, top := range []string{"app", "backup"} {
+		parent, _, err := root.Find([]string{top})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range parent.Commands() {
+			name := top + " " + c.Name()
+			if notApp[name] || c.Name() == "help" {
+				continue
+			}
+			n++
+			if firstArgKind(c) != argApp || c.ValidArgsFunction == nil {
+				t.Errorf("proximityctl %s (Use %q) does not take an app's name: name its first argument APP", name, c.Use)
+			}
+		}
+	}
+	if n < 15 {
+		t.Fatalf("only %d app commands found", n)
 	}
 }
