@@ -95,9 +95,9 @@ type API struct {
 	// settingsMu serializes PATCHes of settings on this leader, so two
 	// patches of different fields do not lose each other (settings.go).
 	settingsMu sync.Mutex
-	// placeMu serializes placement on the leader: a deploy chooses its
-	// node and proposes under it (placement.go).
-	placeMu sync.Mutex
+	// placing serializes placement on the leader: a deploy chooses its
+	// node and proposes while it holds the one slot (placement.go).
+	placing chan struct{}
 }
 
 // New builds the handler.
@@ -116,7 +116,7 @@ func New(cfg Config) *API {
 	}
 	a := &API{
 		b: cfg.Backend, log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now, agents: cfg.Agents, catalogDir: cfg.CatalogDir,
-		mux: http.NewServeMux(),
+		mux: http.NewServeMux(), placing: make(chan struct{}, 1),
 	}
 	a.sessionTTL, a.passwordParams, a.logins, a.authFail = cfg.SessionTTL, auth.DefaultParams, newLoginThrottle(), newAuthThrottle()
 	if a.sessionTTL <= 0 {

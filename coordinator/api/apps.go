@@ -130,7 +130,7 @@ func (a *API) createApp(rq *request) (int, any, error) {
 	if err := a.setSettings(&app, e, resolved); err != nil {
 		return 0, nil, err
 	}
-	unlock, node, err := a.place(in.Node, res)
+	unlock, node, err := a.place(rq.ctx, in.Node, res)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -275,7 +275,7 @@ func (a *API) cloneApp(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	unlock, _, err := a.place(src.Node, src.Resources)
+	unlock, _, err := a.place(rq.ctx, src.Node, src.Resources)
 	if err != nil {
 		return 0, nil, err
 	}

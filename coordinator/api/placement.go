@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
@@ -29,16 +30,22 @@ const mib = 1 << 20
 
 // place decides the node of an app that holds res: the node named (which
 // must fit) or, with none, the one the placement policy chooses among the
-// ready nodes. It runs on the leader and holds the placement lock until
+// ready nodes. It runs on the leader and holds the placement slot until
 // the caller calls unlock, after its proposal is applied: so the next
 // placement sees this app in the registry, and quick or concurrent
 // deploys spread instead of all choosing the node that looked freest in
-// the last report. On refusal nothing is held.
-func (a *API) place(named string, res catalog.Resources) (unlock func(), node string, err error) {
-	a.placeMu.Lock()
+// the last report. Waiting for the slot ends with the request's
+// deadline. On refusal nothing is held.
+func (a *API) place(ctx context.Context, named string, res catalog.Resources) (unlock func(), node string, err error) {
+	select {
+	case a.placing <- struct{}{}:
+	case <-ctx.Done():
+		return nil, "", problem.E(problem.Unavailable, "deploys are busy being placed; retry shortly")
+	}
+	release := func() { <-a.placing }
 	defer func() {
 		if err != nil {
-			a.placeMu.Unlock()
+			release()
 		}
 	}()
 	need := placement.Need{MemoryMB: int64(res.MemoryMB), DiskGB: int64(res.DiskGB), Cores: int64(res.Cores)}
@@ -53,7 +60,7 @@ func (a *API) place(named string, res catalog.Resources) (unlock func(), node st
 				}
 			}
 		}
-		return a.placeMu.Unlock, named, nil
+		return release, named, nil
 	}
 	if ready == 0 {
 		return nil, "", problem.E(problem.Unavailable, "no ready node; add one with a join token")
@@ -65,7 +72,7 @@ func (a *API) place(named string, res catalog.Resources) (unlock func(), node st
 	if err != nil {
 		return nil, "", err
 	}
-	return a.placeMu.Unlock, node, nil
+	return release, node, nil
 }
 
 // nodeViews gathers, for each ready node that has reported its capacity

@@ -95,6 +95,21 @@ func TestSetNetworkDNSKeepsSubnet(t *testing.T) {
 	if d := cmp.Diff(want, tc.settingsDoc(t, "/api/v1/settings/network")); d != "" {
 		t.Fatalf("network after null patch (-want +got):\n%s", d)
 	}
+	// OIDC: client_secret_set is shown, never taken; a null issuer turns
+	// single sign-on off (it is off already: nothing else changes).
+	st, h, b := tc.raw(0, "PATCH", "/api/v1/settings/oidc", tc.token, `{"client_secret_set":true}`, nil)
+	assertProblem(t, st, h, b, http.StatusBadRequest)
+	if st, _, b := tc.raw(0, "PATCH", "/api/v1/settings/oidc", tc.token, `{"issuer":null}`, nil); st != 200 {
+		t.Fatalf("PATCH oidc issuer null: %d %s", st, b)
+	}
+	if d := tc.settingsDoc(t, "/api/v1/settings/oidc"); d["issuer"] != "" || d["client_secret_set"] != false {
+		t.Fatalf("oidc after turning it off: %v", d)
+	}
+	st, h, b = tc.raw(0, "PATCH", "/api/v1/settings/oidc", tc.token, `{"client_id":"proximity"}`, nil)
+	if p := assertProblem(t, st, h, b, http.StatusBadRequest); !strings.Contains(p.Detail, "issuer") {
+		t.Fatalf("PATCH of a client without an issuer: %q", p.Detail)
+	}
+
 	// PUT stays a full replacement: a field left out is emptied.
 	if code, _ := tc.call(0, "PUT", "/api/v1/settings/network", tc.token, map[string]any{"bridge": "vmbr2"}, nil, nil); code != 200 {
 		t.Fatalf("PUT network: %d", code)
