@@ -292,6 +292,9 @@ func (a *Agent) stream(ctx context.Context, addr string) error {
 		if t := ev.GetTask(); t != nil {
 			a.exec.submit(ctx, t)
 		}
+		if c := ev.GetCancel(); c != nil {
+			a.exec.cancel(c)
+		}
 		if ev.GetSnapshotDone() != nil {
 			a.log.Debug("assignments in sync", "index", ev.Index, "coordinator", addr)
 		}

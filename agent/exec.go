@@ -32,13 +32,34 @@ type executor struct {
 	sem chan struct{}
 	wg  sync.WaitGroup
 
-	mu    sync.Mutex
-	seen  map[taskKey]bool // running or finished, result not yet delivered
-	vmids map[int]*sync.Mutex
+	mu      sync.Mutex
+	seen    map[taskKey]bool // running or finished, result not yet delivered
+	vmids   map[int]*sync.Mutex
+	running map[string]*runningTask // by task ID: queued or running
+}
+
+// runningTask is a task this agent queued or runs, and how to stop it.
+type runningTask struct {
+	fence   uint64
+	kind    string
+	started bool
+	cancel  context.CancelFunc
+}
+
+// killable are the task kinds whose Proxmox command may be killed when
+// the task is cancelled: what they leave behind is undone by the
+// operation's undo (a killed create leaves a locked container that the
+// cleanup's destroy removes) or is nothing. Others (destroy, restore,
+// clone, snapshots, backups, which hold locks and snapshots of their own)
+// run to their end; their result is refused.
+var killable = map[string]bool{
+	taskspec.Create: true, taskspec.Start: true, taskspec.Stop: true, taskspec.Shutdown: true, taskspec.Reboot: true,
+	taskspec.Exec: true, taskspec.Push: true, taskspec.Inspect: true, taskspec.WriteEnv: true, taskspec.DownloadTemplate: true,
 }
 
 func newExecutor(a *Agent) *executor {
-	return &executor{a: a, sem: make(chan struct{}, a.cfg.Concurrency), seen: map[taskKey]bool{}, vmids: map[int]*sync.Mutex{}}
+	return &executor{a: a, sem: make(chan struct{}, a.cfg.Concurrency), seen: map[taskKey]bool{}, vmids: map[int]*sync.Mutex{},
+		running: map[string]*runningTask{}}
 }
 
 func (x *executor) submit(ctx context.Context, t *pb.Task) {
@@ -54,13 +75,30 @@ func (x *executor) submit(ctx context.Context, t *pb.Task) {
 		vm = &sync.Mutex{}
 		x.vmids[int(t.Vmid)] = vm
 	}
+	// The task runs to its end when the agent is asked to stop, so that
+	// its result can be reported; only a cancel from the cluster (or
+	// maxTaskTime) ends it early.
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	rt := &runningTask{fence: t.Fence, kind: t.Kind, cancel: cancel}
+	x.running[t.Id] = rt
 	x.mu.Unlock()
 	x.wg.Add(1)
 	go func() {
 		defer x.wg.Done()
+		defer func() {
+			cancel()
+			x.mu.Lock()
+			if x.running[t.Id] == rt {
+				delete(x.running, t.Id)
+			}
+			x.mu.Unlock()
+		}()
 		select {
 		case x.sem <- struct{}{}:
 		case <-ctx.Done():
+			return
+		case <-tctx.Done():
+			x.skip(t)
 			return
 		}
 		defer func() { <-x.sem }()
@@ -68,8 +106,46 @@ func (x *executor) submit(ctx context.Context, t *pb.Task) {
 			vm.Lock()
 			defer vm.Unlock()
 		}
-		x.run(ctx, t)
+		x.mu.Lock()
+		rt.started = tctx.Err() == nil
+		x.mu.Unlock()
+		if !rt.started {
+			x.skip(t)
+			return
+		}
+		x.run(tctx, t)
 	}()
+}
+
+// skip drops a task cancelled before it started: nothing was done, and
+// the cluster wants no result.
+func (x *executor) skip(t *pb.Task) {
+	x.a.log.Info("task cancelled before it started", "task", t.Id, "fence", t.Fence)
+	x.mu.Lock()
+	delete(x.seen, taskKey{t.Id, t.Fence})
+	x.mu.Unlock()
+}
+
+// cancel stops a task the cluster fenced: one not started yet never
+// starts; a running one of a killable kind has its context cancelled,
+// which kills the Proxmox command's process group; any other runs to its
+// end (its result is refused).
+func (x *executor) cancel(c *pb.CancelTask) {
+	x.mu.Lock()
+	rt := x.running[c.Id]
+	x.mu.Unlock()
+	if rt == nil || rt.fence >= c.Fence {
+		return // not here, or a later incarnation
+	}
+	x.mu.Lock()
+	started := rt.started
+	x.mu.Unlock()
+	if started && !killable[rt.kind] {
+		x.a.log.Info("task fenced; left to finish, stopping it is not safe", "task", c.Id, "kind", rt.kind, "reason", c.Reason)
+		return
+	}
+	x.a.log.Info("task fenced; stopping it", "task", c.Id, "kind", rt.kind, "reason", c.Reason)
+	rt.cancel()
 }
 
 // delivered forgets a task once the leader has its result (or refused it).
@@ -94,14 +170,13 @@ func (x *executor) waitFor(d time.Duration) bool {
 	}
 }
 
-// run executes one task and queues its result. The task keeps running to
-// its end when the agent is asked to stop, so that its result can be
-// reported; only maxTaskTime bounds it.
+// run executes one task and queues its result. ctx ends only when the
+// cluster cancels the task; maxTaskTime bounds it.
 func (x *executor) run(ctx context.Context, t *pb.Task) {
 	log := x.a.log.With("task", t.Id, "kind", t.Kind, "vmid", t.Vmid, "fence", t.Fence)
 	log.Info("task started")
 	x.a.rep.log(t, fmt.Sprintf("%s started on %s (attempt %d)", t.Kind, x.a.cfg.Node, t.Attempt))
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxTaskTime)
+	tctx, cancel := context.WithTimeout(ctx, maxTaskTime)
 	defer cancel()
 	out, err := x.do(tctx, t)
 	res := &pb.Result{Ok: err == nil}
@@ -172,7 +247,7 @@ func (x *executor) do(ctx context.Context, t *pb.Task) (*taskspec.Output, error)
 		if err != nil {
 			return nil, err
 		}
-		return nil, ignore(rt.Destroy(ctx, vmid, spec.Force), pve.ErrNotFound)
+		return nil, ignore(x.destroy(ctx, vmid, spec.Force), pve.ErrNotFound)
 	case taskspec.Snapshot:
 		spec, err := decode[taskspec.SnapshotSpec](t)
 		if err != nil {
@@ -313,9 +388,22 @@ func (x *executor) create(ctx context.Context, t *pb.Task, spec taskspec.CreateS
 		}
 	}
 	st, err := rt.Status(ctx, vmid)
+	ours := err == nil && spec.OpTag != "" && st.HasTag(spec.OpTag) && st.HasTag(taskspec.ManagedTag)
+	if ours && st.Lock == "create" {
+		// An earlier attempt's create was killed (cancelled or past its
+		// deadline; none runs now): what it left is half made.
+		x.a.rep.log(t, fmt.Sprintf("removing CT %d, left half made by an earlier attempt", vmid))
+		if err := x.destroy(ctx, vmid, true); err != nil && !errors.Is(err, pve.ErrNotFound) {
+			return err
+		}
+		st, err = rt.Status(ctx, vmid)
+		ours = false
+	}
 	switch {
 	case err == nil && st.HasTag(tag):
 		x.a.rep.log(t, fmt.Sprintf("CT %d was created by an earlier delivery of this task", vmid))
+	case ours && st.Lock == "":
+		x.a.rep.log(t, fmt.Sprintf("CT %d was created by an earlier attempt of this operation", vmid))
 	case err == nil:
 		return &pve.Error{Kind: pve.ErrExists, VMID: fmt.Sprint(vmid), Text: fmt.Sprintf("CT %d already exists on node '%s' (not made by this task)", vmid, x.a.cfg.Node)}
 	case errors.Is(err, pve.ErrNotFound):
@@ -333,7 +421,7 @@ func (x *executor) create(ctx context.Context, t *pb.Task, spec taskspec.CreateS
 			Cores: spec.Cores, MemoryMB: spec.MemoryMB, SwapMB: spec.SwapMB,
 			RootFS: fmt.Sprintf("%s:%d", orDefault(spec.Storage, "local-lvm"), max(spec.DiskGB, 1)),
 			Net0:   spec.Net0, Nameserver: spec.Nameserver, Unprivileged: !spec.Privileged, Features: features,
-			Tags: append([]string{taskspec.ManagedTag, tag}, spec.Tags...),
+			Tags: append(append([]string{taskspec.ManagedTag, tag}, opTag(spec)...), spec.Tags...),
 		})
 		if err != nil {
 			return err
@@ -347,6 +435,44 @@ func (x *executor) create(ctx context.Context, t *pb.Task, spec taskspec.CreateS
 		}
 	}
 	return nil
+}
+
+func opTag(spec taskspec.CreateSpec) []string {
+	if spec.OpTag == "" {
+		return nil
+	}
+	return []string{spec.OpTag}
+}
+
+// destroy removes a container. One whose create was killed (cancelled,
+// or past its deadline) keeps the lock "create" with no create running:
+// if Proximity made it, the lock is lifted and the container removed, as
+// the undo of that create.
+func (x *executor) destroy(ctx context.Context, vmid int, force bool) error {
+	rt := x.a.cfg.Runtime
+	err := rt.Destroy(ctx, vmid, force)
+	var pe *pve.Error
+	if !errors.As(err, &pe) || !errors.Is(err, pve.ErrLocked) || pe.Lock != "create" {
+		return err
+	}
+	active, aerr := rt.ActiveTasks(ctx, vmid)
+	if aerr != nil {
+		return err
+	}
+	for _, t := range active {
+		if t.Type == "vzcreate" {
+			return err // a create still runs: the next attempt waits for it
+		}
+	}
+	st, serr := rt.Status(ctx, vmid)
+	if serr != nil || !st.HasTag(taskspec.ManagedTag) {
+		return err
+	}
+	x.a.log.Info("lifting the lock of an abandoned create before destroying it", "vmid", vmid)
+	if uerr := rt.Unlock(ctx, vmid); uerr != nil {
+		return fmt.Errorf("unlock CT %d: %w", vmid, uerr)
+	}
+	return rt.Destroy(ctx, vmid, force)
 }
 
 // backup makes one archive per task: an archive whose notes carry this

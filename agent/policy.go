@@ -357,7 +357,7 @@ func (p Policy) checkCreate(s taskspec.CreateSpec) error {
 	if err := p.nameservers(s.Nameserver); err != nil {
 		return err
 	}
-	for _, tag := range s.Tags {
+	for _, tag := range append(s.Tags, opTag(s)...) {
 		if !tagRE.MatchString(tag) {
 			return p.refuse("tag %q is not a Proxmox tag", tag)
 		}

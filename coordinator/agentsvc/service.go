@@ -521,8 +521,31 @@ func (s *Service) Renew(ctx context.Context, req *pb.RenewRequest) (*pb.RenewRes
 	return &pb.RenewResponse{CertDer: cert}, nil
 }
 
+// workEvents are the tasks to run and the tasks to stop, in fence order,
+// so that an agent resuming after any of them misses none of the rest.
+func (s *Service) workEvents(tasks, fenced []fsm.Task) []*pb.WorkEvent {
+	out := make([]*pb.WorkEvent, 0, len(tasks)+len(fenced))
+	i, j := 0, 0
+	for i < len(tasks) || j < len(fenced) {
+		if j == len(fenced) || (i < len(tasks) && tasks[i].Fence <= fenced[j].Fence) {
+			t := tasks[i]
+			out = append(out, &pb.WorkEvent{Index: t.Fence, Event: &pb.WorkEvent_Task{Task: &pb.Task{
+				Id: t.ID, Kind: t.Kind, Vmid: uint32(t.VMID), Fence: t.Fence, Attempt: uint32(t.Attempt), SpecJson: s.openSpec(t),
+			}}})
+			i++
+			continue
+		}
+		t := fenced[j]
+		out = append(out, &pb.WorkEvent{Index: t.Fence, Event: &pb.WorkEvent_Cancel{Cancel: &pb.CancelTask{Id: t.ID, Fence: t.Fence, Reason: t.Error}}})
+		j++
+	}
+	return out
+}
+
 // Work streams the node's pending tasks: those issued after the request's
-// index first, then a marker, then every task issued or reissued later.
+// index first, then a marker, then every task issued or reissued later,
+// and, in the same order, the tasks fenced (cancelled or expired) that
+// the agent must stop.
 func (s *Service) Work(req *pb.WorkRequest, stream pb.Agent_WorkServer) error {
 	ctx := stream.Context()
 	if err := speaksFor(ctx, req.Node); err != nil {
@@ -540,21 +563,23 @@ func (s *Service) Work(req *pb.WorkRequest, stream pb.Agent_WorkServer) error {
 			return err
 		}
 		changed := s.b.FSM().Changed()
-		var tasks []fsm.Task
+		var tasks, fenced []fsm.Task
 		var index uint64
 		s.b.FSM().Read(func(st *fsm.State) {
 			// Most entries touch no task (reservations, reports); only
 			// scan when some task changed since the last scan.
 			if first || st.TasksChangedAt() > scanned {
 				tasks, index, scanned = st.PendingTasks(req.Node, after), st.Index, st.Index
+				// An agent that starts afresh (after 0) runs nothing it
+				// could be told to stop.
+				if after > 0 {
+					fenced = st.FencedTasks(req.Node, after)
+				}
 			} else {
 				index = after
 			}
 		})
-		for _, t := range tasks {
-			ev := &pb.WorkEvent{Index: t.Fence, Event: &pb.WorkEvent_Task{Task: &pb.Task{
-				Id: t.ID, Kind: t.Kind, Vmid: uint32(t.VMID), Fence: t.Fence, Attempt: uint32(t.Attempt), SpecJson: s.openSpec(t),
-			}}}
+		for _, ev := range s.workEvents(tasks, fenced) {
 			if err := stream.Send(ev); err != nil {
 				return err
 			}

@@ -227,10 +227,30 @@ func (a *API) postAppAction(rq *request) (int, any, error) {
 	}
 	switch in.Action {
 	case fsm.OpStart, fsm.OpStop, fsm.OpRestart:
+	case actionCancel:
+		return a.cancelApp(rq)
 	default:
-		return 0, nil, problem.E(problem.Invalid, "action: %q must be start, stop or restart", in.Action)
+		return 0, nil, problem.E(problem.Invalid, "action: %q must be start, stop, restart or cancel", in.Action)
 	}
 	return a.appAction(rq, in.Action)
+}
+
+// actionCancel ends the operation in progress (see fsm.CancelAppCmd).
+const actionCancel = "cancel"
+
+// cancelApp ends app {id}'s running operation: its task is fenced and the
+// operation's undo runs (docs/api.md, "Cancel"); 409 when none runs.
+func (a *API) cancelApp(rq *request) (int, any, error) {
+	app, err := a.ownApp(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	r, err := a.propose(rq, fsm.Command{Type: fsm.CmdCancelApp, RequestID: rq.key, CancelApp: &fsm.CancelAppCmd{
+		ID: app.ID, Owner: owner(rq), By: rq.user.Name, At: a.now()}})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, a.appView(*r.App), nil
 }
 
 func (a *API) deleteApp(rq *request) (int, any, error) { return a.appAction(rq, fsm.OpDelete) }

@@ -28,6 +28,9 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 	if !ok {
 		return fmt.Errorf("unknown operation %q", a.Op)
 	}
+	if by := a.OpArgs[fsm.ArgCancelledBy]; by != "" && !fsm.Undoing(a.Step) {
+		return c.cancelled(ctx, a, by)
+	}
 	if len(opStages) == 0 {
 		return c.finish(ctx, a, opFinal)
 	}
@@ -45,8 +48,10 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 	})
 	stages := opStages
 	switch {
-	case a.Step == cleanupStage:
-		stages = []stage{{name: cleanupStage, task: stDestroy.task}}
+	case strings.HasPrefix(a.Step, cleanupStage):
+		stages = cleanupStages
+	case a.Step == stSettle.name:
+		stages = []stage{stSettle}
 	case strings.HasPrefix(a.Step, rollbackPrefix):
 		stages = rollbackStages(a)
 	}
@@ -85,6 +90,7 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		switch sp := spec.(type) {
 		case taskspec.CreateSpec:
 			sp.SwapMB, sp.Storage = defaults.SwapMB, defaults.Storage
+			sp.OpTag = taskspec.Tag(fmt.Sprintf("op-%s-%d", a.ID, a.OpIndex))
 			spec = sp
 		case taskspec.BackupSpec:
 			sp.Storage = defaults.BackupStorage
@@ -108,7 +114,10 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		}
 		return c.step(ctx, a, fsm.AppStepCmd{Step: st.name, TaskID: t.ID, Attempt: a.Attempt})
 	}
-	if !haveTask || task.State == fsm.TaskPending {
+	if haveTask && task.State == fsm.TaskPending {
+		return c.checkDeadline(ctx, a, st, task)
+	}
+	if !haveTask {
 		return nil
 	}
 	var out taskspec.Output
@@ -135,9 +144,12 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 				containerIP = m[1]
 			}
 		}
-		if a.Step == cleanupStage {
+		if strings.HasPrefix(a.Step, cleanupStage) && idx+1 == len(stages) {
 			return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: fsm.AppError, Release: true,
 				Log: []string{"cleanup: the container is removed and every reservation is free"}})
+		}
+		if a.Step == stSettle.name {
+			return c.settled(ctx, a, out)
 		}
 		var backup *fsm.Backup
 		var args map[string]string
@@ -210,7 +222,7 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		return c.step(ctx, a, fsm.AppStepCmd{Step: rollback[0].name, Attempt: 1, Error: "update failed: " + reason,
 			Log: []string{"update failed: " + reason, "rollback: restoring the pre-update backup"}})
 	}
-	if (a.Op == fsm.OpDeploy || a.Op == fsm.OpClone) && a.Step != cleanupStage {
+	if (a.Op == fsm.OpDeploy || a.Op == fsm.OpClone) && !strings.HasPrefix(a.Step, cleanupStage) {
 		// A deploy or clone that failed for good leaves nothing behind:
 		// remove the container, then free the reservation (and a clone's
 		// temporary snapshot, as a pending cleanup).

@@ -36,6 +36,10 @@ type Tasks interface {
 type Policy struct {
 	Base, Max time.Duration
 	Attempts  int
+	// Timeout is the deadline of one attempt of a stage (long stages
+	// take a multiple of it; see undo.go). Zero: 5 minutes, 1 minute for
+	// the waiting stages.
+	Timeout time.Duration
 }
 
 // Delay is the wait before attempt+1.
@@ -48,11 +52,11 @@ func (p Policy) Delay(attempt int) time.Duration {
 }
 
 // DefaultPolicy is used for every stage that runs a Proxmox operation.
-var DefaultPolicy = Policy{Base: 2 * time.Second, Max: 30 * time.Second, Attempts: 5}
+var DefaultPolicy = Policy{Base: 2 * time.Second, Max: 30 * time.Second, Attempts: 5, Timeout: defaultTimeout}
 
 // waitPolicy is for stages that wait for something to come up (the
 // container's network, the app's health check).
-var waitPolicy = Policy{Base: time.Second, Max: 5 * time.Second, Attempts: 60}
+var waitPolicy = Policy{Base: time.Second, Max: 5 * time.Second, Attempts: 60, Timeout: waitTimeout}
 
 // Config configures the controller.
 type Config struct {
@@ -137,7 +141,15 @@ type stage struct {
 	// cleanup marks a stage whose failure does not fail the operation: it
 	// is recorded as a pending cleanup and retried until it succeeds.
 	cleanup bool
+	// timeout multiplies the policy's Timeout for one attempt (0: 1).
+	timeout int
 }
+
+// Deadline factors (see undo.go).
+const (
+	createFactor = 2
+	longFactor   = 6
+)
 
 const appDir = "/opt/proximity/app"
 
@@ -177,7 +189,7 @@ func net0(a fsm.App, n fsm.NetworkSettings) (string, string) {
 }
 
 var (
-	stCreate = stage{name: "create", task: func(a fsm.App, e catalog.Entry, n fsm.NetworkSettings) (string, any) {
+	stCreate = stage{name: "create", timeout: createFactor, task: func(a fsm.App, e catalog.Entry, n fsm.NetworkSettings) (string, any) {
 		net, ns := net0(a, n)
 		return taskspec.Create, taskspec.CreateSpec{Template: e.Template, Hostname: a.Hostname, Cores: a.Resources.Cores,
 			MemoryMB: a.Resources.MemoryMB, DiskGB: a.Resources.DiskGB, Net0: net, Nameserver: ns,
@@ -196,7 +208,7 @@ var (
 		}
 		return errors.New("eth0 has no IPv4 address yet")
 	}}
-	stDocker = stage{name: "docker", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+	stDocker = stage{name: "docker", timeout: longFactor, task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"sh", "-c", "apt-get update && apt-get install -y -q docker.io docker-compose curl"}}
 	}, check: execOK}
 	stCompose = stage{name: "compose", task: func(_ fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
@@ -205,7 +217,7 @@ var (
 	stEnv = stage{name: "env", task: func(a fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		return taskspec.WriteEnv, envSpec(a, e)
 	}}
-	stUp = stage{name: "up", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+	stUp = stage{name: "up", timeout: longFactor, task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"docker", "compose", "--project-directory", appDir, "up", "-d", "--remove-orphans"}}
 	}, check: execOK}
 	stHealth = stage{name: "health", wait: true, task: func(_ fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
@@ -230,13 +242,13 @@ var (
 	stDestroy = stage{name: "destroy", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Destroy, taskspec.StopSpec{Force: true}
 	}}
-	stBackup = stage{name: "backup", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+	stBackup = stage{name: "backup", timeout: longFactor, task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Backup, taskspec.BackupSpec{Storage: "local", Mode: "snapshot"}
 	}}
-	stRestore = stage{name: "restore", task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+	stRestore = stage{name: "restore", timeout: longFactor, task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		return taskspec.Restore, taskspec.RestoreSpec{Volid: a.OpArgs["volid"], Storage: "local-lvm", Force: true}
 	}}
-	stPull = stage{name: "pull", task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
+	stPull = stage{name: "pull", timeout: longFactor, task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"docker", "compose", "--project-directory", appDir, "pull"}}
 	}, check: execOK}
 	stDeleteBackup = stage{name: "delete-backup", task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
@@ -248,7 +260,7 @@ var (
 	stSnapshot = stage{name: "snapshot", onSource: true, task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		return taskspec.Snapshot, taskspec.SnapshotSpec{Name: a.OpArgs["snapshot"], Description: "temporary, for clone " + a.ID}
 	}}
-	stClone = stage{name: "clone", onSource: true, task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+	stClone = stage{name: "clone", onSource: true, timeout: longFactor, task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		return taskspec.Clone, taskspec.CloneSpec{NewVMID: a.VMID, Hostname: a.Hostname, Snapshot: a.OpArgs["snapshot"]}
 	}}
 	stDelSnapshot = stage{name: "remove-snapshot", onSource: true, cleanup: true, task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
@@ -301,7 +313,7 @@ const prevStatus = "(previous)"
 
 // rollbackPrefix names the stages that put an app back from its
 // pre-update backup.
-const rollbackPrefix = "rollback-"
+const rollbackPrefix = fsm.StepRollbackPrefix
 
 func renamed(prefix string, st []stage) []stage {
 	out := make([]stage, len(st))
@@ -331,8 +343,9 @@ var ops = map[string]struct {
 	fsm.OpClone:        {[]stage{stSnapshot, stClone, stDelSnapshot, stStart, stNetwork, stUp, stForward, stHealth}, fsm.AppRunning},
 }
 
-// cleanupStage removes the container of a deploy that failed for good.
-const cleanupStage = "cleanup"
+// cleanupStage removes the container of a deploy that failed for good
+// (or was cancelled); cleanupStages (undo.go) are its stages.
+const cleanupStage = fsm.StepCleanup
 
 func (c *Controller) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -456,10 +456,15 @@ func (s *State) PendingTasks(node string, after uint64) []Task {
 			out = append(out, *t)
 		}
 	}
+	sortTasks(out)
+	return out
+}
+
+// sortTasks orders tasks by fence, then ID.
+func sortTasks(out []Task) {
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Fence < out[j].Fence || (out[i].Fence == out[j].Fence && out[i].ID < out[j].ID)
 	})
-	return out
 }
 
 // ListNodes returns the enrolled nodes by name.

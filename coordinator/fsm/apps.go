@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/proximity-ve/proximity/internal/catalog"
@@ -629,14 +630,14 @@ func (s *State) BusyApps() []App {
 
 // NodeForwards is the set of port forwards node should have: every public
 // port of every app on it whose container address is known, except apps
-// being deleted, as "app, protocol, public port, address, port". The
-// address is the registry's: the static one when IPAM gave the app one,
+// being deleted or cleaned up after a failed or cancelled deploy, as
+// "app, protocol, public port, address, port". The address is the registry's: the static one when IPAM gave the app one,
 // otherwise the one its deploy observed, never a later claim of the
 // container's.
 func (s *State) NodeForwards(node string) []ForwardRule {
 	var out []ForwardRule
 	for _, a := range s.Apps {
-		if a.Node != node || a.ReservationID == "" || a.Op == OpDelete {
+		if a.Node != node || a.ReservationID == "" || a.Op == OpDelete || strings.HasPrefix(a.Step, StepCleanup) {
 			continue
 		}
 		ip := a.IP

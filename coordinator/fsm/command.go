@@ -59,6 +59,9 @@ const (
 	// The audit log.
 	CmdAudit          CommandType = 36
 	CmdSetAuditPolicy CommandType = 37
+	// Cancel and stage deadlines (cancel.go).
+	CmdCancelApp  CommandType = 42
+	CmdExpireTask CommandType = 43
 	// Placement and node addresses.
 	CmdSetPlacement   CommandType = 44
 	CmdSetNodeAddress CommandType = 45
@@ -112,6 +115,9 @@ type Command struct {
 	// SetOIDC and OIDCLogin: single sign-on (oidc.go).
 	SetOIDC   *OIDCSettings `json:"set_oidc,omitempty"`
 	OIDCLogin *OIDCLoginCmd `json:"oidc_login,omitempty"`
+	// CancelApp and ExpireTask: cancel and stage deadlines (cancel.go).
+	CancelApp  *CancelAppCmd  `json:"cancel_app,omitempty"`
+	ExpireTask *ExpireTaskCmd `json:"expire_task,omitempty"`
 	// SetPlacement: how deploys are placed (placement.go).
 	SetPlacement *PlacementSettings `json:"set_placement,omitempty"`
 	// SetNodeAddress: the address a node's apps are reached at (agents.go).

@@ -163,6 +163,8 @@ func cmdApp(c *Command) string {
 		return c.AppAction.ID
 	case c.RemoveApp != nil:
 		return c.RemoveApp.ID
+	case c.CancelApp != nil:
+		return c.CancelApp.ID
 	}
 	return ""
 }
@@ -175,6 +177,8 @@ func cmdNode(c *Command) string {
 		return c.NodeStatus.Node
 	case c.RemoveNode != nil:
 		return c.RemoveNode.Node
+	case c.SetNodeAddress != nil:
+		return c.SetNodeAddress.Node
 	}
 	return ""
 }
@@ -242,6 +246,8 @@ func (s *State) changes(c *Command, r Result, b changeBefore) []Change {
 		if st.Done && b.source != "" {
 			app(b.source) // a clone's end frees its source
 		}
+	case c.CancelApp != nil:
+		app(c.CancelApp.ID)
 	case c.RemoveApp != nil:
 		if b.owner != "" {
 			for _, id := range b.backups {
@@ -253,6 +259,10 @@ func (s *State) changes(c *Command, r Result, b changeBefore) []Change {
 		n := cmdNode(c)
 		if rec, ok := s.Nodes[n]; ok && (!b.nodeFound || rec.Status != b.nodeStatus || c.JoinNode != nil) {
 			out = append(out, Change{Kind: ChangeNode, Key: n})
+		}
+	case c.SetNodeAddress != nil:
+		if _, ok := s.Nodes[c.SetNodeAddress.Node]; ok {
+			out = append(out, Change{Kind: ChangeNode, Key: c.SetNodeAddress.Node})
 		}
 	case c.RemoveNode != nil:
 		out = append(out, Change{Kind: ChangeNodeDeleted, Key: c.RemoveNode.Node})

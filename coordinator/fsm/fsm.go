@@ -263,6 +263,10 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		err = s.setOIDC(*c.SetOIDC)
 	case c.Type == CmdOIDCUser && c.OIDCLogin != nil:
 		r.User, r.Token, err = s.oidcLogin(index, *c.OIDCLogin)
+	case c.Type == CmdCancelApp && c.CancelApp != nil:
+		r.App, err = s.cancelApp(index, *c.CancelApp)
+	case c.Type == CmdExpireTask && c.ExpireTask != nil:
+		r.Task, err = s.expireTask(index, *c.ExpireTask)
 	case c.Type == CmdSetPlacement && c.SetPlacement != nil:
 		err = s.setPlacement(*c.SetPlacement)
 	case c.Type == CmdSetNodeAddress && c.SetNodeAddress != nil:

@@ -30,6 +30,12 @@ func appCluster(t *testing.T) (*testCluster, *testAgent, map[string]string) {
 	tc.waitLeader()
 	ag := tc.startAgent("pve1", tc.joinToken(nil), filepath.Join(tc.dir, "pve1"), tc.grpcAddrs())
 	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
+	return tc, ag, appUsers(t, tc)
+}
+
+// appUsers makes the users alice and bob; it returns their tokens and the
+// admin's.
+func appUsers(t *testing.T, tc *testCluster) map[string]string {
 	tokens := map[string]string{"admin": tc.token}
 	for _, name := range []string{"alice", "bob"} {
 		var u struct{ ID string }
@@ -42,7 +48,7 @@ func appCluster(t *testing.T) (*testCluster, *testAgent, map[string]string) {
 		}
 		tokens[name] = tok.Token
 	}
-	return tc, ag, tokens
+	return tokens
 }
 
 func (tc *testCluster) appStatus(token, id string) (int, appOut) {

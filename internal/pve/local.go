@@ -314,6 +314,12 @@ func (l *Local) Destroy(ctx context.Context, vmid int, force bool) error {
 	return l.task(ctx, "vzdestroy", vmid, args...)
 }
 
+// Unlock is pct unlock; it runs at once (no Proxmox task).
+func (l *Local) Unlock(ctx context.Context, vmid int) error {
+	_, err := l.tool(ctx, l.opt.CommandTimeout, "pct", "unlock", id(vmid))
+	return err
+}
+
 func (l *Local) Clone(ctx context.Context, vmid, newid int, o CloneOptions) error {
 	args := []string{"clone", id(vmid), id(newid)}
 	if o.Hostname != "" {

@@ -36,6 +36,9 @@ type Runtime interface {
 	Reboot(ctx context.Context, vmid int) error
 	// Destroy removes a container and its disks; force stops it first.
 	Destroy(ctx context.Context, vmid int, force bool) error
+	// Unlock removes a container's lock (pct unlock): only for a lock
+	// whose task is known to be dead.
+	Unlock(ctx context.Context, vmid int) error
 	Clone(ctx context.Context, vmid, newid int, opts CloneOptions) error
 
 	Snapshot(ctx context.Context, vmid int, name, description string) error

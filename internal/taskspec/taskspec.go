@@ -99,6 +99,11 @@ type CreateSpec struct {
 	Privileged   bool     `json:"privileged,omitempty"`
 	Tags         []string `json:"tags,omitempty"`
 	Start        bool     `json:"start,omitempty"`
+	// OpTag marks the container with the operation that makes it, the
+	// same for every attempt: a container an earlier attempt made is
+	// taken as it is, or, if that attempt's create was killed (the
+	// container still locked "create"), removed and made again.
+	OpTag string `json:"op_tag,omitempty"`
 }
 
 // StopSpec is for shutdown (Timeout seconds) and destroy (Force).

@@ -83,6 +83,7 @@ type WorkEvent struct {
 	//
 	//	*WorkEvent_Task
 	//	*WorkEvent_SnapshotDone
+	//	*WorkEvent_Cancel
 	Event         isWorkEvent_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -150,6 +151,15 @@ func (x *WorkEvent) GetSnapshotDone() *SnapshotDone {
 	return nil
 }
 
+func (x *WorkEvent) GetCancel() *CancelTask {
+	if x != nil {
+		if x, ok := x.Event.(*WorkEvent_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
 type isWorkEvent_Event interface {
 	isWorkEvent_Event()
 }
@@ -162,9 +172,80 @@ type WorkEvent_SnapshotDone struct {
 	SnapshotDone *SnapshotDone `protobuf:"bytes,3,opt,name=snapshot_done,json=snapshotDone,proto3,oneof"`
 }
 
+type WorkEvent_Cancel struct {
+	Cancel *CancelTask `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
+}
+
 func (*WorkEvent_Task) isWorkEvent_Event() {}
 
 func (*WorkEvent_SnapshotDone) isWorkEvent_Event() {}
+
+func (*WorkEvent_Cancel) isWorkEvent_Event() {}
+
+// CancelTask tells the agent to stop running a task that the cluster has
+// fenced (cancelled by a person, or past its stage's deadline): its
+// result would be refused. The agent cancels the task's context, which
+// kills the Proxmox command's process group where that is safe.
+type CancelTask struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// fence is the task's new fence (the index of the cancel).
+	Fence         uint64 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTask) Reset() {
+	*x = CancelTask{}
+	mi := &file_work_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTask) ProtoMessage() {}
+
+func (x *CancelTask) ProtoReflect() protoreflect.Message {
+	mi := &file_work_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTask.ProtoReflect.Descriptor instead.
+func (*CancelTask) Descriptor() ([]byte, []int) {
+	return file_work_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CancelTask) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CancelTask) GetFence() uint64 {
+	if x != nil {
+		return x.Fence
+	}
+	return 0
+}
+
+func (x *CancelTask) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
 
 type SnapshotDone struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -174,7 +255,7 @@ type SnapshotDone struct {
 
 func (x *SnapshotDone) Reset() {
 	*x = SnapshotDone{}
-	mi := &file_work_proto_msgTypes[2]
+	mi := &file_work_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +267,7 @@ func (x *SnapshotDone) String() string {
 func (*SnapshotDone) ProtoMessage() {}
 
 func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
-	mi := &file_work_proto_msgTypes[2]
+	mi := &file_work_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +280,7 @@ func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDone.ProtoReflect.Descriptor instead.
 func (*SnapshotDone) Descriptor() ([]byte, []int) {
-	return file_work_proto_rawDescGZIP(), []int{2}
+	return file_work_proto_rawDescGZIP(), []int{3}
 }
 
 type Task struct {
@@ -216,7 +297,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_work_proto_msgTypes[3]
+	mi := &file_work_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -228,7 +309,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_work_proto_msgTypes[3]
+	mi := &file_work_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -241,7 +322,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_work_proto_rawDescGZIP(), []int{3}
+	return file_work_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Task) GetId() string {
@@ -295,12 +376,18 @@ const file_work_proto_rawDesc = "" +
 	"\vWorkRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1f\n" +
 	"\vafter_index\x18\x02 \x01(\x04R\n" +
-	"afterIndex\"\xa3\x01\n" +
+	"afterIndex\"\xdd\x01\n" +
 	"\tWorkEvent\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12.\n" +
 	"\x04task\x18\x02 \x01(\v2\x18.proximity.agent.v1.TaskH\x00R\x04task\x12G\n" +
-	"\rsnapshot_done\x18\x03 \x01(\v2 .proximity.agent.v1.SnapshotDoneH\x00R\fsnapshotDoneB\a\n" +
-	"\x05event\"\x0e\n" +
+	"\rsnapshot_done\x18\x03 \x01(\v2 .proximity.agent.v1.SnapshotDoneH\x00R\fsnapshotDone\x128\n" +
+	"\x06cancel\x18\x04 \x01(\v2\x1e.proximity.agent.v1.CancelTaskH\x00R\x06cancelB\a\n" +
+	"\x05event\"J\n" +
+	"\n" +
+	"CancelTask\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x0e\n" +
 	"\fSnapshotDone\"\x8b\x01\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -322,21 +409,23 @@ func file_work_proto_rawDescGZIP() []byte {
 	return file_work_proto_rawDescData
 }
 
-var file_work_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_work_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_work_proto_goTypes = []any{
 	(*WorkRequest)(nil),  // 0: proximity.agent.v1.WorkRequest
 	(*WorkEvent)(nil),    // 1: proximity.agent.v1.WorkEvent
-	(*SnapshotDone)(nil), // 2: proximity.agent.v1.SnapshotDone
-	(*Task)(nil),         // 3: proximity.agent.v1.Task
+	(*CancelTask)(nil),   // 2: proximity.agent.v1.CancelTask
+	(*SnapshotDone)(nil), // 3: proximity.agent.v1.SnapshotDone
+	(*Task)(nil),         // 4: proximity.agent.v1.Task
 }
 var file_work_proto_depIdxs = []int32{
-	3, // 0: proximity.agent.v1.WorkEvent.task:type_name -> proximity.agent.v1.Task
-	2, // 1: proximity.agent.v1.WorkEvent.snapshot_done:type_name -> proximity.agent.v1.SnapshotDone
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 0: proximity.agent.v1.WorkEvent.task:type_name -> proximity.agent.v1.Task
+	3, // 1: proximity.agent.v1.WorkEvent.snapshot_done:type_name -> proximity.agent.v1.SnapshotDone
+	2, // 2: proximity.agent.v1.WorkEvent.cancel:type_name -> proximity.agent.v1.CancelTask
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_work_proto_init() }
@@ -347,6 +436,7 @@ func file_work_proto_init() {
 	file_work_proto_msgTypes[1].OneofWrappers = []any{
 		(*WorkEvent_Task)(nil),
 		(*WorkEvent_SnapshotDone)(nil),
+		(*WorkEvent_Cancel)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -354,7 +444,7 @@ func file_work_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_work_proto_rawDesc), len(file_work_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

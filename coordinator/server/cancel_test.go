@@ -1,0 +1,141 @@
+package server
+
+import (
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proximity-ve/proximity/coordinator/apps"
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/pvesim"
+)
+
+// hungCreate starts a deploy of alice's on a node whose pct create never
+// ends (the simulator's hang=vzcreate), and waits until the create runs.
+func hungCreate(t *testing.T, tc *testCluster, ag *testAgent, tok map[string]string, host string) appOut {
+	t.Helper()
+	if err := ag.sim.Store.SetFaults(pvesim.Faults{Hang: []string{"vzcreate"}}); err != nil {
+		t.Fatal(err)
+	}
+	var a appOut
+	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "homepage", "hostname": host}, nil, &a); err != nil || code != 202 {
+		t.Fatalf("deploy: %d %v", code, err)
+	}
+	waitFor(t, "the create to hang", 30*time.Second, func() bool {
+		running := false
+		_ = ag.sim.Store.View(func(n *pvesim.Node) error {
+			for _, task := range n.Tasks {
+				running = running || (task.Type == "vzcreate" && task.Status == "running")
+			}
+			return nil
+		})
+		return running
+	})
+	return a
+}
+
+// assertNothingHeld checks that an app that ended in error holds nothing:
+// no reservation of its hostname, no container on the node, no forward,
+// and no pct create left running.
+func assertNothingHeld(t *testing.T, tc *testCluster, ag *testAgent, a appOut, host string) {
+	t.Helper()
+	tc.leaderServer().Cluster().FSM().Read(func(s *fsm.State) {
+		if r, held := s.ReservationByHostname(host); held {
+			t.Fatalf("reservation left: %+v", r)
+		}
+		for _, f := range s.NodeForwards("pve1") {
+			if f.App == a.ID {
+				t.Fatalf("forward left: %+v", f)
+			}
+		}
+	})
+	_ = ag.sim.Store.View(func(n *pvesim.Node) error {
+		for vmid, c := range n.CTs {
+			t.Fatalf("container %d left on the node: %+v", vmid, c)
+		}
+		for _, task := range n.Tasks {
+			if task.Type == "vzcreate" && task.Status == "running" {
+				t.Fatalf("pct create still running: %+v", task)
+			}
+		}
+		if strings.Contains(n.Ruleset, a.ID) {
+			t.Fatalf("forward left on the node:\n%s", n.Ruleset)
+		}
+		return nil
+	})
+}
+
+// TestHungCreateCancelledFreesReservation: a deploy stuck in a pct create
+// that never ends is cancelled by its owner: the create is killed, the
+// half-made container removed, the reservation freed, the app in error
+// saying who cancelled it. Another user's cancel is 404; a cancel with no
+// operation running is 409.
+func TestHungCreateCancelledFreesReservation(t *testing.T) {
+	tc, ag, tok := appCluster(t)
+	a := hungCreate(t, tc, ag, tok, "stuck")
+	cancel := func(token string) (int, appOut) {
+		var out appOut
+		code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/actions", token, map[string]string{"action": "cancel"}, nil, &out)
+		if err != nil && code == 0 {
+			t.Fatal(err)
+		}
+		return code, out
+	}
+	if code, _ := cancel(tok["bob"]); code != http.StatusNotFound {
+		t.Fatalf("bob cancels alice's deploy: %d", code)
+	}
+	if code, _ := cancel(tok["alice"]); code != http.StatusAccepted {
+		t.Fatalf("cancel: %d", code)
+	}
+	if code, _ := cancel(tok["alice"]); code != http.StatusConflict {
+		t.Fatalf("a second cancel while the undo runs: %d", code)
+	}
+	got := tc.waitApp(tok["alice"], a.ID, "error")
+	if !strings.Contains(got.Error, "cancelled by alice") || got.VMID != 0 {
+		t.Fatalf("cancelled app: %+v", got)
+	}
+	assertNothingHeld(t, tc, ag, a, "stuck")
+	var logs struct{ Items []fsm.LogLine }
+	_, _ = tc.call(0, "GET", "/api/v1/apps/"+a.ID+"/logs?limit=1000", tok["alice"], nil, nil, &logs)
+	said := false
+	for _, l := range logs.Items {
+		said = said || l.Msg == "deploy cancelled by alice"
+	}
+	if !said {
+		t.Fatalf("the log does not say who cancelled: %+v", logs.Items)
+	}
+	if code, _ := cancel(tok["alice"]); code != http.StatusConflict {
+		t.Fatalf("cancel with no operation running: %d", code)
+	}
+	// The app can go: delete is no longer refused as busy.
+	if code, err := tc.call(0, "DELETE", "/api/v1/apps/"+a.ID, tok["alice"], nil, nil, nil); err != nil || code != http.StatusAccepted {
+		t.Fatalf("delete after the cancel: %d %v", code, err)
+	}
+}
+
+// TestHungCreateEndsAtDeadline: the same hung create, left alone, is
+// fenced at its stage's deadline on every attempt, and when attempts run
+// out the deploy fails and undoes itself: error, nothing reserved.
+func TestHungCreateEndsAtDeadline(t *testing.T) {
+	tc, ag, tok := appClusterWith(t, apps.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 2, Timeout: 500 * time.Millisecond})
+	a := hungCreate(t, tc, ag, tok, "left-alone")
+	got := tc.waitApp(tok["alice"], a.ID, "error")
+	if !strings.Contains(got.Error, "create failed after 2 attempt(s): timeout after 1s") {
+		t.Fatalf("app past its deadline: %+v", got)
+	}
+	assertNothingHeld(t, tc, ag, a, "left-alone")
+}
+
+// appClusterWith is appCluster with a retry policy of the test's.
+func appClusterWith(t *testing.T, p apps.Policy) (*testCluster, *testAgent, map[string]string) {
+	tc := newTestCluster(t, 1)
+	tc.nodes[0].cfg.AppPolicy = &p
+	tc.kill(0)
+	tc.start(0)
+	tc.waitLeader()
+	ag := tc.startAgent("pve1", tc.joinToken(nil), filepath.Join(tc.dir, "pve1"), tc.grpcAddrs())
+	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
+	return tc, ag, appUsers(t, tc)
+}
