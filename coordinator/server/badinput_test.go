@@ -178,6 +178,10 @@ func hostileRequests(op openAPIOperation, valid func(pattern, param string) stri
 			out = append(out, r)
 		}
 	}
+	if op.Method == "GET" {
+		// The plain read, with valid IDs: streams are opened this way.
+		keep(hostileRequest{what: "plain", path: fill("", "", false)}, false)
+	}
 	for _, prm := range op.Params {
 		switch prm.In {
 		case "path":
@@ -371,7 +375,7 @@ func TestBadInputOnEveryRouteNever5xx(t *testing.T) {
 		t.Fatalf("docs/openapi.yaml has %d operations; the walk read it wrong", len(ops))
 	}
 	start := time.Now()
-	sent, refused := 0, 0
+	sent, refused, streams := 0, 0, 0
 	quiet()
 	digest, before := stateDigest(t, f)
 	for _, who := range []struct{ name, token string }{{"admin", tok["admin"]}, {"user", tok["alice"]}, {"anonymous", ""}} {
@@ -380,6 +384,9 @@ func TestBadInputOnEveryRouteNever5xx(t *testing.T) {
 			for _, r := range hostileRequests(op, valid, full) {
 				st, ct, body, err := send(who.token, op, r)
 				sent++
+				if strings.HasPrefix(ct, "text/event-stream") {
+					streams++
+				}
 				where := fmt.Sprintf("%s %s %s as %s (%s)", op.Method, op.Path, r.what, who.name, r.path[:min(len(r.path), 120)])
 				switch {
 				case err != nil && r.body != nil && len(r.body) > maxTestBody:
@@ -411,7 +418,7 @@ func TestBadInputOnEveryRouteNever5xx(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d hostile requests (%d refused) over %d operations in %s", sent, refused, len(ops), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d hostile requests (%d refused, %d streams) over %d operations in %s", sent, refused, streams, len(ops), time.Since(start).Round(time.Millisecond))
 
 	// Every list answers a page past the end, however far, with no items
 	// and the same total as its first page.
