@@ -8,6 +8,9 @@
 // it expires. It keeps one work stream open on the leader (following
 // leader changes), executes each assignment idempotently under its fencing
 // token, and reports heartbeats, inventory, log lines and results in
-// batches. Every task is first checked against the node's own policy
-// (Policy), which the cluster cannot change. See docs/agent.md.
+// batches. Beside it, it keeps a Live stream open on the leader and
+// answers requests that do not go through Raft, an app's own logs and the
+// values of its .env (live.go). Every task and live request is first
+// checked against the node's own policy (Policy), which the cluster cannot
+// change. See docs/agent.md.
 package agent

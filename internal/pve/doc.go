@@ -10,6 +10,10 @@
 // Proxmox reference notes into typed errors that callers branch on with
 // errors.Is. A task that is already running for a VMID (started by an
 // agent that died) is waited for by UPID instead of being started again.
+// ExecStream is the one exception to output in files: a command in a
+// container whose output is read line by line from a pipe as it comes
+// (followed logs, a secret read that must not touch the disk), killed with
+// its process group when its caller is done.
 //
 // The contract tests run Local unchanged against the simulator in
 // internal/pvesim.

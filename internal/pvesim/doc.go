@@ -20,6 +20,8 @@
 // crashes, string VMIDs; see Faults) and `pvesim take` (a VMID used behind
 // Proximity's back); pct list, status, config, create, restore, start,
 // stop, shutdown, reboot, destroy, clone, set, snapshot, delsnapshot,
-// listsnapshot, rollback, unlock, exec and push; vzdump; and pveam update,
+// listsnapshot, rollback, unlock, exec (with the deploy flow's commands
+// and docker compose, whose logs follow a deterministic timeline: logs.go)
+// and push; vzdump; and pveam update,
 // available, list and download.
 package pvesim
