@@ -40,6 +40,9 @@
 //   - An IPv4 address is held by at most one reservation and lies in the
 //     configured subnet, never its network, broadcast or gateway address.
 //   - Reserve takes the whole tuple or nothing; Release frees all of it.
+//   - A reservation an app holds (owner "app:<id>") is freed only by the
+//     app's lifecycle (its removal, or a deploy that failed for good): the
+//     Release command refuses it with a Conflict naming the app.
 //
 // Freed VMIDs are not handed out again until the cursor wraps around the
 // range: a destroyed container's backups (named after its VMID) never
