@@ -66,7 +66,14 @@ func (a *API) place(ctx context.Context, named string, res catalog.Resources) (u
 		return nil, "", problem.E(problem.Unavailable, "no ready node; add one with a join token")
 	}
 	if len(views) == 0 {
-		return nil, "", problem.E(problem.Unavailable, "no ready node has reported its capacity yet; retry shortly")
+		// Just after the nodes joined (or this server became leader) no
+		// ready node has reported yet, for a heartbeat or two: spread by
+		// the number of apps, without a capacity check, rather than
+		// refuse; the node's own checks still hold.
+		if node = a.fewestApps(); node == "" {
+			return nil, "", problem.E(problem.Unavailable, "no ready node; add one with a join token")
+		}
+		return release, node, nil
 	}
 	node, err = pol.Choose(views, need)
 	if err != nil {
@@ -133,4 +140,24 @@ func (a *API) nodeViews() ([]placement.Node, int, placement.Policy) {
 		out = append(out, v)
 	}
 	return out, ready, pol
+}
+
+// fewestApps is the ready node that holds the fewest apps (ties: the name
+// that sorts first).
+func (a *API) fewestApps() string {
+	best, bestN := "", 0
+	a.b.FSM().Read(func(s *fsm.State) {
+		count := map[string]int{}
+		for _, x := range s.Apps {
+			if x.ReservationID != "" {
+				count[x.Node]++
+			}
+		}
+		for _, n := range s.ListNodes() {
+			if n.Status == fsm.NodeReady && (best == "" || count[n.Name] < bestN || (count[n.Name] == bestN && n.Name < best)) {
+				best, bestN = n.Name, count[n.Name]
+			}
+		}
+	})
+	return best
 }
