@@ -107,7 +107,7 @@ func (a *API) propose(rq *request, cmd fsm.Command) (fsm.Result, error) {
 		return fsm.Result{}, err
 	}
 	if err := res.Err(); err != nil {
-		return fsm.Result{}, err
+		return fsm.Result{}, a.forCaller(rq, err)
 	}
 	return res, nil
 }

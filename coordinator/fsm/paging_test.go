@@ -71,7 +71,7 @@ func TestTakenHostnameDoesNotRevealItsHolder(t *testing.T) {
 	r := apply(t, f, createAppCmd("a2", "bob", "Vault", catalog.Resources{}))[0]
 	mustKind(t, r, problem.Conflict)
 	msg := r.Err().Error()
-	if !strings.Contains(msg, `hostname "vault" is taken`) || strings.Contains(msg, "res-a1") || strings.Contains(msg, "app-a1") {
+	if problem.TypeOf(r.Err()) != ProblemHostnameTaken || !strings.Contains(msg, `hostname "vault" is taken`) || strings.Contains(msg, "res-a1") || strings.Contains(msg, "app-a1") {
 		t.Fatalf("refusal %q: want it to say the hostname is taken, without the holder", msg)
 	}
 }

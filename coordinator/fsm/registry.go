@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"sort"
 	"strings"
@@ -13,6 +14,11 @@ import (
 
 // MaxPublicPorts is the most public ports one reservation may take.
 const MaxPublicPorts = 32
+
+// ProblemHostnameTaken is the problem type of a reservation (a deploy, a
+// clone, an adoption) refused because another holds its hostname. The
+// detail names only the hostname; the API adds the holder for admins.
+const ProblemHostnameTaken = "hostname-taken"
 
 // Reservation is a held tuple of VMID, ports, hostname and address.
 type Reservation struct {
@@ -191,10 +197,9 @@ func (s *State) reserve(index uint64, c *ReserveCmd) (*Reservation, error) {
 		return nil, problem.E(problem.Conflict, "reservation %s already exists", c.ID)
 	}
 	// A refusal does not name the holder: users deploy too, and another
-	// owner's reservation is none of theirs (admins look the hostname up
-	// with GET /api/v1/reservations?hostname=).
+	// owner's reservation is none of theirs (the API adds it for admins).
 	if _, ok := s.byHostname[host]; ok {
-		return nil, problem.E(problem.Conflict, "hostname %q is taken", host)
+		return nil, &problem.Error{Kind: problem.Conflict, Type: ProblemHostnameTaken, Detail: fmt.Sprintf("hostname %q is taken", host)}
 	}
 
 	vmid, ok := c.FixedVMID, true

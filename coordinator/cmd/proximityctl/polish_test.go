@@ -220,6 +220,16 @@ func TestAppNamedByHostnameWherever(t *testing.T) {
 	if code, _, errs := ctl(t, ts, tok.Token, "app", "start", "vault"); code != 1 || !strings.Contains(errs, `no app is named "vault"`) {
 		t.Errorf("another user's app by name: %d %s", code, errs)
 	}
+	// The hostname is taken: bob is told so and nothing of whose; an
+	// admin is told which reservation holds it.
+	if code, _, errs := ctl(t, ts, tok.Token, "app", "deploy", "vaultwarden", "vault"); code != 1 || !strings.Contains(errs, `hostname "vault" is taken`) ||
+		strings.Contains(errs, "res_") || strings.Contains(errs, a.ID) {
+		t.Errorf("another user deploying a taken hostname: %d %s", code, errs)
+	}
+	if code, _, errs := ctl(t, ts, token, "reservations", "create", "vault", "--node", "pve1"); code != 1 || !strings.Contains(errs, `hostname "vault" is taken (reservation res_`) ||
+		!strings.Contains(errs, "owner app:"+a.ID) {
+		t.Errorf("an admin reserving a taken hostname: %d %s", code, errs)
+	}
 	if code, out, errs := ctl(t, ts, token, "app", "start", "vault", "--wait"); code != 0 || !strings.Contains(out, "is running") {
 		t.Fatalf("start by hostname: %d %s %s", code, out, errs)
 	}
