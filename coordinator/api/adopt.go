@@ -114,7 +114,7 @@ func (a *API) adoptable(node string, vmid int) error {
 		li, ok = a.agents.NodeLive(node)
 	}
 	if !ok || !li.Inventoried {
-		return problem.E(problem.Unavailable, "node %s has not reported its containers yet; retry shortly", node)
+		return problem.E(problem.Unavailable, "vmid: cannot check %d yet: node %s has not reported its containers; retry shortly", vmid, node)
 	}
 	for _, g := range li.Guests {
 		if int(g.Vmid) == vmid {
