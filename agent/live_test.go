@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -200,4 +203,49 @@ type pvesimNode = pvesim.Node
 func pveCreate(vmid int) pve.CreateSpec {
 	return pve.CreateSpec{VMID: vmid, Template: "local:vztmpl/debian-13-standard_13.6-1_amd64.tar.zst", Hostname: "other",
 		MemoryMB: 512, RootFS: "local-lvm:2", Unprivileged: true}
+}
+
+// chattyNode is an app container whose logs print lines of a KiB for as
+// long as they are read.
+type chattyNode struct {
+	configNode
+}
+
+func (chattyNode) ExecStream(ctx context.Context, _ int, _ []string, line func(string) error) (pve.ExecResult, error) {
+	l := strings.Repeat("x", 1023)
+	for i := 0; i < 1<<20; i++ {
+		if err := ctx.Err(); err != nil {
+			return pve.ExecResult{}, err
+		}
+		if err := line(l); err != nil {
+			return pve.ExecResult{}, err
+		}
+	}
+	return pve.ExecResult{}, nil
+}
+
+// TestLiveLogsAnswerBoundedInBytes: an app whose log is larger than the
+// bound gets an answer of at most 1 MiB, of whole lines, marked
+// truncated, and the command is stopped.
+func TestLiveLogsAnswerBoundedInBytes(t *testing.T) {
+	a := &Agent{cfg: Config{Runtime: chattyNode{policyNode}}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	l := newLive(a)
+	total := 0
+	var end *pb.LiveReply
+	l.answer(t.Context(), &pb.LiveRequest{Id: "big", Kind: "app_logs", Vmid: 100, Logs: &pb.LogsArgs{Tail: 5000}}, func(r *pb.LiveReply) error {
+		total += len(r.Data)
+		if len(r.Data) > 0 && r.Data[len(r.Data)-1] != '\n' {
+			t.Errorf("a chunk that does not end a line: %q", r.Data[len(r.Data)-10:])
+		}
+		if r.End {
+			end = r
+		}
+		return nil
+	})
+	if end == nil || end.Error != "" || !end.Truncated {
+		t.Fatalf("end of the answer: %+v", end)
+	}
+	if total > liveMaxBytes || total < liveMaxBytes-1024 {
+		t.Fatalf("%d bytes answered, want at most %d and close to it", total, liveMaxBytes)
+	}
 }

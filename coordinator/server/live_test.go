@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proximity-ve/proximity/coordinator/agentsvc"
 	"github.com/proximity-ve/proximity/internal/dotenv"
+	"github.com/proximity-ve/proximity/internal/problem"
+	pb "github.com/proximity-ve/proximity/proto/agentpb"
 )
 
 // deployVault deploys Vaultwarden (a generated ADMIN_TOKEN) as alice and
@@ -231,4 +234,39 @@ func TestAppLogsFollowedThroughAFollower(t *testing.T) {
 		t.Fatalf("app logs through a follower: %d %v %+v", code, err, out)
 	}
 	followLogs(t, tc, tc.nodes[f].url()+base, tc.token, ag)
+}
+
+// TestLiveRequestsBoundedPerNode: a node answers at most
+// agentsvc.LiveMaxPerNode live requests at once; the next is refused
+// with 503 (through the API too) until one ends, and the ones that end
+// leave nothing running on the agent.
+func TestLiveRequestsBoundedPerNode(t *testing.T) {
+	tc, ag, tok := appCluster(t)
+	a, _ := deployVault(t, tc, ag, tok)
+	agents := tc.leaderServer().Agents()
+	follow := &pb.LiveRequest{Kind: agentsvc.LiveAppLogs, Vmid: uint32(a.VMID), Logs: &pb.LogsArgs{Tail: 1, Follow: true}}
+	var cancels []context.CancelFunc
+	for i := 0; i < agentsvc.LiveMaxPerNode; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		cancels = append(cancels, cancel)
+		if _, err := agents.Query(ctx, "pve1", follow); err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+	}
+	if _, err := agents.Query(context.Background(), "pve1", follow); problem.KindOf(err) != problem.Unavailable {
+		t.Fatalf("request %d: %v, want unavailable", agentsvc.LiveMaxPerNode+1, err)
+	}
+	if code, _ := tc.call(0, "GET", "/api/v1/apps/"+a.ID+"/secrets", tok["alice"], nil, nil, nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("secrets while the node is busy: %d, want 503", code)
+	}
+	waitFor(t, "every request running on the agent", 15*time.Second, func() bool { return ag.agent.LiveActive() == agentsvc.LiveMaxPerNode })
+	for _, c := range cancels {
+		c()
+	}
+	waitFor(t, "no live request left on the agent", 15*time.Second, func() bool { return ag.agent.LiveActive() == 0 })
+	var out secretsOut
+	if code, err := tc.call(0, "GET", "/api/v1/apps/"+a.ID+"/secrets", tok["alice"], nil, nil, &out); err != nil || code != 200 || len(out.Items) != 1 {
+		t.Fatalf("secrets once the node is free: %d %v", code, err)
+	}
 }
