@@ -11,7 +11,8 @@ TOOLS       := $(CURDIR)/.tools/bin
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 # The version of every binary (--version) and of the Debian packages: one
-# source. The commit is stamped beside it.
+# source. make build stamps the commit beside it; the packages do not (their
+# --version is "NAME version X", which the package test checks).
 VERSION     ?= 0.4.0
 COMMIT      ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
@@ -68,7 +69,7 @@ run: build ## run Proximity on its embedded default (one coordinator, three simu
 
 deb: ## build proximity-agent and proximity-coordinator .deb files into dist/ (PKG_VERSION=0.4.0)
 	@mkdir -p $(DIST)/man $(PKG_OUT)
-	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(PKG_VERSION) -X main.commit=$(COMMIT)' \
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(PKG_VERSION)' \
 	  -o $(DIST)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent
 	for m in packaging/deb/man/*; do gzip -9n -c $$m > $(DIST)/man/$$(basename $$m).gz; done
 	touch -d @$(SOURCE_DATE_EPOCH) $(DIST)/man/*.gz

@@ -375,7 +375,7 @@ func TestBadInputOnEveryRouteNever5xx(t *testing.T) {
 		t.Fatalf("docs/openapi.yaml has %d operations; the walk read it wrong", len(ops))
 	}
 	start := time.Now()
-	sent, refused, streams := 0, 0, 0
+	sent, refused, streams, cut := 0, 0, 0, 0
 	quiet()
 	digest, before := stateDigest(t, f)
 	for _, who := range []struct{ name, token string }{{"admin", tok["admin"]}, {"user", tok["alice"]}, {"anonymous", ""}} {
@@ -392,6 +392,7 @@ func TestBadInputOnEveryRouteNever5xx(t *testing.T) {
 				case err != nil && r.body != nil && len(r.body) > maxTestBody:
 					// The server may close the connection of a body it
 					// refuses before the client has sent it all.
+					cut++
 					continue
 				case err != nil:
 					t.Fatalf("%s: %v", where, err)
@@ -418,7 +419,7 @@ func TestBadInputOnEveryRouteNever5xx(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d hostile requests (%d refused, %d streams) over %d operations in %s", sent, refused, streams, len(ops), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d hostile requests (%d refused, %d streams, %d cut off while sending) over %d operations in %s", sent, refused, streams, cut, len(ops), time.Since(start).Round(time.Millisecond))
 
 	// Every list answers a page past the end, however far, with no items
 	// and the same total as its first page.
