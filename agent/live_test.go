@@ -249,3 +249,56 @@ func TestLiveLogsAnswerBoundedInBytes(t *testing.T) {
 		t.Fatalf("%d bytes answered, want at most %d and close to it", total, liveMaxBytes)
 	}
 }
+
+// TestPolicyLiveRequests: the node's rule for live requests, case by case:
+// reads of the app's logs and .env in Proximity's containers only, with
+// their bounds.
+func TestPolicyLiveRequests(t *testing.T) {
+	env := func(path string, names ...string) *pb.LiveRequest {
+		return &pb.LiveRequest{Kind: "read_env", Vmid: 100, Env: &pb.EnvArgs{Path: path, Names: names}}
+	}
+	logs := func(vmid uint32, tail uint32, since string) *pb.LiveRequest {
+		return &pb.LiveRequest{Kind: "app_logs", Vmid: vmid, Logs: &pb.LogsArgs{Tail: tail, Since: since}}
+	}
+	many := make([]string, liveMaxNames+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("V%d", i)
+	}
+	for _, c := range []struct {
+		name   string
+		req    *pb.LiveRequest
+		refuse string
+	}{
+		{"logs", logs(100, 100, ""), ""},
+		{"logs since a duration", logs(100, 5000, "1h30m0s"), ""},
+		{"logs since a time", logs(100, 1, "2026-11-30T02:00:00.5Z"), ""},
+		{"logs since an offset time", logs(100, 1, "2026-11-30T02:00:00+01:00"), ""},
+		{"a tail of 0", logs(100, 0, ""), "a tail of 1-5000"},
+		{"a tail over the bound", logs(100, 5001, ""), "a tail of 1-5000"},
+		{"since an option", logs(100, 10, "--follow"), "is not an RFC 3339 time or a duration"},
+		{"since a day", logs(100, 10, "1d"), "is not an RFC 3339 time or a duration"},
+		{"since with a space", logs(100, 10, "10m --tail=all"), "is not an RFC 3339 time or a duration"},
+		{"logs of the operator's container", logs(101, 10, ""), "was not made by Proximity"},
+		{"logs of a privileged container", logs(102, 10, ""), "is privileged"},
+		{"logs without arguments", &pb.LiveRequest{Kind: "app_logs", Vmid: 100}, "a tail of 1-5000"},
+		{"env", env(AppDir+"/.env", "ADMIN_TOKEN", "db_password"), ""},
+		{"env of another file", env(AppDir+"/compose.yaml", "X"), "only the app's .env"},
+		{"env out of the app", env("/root/.env", "X"), "inside the app's directory"},
+		{"env through ..", env(AppDir+"/../app/.env", "X"), "inside the app's directory"},
+		{"env without names", env(AppDir + "/.env"), "1-100 names"},
+		{"env of too many names", env(AppDir+"/.env", many...), "1-100 names"},
+		{"env of a name that is not one", env(AppDir+"/.env", "A=B"), "is not a variable name"},
+		{"env without arguments", &pb.LiveRequest{Kind: "read_env", Vmid: 100}, "only the app's .env"},
+		{"another kind", &pb.LiveRequest{Kind: "exec", Vmid: 100}, `live request kind "exec"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := Policy{}.CheckLive(t.Context(), policyNode, c.req)
+			switch {
+			case c.refuse == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.refuse != "" && (err == nil || !strings.Contains(err.Error(), c.refuse) || taskspec.ErrorKind(err) != "invalid"):
+				t.Fatalf("got %v, want a refusal with %q", err, c.refuse)
+			}
+		})
+	}
+}
