@@ -103,8 +103,8 @@ func TestJoinRetriedAfterLostAnswer(t *testing.T) {
 
 // TestRemoveNode: an admin removes a node once it holds nothing (409
 // before, in the one error format); its agent is refused from then on,
-// its open work stream included; joining again with a new token works, and
-// the certificate of the earlier enrolment stays refused.
+// its open work and live streams included; joining again with a new token
+// works, and the certificate of the earlier enrolment stays refused.
 func TestRemoveNode(t *testing.T) {
 	tc := newTestCluster(t, 1)
 	tc.startAgent("node-a", tc.joinToken(nil), filepath.Join(tc.dir, "node-a"), tc.grpcAddrs())
@@ -125,6 +125,9 @@ func TestRemoveNode(t *testing.T) {
 	if ev, err := stream.Recv(); err != nil || ev.GetSnapshotDone() == nil {
 		t.Fatalf("node-b's work stream: %v %v", ev, err)
 	}
+
+	agents := tc.leaderServer().Agents()
+	waitFor(t, "node-b's live stream", 15*time.Second, func() bool { return agents.LiveConnected("node-b") })
 
 	r := tc.reserve("held", "node-b")
 	st, hdr, body := tc.raw(tc.leader(), "DELETE", "/api/v1/nodes/node-b", tc.token, "", nil)
@@ -155,6 +158,7 @@ func TestRemoveNode(t *testing.T) {
 	}
 	_, err = asB.Report(ctx, &pb.ReportRequest{Node: "node-b", Heartbeat: &pb.Heartbeat{}})
 	wantCode(t, "a report from the removed node", err, codes.PermissionDenied)
+	waitFor(t, "node-b's live stream closed", 15*time.Second, func() bool { return !agents.LiveConnected("node-b") })
 	b.stop()
 
 	// Back with a new token: a new enrolment, and the old certificate is
