@@ -116,6 +116,9 @@ func wireNames(e *env, root *cobra.Command) {
 			switch kind {
 			case argApp:
 				c.ValidArgsFunction = firstArg(e.completer(e.appNames))
+				if f := strings.Fields(c.Use); len(f) > 2 && f[2] == "BACKUP_ID" {
+					c.ValidArgsFunction = e.appThenBackup()
+				}
 			case argCatalog:
 				c.ValidArgsFunction = firstArg(e.completer(e.catalogIDs))
 			case argNode:
@@ -197,6 +200,36 @@ func (e *env) listNames(ctx context.Context, path string, name func(map[string]a
 func str(m map[string]any, k string) string {
 	s, _ := m[k].(string)
 	return s
+}
+
+// appThenBackup completes an app, then one of its backups (restore,
+// delete).
+func (e *env) appThenBackup() completeFunc {
+	apps := e.completer(e.appNames)
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		switch len(args) {
+		case 0:
+			return apps(cmd, args, toComplete)
+		case 1:
+			app := args[0]
+			return e.completer(func(ctx context.Context) []string {
+				if !strings.HasPrefix(app, appIDPrefix) {
+					ids := e.listNames(ctx, "/api/v1/apps?per_page=100&hostname="+url.QueryEscape(app), func(m map[string]any) string { return str(m, "id") })
+					if len(ids) != 1 {
+						return nil
+					}
+					app = ids[0]
+				}
+				return e.listNames(ctx, "/api/v1/apps/"+url.PathEscape(app)+"/backups?per_page=100", func(m map[string]any) string {
+					if str(m, "id") == "" {
+						return ""
+					}
+					return str(m, "id") + "\t" + str(m, "status") + ", " + str(m, "created_at")
+				})
+			})(cmd, args, toComplete)
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 func (e *env) appNames(ctx context.Context) []string {

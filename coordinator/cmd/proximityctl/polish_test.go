@@ -234,7 +234,10 @@ func TestAppNamedByHostnameWherever(t *testing.T) {
 		t.Fatalf("start by hostname: %d %s %s", code, out, errs)
 	}
 
-	// Completion offers hostnames, catalog IDs and node names.
+	if code, out, errs := ctl(t, ts, token, "backup", "create", "vault"); code != 0 {
+		t.Fatalf("backup create: %d %s %s", code, out, errs)
+	}
+	// Completion offers hostnames, catalog IDs, node names and backups.
 	for _, c := range []struct {
 		args []string
 		want string
@@ -245,6 +248,8 @@ func TestAppNamedByHostnameWherever(t *testing.T) {
 		{[]string{"__complete", "catalog", "show", "vault"}, "vaultwarden\t"},
 		{[]string{"__complete", "app", "deploy", "vaultwarden", "web", "--node", ""}, "pve1\t"},
 		{[]string{"__complete", "node", "remove", ""}, "pve1\t"},
+		{[]string{"__complete", "backup", "restore", "vault", ""}, "bak_"},
+		{[]string{"__complete", "backup", "delete", ""}, "vault\t"},
 	} {
 		code, out, errs := ctl(t, ts, token, c.args...)
 		if code != 0 || !strings.Contains(out, c.want) {
