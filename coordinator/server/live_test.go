@@ -270,3 +270,30 @@ func TestLiveRequestsBoundedPerNode(t *testing.T) {
 		t.Fatalf("secrets once the node is free: %d %v", code, err)
 	}
 }
+
+// TestLiveChannelFollowsTheLeader: when the leader dies, the agent opens
+// its live stream on the new leader, and the app's logs and secrets are
+// read there.
+func TestLiveChannelFollowsTheLeader(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	tc.startAgent("pve1", tc.joinToken(nil), filepath.Join(tc.dir, "pve1"), tc.grpcAddrs())
+	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
+	var a appOut
+	if code, err := tc.call(tc.leader(), "POST", "/api/v1/apps", tc.token, map[string]any{"catalog_id": "vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != 202 {
+		t.Fatalf("deploy: %d %v", code, err)
+	}
+	tc.waitApp(tc.token, a.ID, "running")
+	old := tc.leader()
+	tc.kill(old)
+	l := tc.waitLeader()
+	waitFor(t, "the live stream on the new leader", 30*time.Second, func() bool { return tc.nodes[l].server().Agents().LiveConnected("pve1") })
+	var out appLogsOut
+	if code, err := tc.call(l, "GET", "/api/v1/apps/"+a.ID+"/logs?source=app&limit=1", tc.token, nil, nil, &out); err != nil || code != 200 || len(out.Items) != 1 {
+		t.Fatalf("app logs on the new leader: %d %v %+v", code, err, out)
+	}
+	var sec secretsOut
+	if code, err := tc.call(l, "GET", "/api/v1/apps/"+a.ID+"/secrets", tc.token, nil, nil, &sec); err != nil || code != 200 || len(sec.Items) != 1 {
+		t.Fatalf("secrets on the new leader: %d %v %+v", code, err, sec)
+	}
+	tc.start(old)
+}
