@@ -209,6 +209,10 @@ func (a *API) appOwnLogs(rq *request, app fsm.App, q logQuery) (int, any, error)
 func (a *API) followAppLogs(rq *request, node string, req *pb.LiveRequest) (int, any, error) {
 	// The stream outlives the request's deadline: only the client (and
 	// the live channel's own bound) end it.
+	if rq.r.Method == http.MethodHead {
+		startSSE(rq.w) // the headers a GET would have, and nothing to follow
+		return streamed, nil, nil
+	}
 	ctx, cancel := context.WithCancel(rq.r.Context())
 	defer cancel()
 	// A followed log counts among the caller's open streams (events.go).

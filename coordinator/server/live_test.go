@@ -169,6 +169,16 @@ func TestAppOwnLogsBoundedAndFollowed(t *testing.T) {
 		}
 	}
 
+	head, _ := http.NewRequest("HEAD", tc.nodes[0].url()+base+"?source=app&follow=true", nil)
+	head.Header.Set("Authorization", "Bearer "+tok["alice"])
+	resp, err := tc.http.Do(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") || ag.agent.LiveActive() != 0 {
+		t.Fatalf("HEAD of a followed log: %d %s, %d requests on the agent", resp.StatusCode, resp.Header.Get("Content-Type"), ag.agent.LiveActive())
+	}
 	followLogs(t, tc, tc.nodes[0].url()+base, tok["alice"], ag)
 }
 
