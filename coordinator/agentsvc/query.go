@@ -41,6 +41,9 @@ const (
 	LiveFollowMax   = time.Hour
 	// LiveMaxPerNode bounds the requests a node answers at once.
 	LiveMaxPerNode = 8
+	// liveRecheck is how often an open stream checks that this server
+	// still leads and its node is still enrolled.
+	liveRecheck = 2 * time.Second
 	// liveBuffer is the chunks an answer may have in flight to a slow
 	// reader before the request is cancelled.
 	liveBuffer = 64
@@ -230,8 +233,12 @@ func (s *Service) Live(stream pb.Agent_LiveServer) error {
 		}
 	}()
 	leaf := callerCert(ctx)
+	// Leadership and enrolment are checked every liveRecheck, not on
+	// every change of the state: a stream per node wakes for nothing
+	// else, however busy the cluster is.
+	tick := time.NewTicker(liveRecheck)
+	defer tick.Stop()
 	for {
-		changed := s.b.FSM().Changed()
 		select {
 		case err := <-recvd:
 			return err
@@ -239,8 +246,7 @@ func (s *Service) Live(stream pb.Agent_LiveServer) error {
 			return ctx.Err()
 		case <-c.replaced:
 			return status.Error(codes.Aborted, "a newer Live stream of this node replaced this one")
-		case <-changed:
-		case <-time.After(2 * time.Second): // notice a lost leadership
+		case <-tick.C:
 		}
 		if err := s.leaderOnly(ctx); err != nil {
 			return err
