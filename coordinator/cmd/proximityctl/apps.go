@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -77,13 +75,13 @@ func appsCmd(e *env) *cobra.Command {
 			if !wait {
 				return e.print(a, appHeader, [][]string{a.row()})
 			}
-			return e.follow(a.ID)
+			return e.wait(waitFor{app: a.ID})
 		},
 	}
 	deploy.Flags().StringVar(&node, "node", "", "the node to deploy on (default: the one with the most free memory)")
 	deploy.Flags().StringArrayVar(&sets, "set", nil, "NAME=VALUE for one of the app's settings (repeatable; see catalog show)")
 	deploy.Flags().StringArrayVar(&envs, "env", nil, "NAME=VALUE, the same as --set (repeatable)")
-	deploy.Flags().BoolVar(&wait, "wait", false, "show the deployment's progress until it is running or failed")
+	deploy.Flags().BoolVar(&wait, "wait", false, "show the deployment's progress until it is running or failed (within --timeout)")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List your apps (admins: all apps)", Args: cobra.NoArgs,
@@ -113,13 +111,21 @@ func appsCmd(e *env) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(deploy, list, show, configureCmd(e))
-	for _, act := range []string{"start", "stop", "restart", "delete"} {
+	for _, act := range []string{"start", "stop", "restart", "cancel", "delete"} {
 		var wait bool
+		short := strings.ToUpper(act[:1]) + act[1:] + " an app"
+		if act == "cancel" {
+			short = "Cancel an app's running operation: its task is stopped and the operation undone"
+		}
 		c := &cobra.Command{
-			Use: act + " APP", Short: strings.ToUpper(act[:1]) + act[1:] + " an app", Args: cobra.ExactArgs(1),
+			Use: act + " APP", Short: short, Args: cobra.ExactArgs(1),
 			RunE: func(_ *cobra.Command, args []string) error {
 				var a app
 				var err error
+				var mark logCursor
+				if wait {
+					mark = e.logMark(args[0])
+				}
 				if act == "delete" {
 					err = e.call("DELETE", "/api/v1/apps/"+url.PathEscape(args[0]), nil, &a)
 				} else {
@@ -129,12 +135,12 @@ func appsCmd(e *env) *cobra.Command {
 					return err
 				}
 				if wait {
-					return e.follow(a.ID)
+					return e.wait(waitFor{app: a.ID, shown: mark})
 				}
 				return e.print(a, appHeader, [][]string{a.row()})
 			},
 		}
-		c.Flags().BoolVar(&wait, "wait", false, "show the progress until the operation ends")
+		c.Flags().BoolVar(&wait, "wait", false, "show the progress until the operation ends (within --timeout)")
 		cmd.AddCommand(c)
 	}
 	logs := appLogsCmd(e)
@@ -157,27 +163,31 @@ func appsCmd(e *env) *cobra.Command {
 				return err
 			}
 			if cloneWait {
-				return e.follow(a.ID)
+				return e.wait(waitFor{app: a.ID})
 			}
 			return e.print(a, appHeader, [][]string{a.row()})
 		},
 	}
-	clone.Flags().BoolVar(&cloneWait, "wait", false, "show the progress until the clone runs")
+	clone.Flags().BoolVar(&cloneWait, "wait", false, "show the progress until the clone runs (within --timeout)")
 	var updateWait bool
 	update := &cobra.Command{
 		Use: "update APP", Short: "Back up, pull new images, recreate; roll back if the health check fails", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var a app
+			var mark logCursor
+			if updateWait {
+				mark = e.logMark(args[0])
+			}
 			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/update", nil, &a); err != nil {
 				return err
 			}
 			if updateWait {
-				return e.follow(args[0])
+				return e.wait(waitFor{app: a.ID, shown: mark})
 			}
 			return e.print(a, appHeader, [][]string{a.row()})
 		},
 	}
-	update.Flags().BoolVar(&updateWait, "wait", false, "show the progress until the update ends")
+	update.Flags().BoolVar(&updateWait, "wait", false, "show the progress until the update ends (within --timeout)")
 	cmd.AddCommand(logs, appSecretsCmd(e), metrics, clone, update, appOpenCmd(e))
 	return cmd
 }
@@ -232,26 +242,43 @@ func backupsCmd(e *env) *cobra.Command {
 			return e.print(out, []string{"ID", "STATUS", "REASON", "VOLUME", "CREATED"}, rows)
 		},
 	}
+	var createWait, restoreWait bool
 	create := &cobra.Command{
 		Use: "create APP", Short: "Back up an app", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var b backup
+			var mark logCursor
+			if createWait {
+				mark = e.logMark(args[0])
+			}
 			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups", nil, &b); err != nil {
 				return err
+			}
+			if createWait {
+				return e.wait(waitFor{app: args[0], backup: b.ID, shown: mark})
 			}
 			return e.print(b, []string{"ID", "STATUS"}, [][]string{{b.ID, b.Status}})
 		},
 	}
+	create.Flags().BoolVar(&createWait, "wait", false, "show the progress until the backup is ready or failed (within --timeout)")
 	restore := &cobra.Command{
 		Use: "restore APP BACKUP_ID", Short: "Restore an app from a backup", Args: cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var a app
+			var mark logCursor
+			if restoreWait {
+				mark = e.logMark(args[0])
+			}
 			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups/"+url.PathEscape(args[1])+"/restore", nil, &a); err != nil {
 				return err
+			}
+			if restoreWait {
+				return e.wait(waitFor{app: a.ID, shown: mark})
 			}
 			return e.print(a, appHeader, [][]string{a.row()})
 		},
 	}
+	restore.Flags().BoolVar(&restoreWait, "wait", false, "show the progress until the restore ends (within --timeout)")
 	del := &cobra.Command{
 		Use: "delete APP BACKUP_ID", Short: "Delete a backup", Args: cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -264,55 +291,6 @@ func backupsCmd(e *env) *cobra.Command {
 	}
 	cmd.AddCommand(list, create, restore, del)
 	return cmd
-}
-
-// follow prints an app's log as it grows until its operation ends, and
-// fails if the app ends in error.
-func (e *env) follow(id string) error {
-	seen := 0
-	deadline := time.Now().Add(e.timeout)
-	if e.timeout < 15*time.Minute {
-		deadline = time.Now().Add(15 * time.Minute)
-	}
-	for {
-		var out struct {
-			Items []logLine `json:"items"`
-			Total int       `json:"total"`
-		}
-		if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(id)+"/logs?limit=1000", nil, &out); err != nil {
-			var ae *apiError
-			if errors.As(err, &ae) && ae.Status == http.StatusNotFound && seen > 0 {
-				fmt.Fprintf(e.stdout, "%s is deleted\n", id)
-				return nil
-			}
-			return err
-		}
-		start := len(out.Items) - (out.Total - seen)
-		for i := max(start, 0); i < len(out.Items); i++ {
-			fmt.Fprintf(e.stdout, "%s  %s\n", out.Items[i].At.Local().Format("15:04:05"), out.Items[i].Msg)
-		}
-		seen = out.Total
-		var a app
-		if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(id), nil, &a); err != nil {
-			var ae *apiError
-			if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
-				fmt.Fprintf(e.stdout, "%s is deleted\n", id)
-				return nil
-			}
-			return err
-		}
-		if a.Operation == "" {
-			fmt.Fprintf(e.stdout, "%s is %s\n", a.ID, a.Status)
-			if a.Status == "error" {
-				return fmt.Errorf("%s: %s", a.ID, a.Error)
-			}
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s is still %s after waiting", a.ID, a.Status)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }
 
 func catalogCmd(e *env) *cobra.Command {

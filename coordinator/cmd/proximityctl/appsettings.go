@@ -107,16 +107,20 @@ func configureCmd(e *env) *cobra.Command {
 				return err
 			}
 			var a app
+			var mark logCursor
+			if wait {
+				mark = e.logMark(args[0])
+			}
 			if err := e.call("PATCH", "/api/v1/apps/"+url.PathEscape(args[0]), map[string]any{"settings": m}, &a); err != nil {
 				return err
 			}
 			if wait {
-				return e.follow(a.ID)
+				return e.wait(waitFor{app: a.ID, shown: mark})
 			}
 			return e.print(a, appHeader, [][]string{a.row()})
 		},
 	}
 	c.Flags().StringArrayVar(&sets, "set", nil, "NAME=VALUE for a setting to change (repeatable)")
-	c.Flags().BoolVar(&wait, "wait", false, "show the progress until the operation ends")
+	c.Flags().BoolVar(&wait, "wait", false, "show the progress until the operation ends (within --timeout)")
 	return c
 }

@@ -37,6 +37,8 @@ type env struct {
 	// answer is the body of the last successful e.call, as the API sent
 	// it: what -o json prints (output.go).
 	answer []byte
+	// start is when the command started: --wait ends at start + --timeout.
+	start time.Time
 }
 
 // api is the command's API client, built on first use so that commands
@@ -96,7 +98,7 @@ address when PROXIMITY_ADDR is unset and its CA when no CA is given; see proximi
 A server that cannot be verified is refused.`
 
 func newRoot(stdout, stderr io.Writer, getenv func(string) string) (*cobra.Command, *env) {
-	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, start: time.Now()}
 	root := &cobra.Command{
 		Use:           "proximityctl",
 		Short:         "Operate a Proximity cluster (reads PROXIMITY_ADDR, PROXIMITY_TOKEN and PROXIMITY_CACERT)",
@@ -113,7 +115,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) (*cobra.Comma
 	root.AddCommand(reservationsCmd(e), clusterCmd(e), usersCmd(e), settingsCmd(e), nodesCmd(e), joinTokensCmd(e), nodeCmd(e), appsCmd(e), catalogCmd(e), backupsCmd(e))
 	root.AddCommand(adoptCmds(e)...)
 	root.AddCommand(identityCmds(e)...)
-	root.AddCommand(auditCmd(e))
+	root.AddCommand(auditCmd(e), eventsCmd(e))
 	finishTree(e, root)
 	return root, e
 }

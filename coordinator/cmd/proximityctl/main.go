@@ -32,6 +32,9 @@ func runIn(stdin io.Reader, args []string, stdout, stderr io.Writer, getenv func
 		if _, ok := err.(*apiError); ok {
 			return 1
 		}
+		if _, ok := err.(*waitError); ok {
+			return 1 // an operation that failed, or a wait that timed out
+		}
 		return 2
 	}
 	return 0
