@@ -149,6 +149,9 @@ func (a *API) register() {
 		a.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			for _, rt := range rts {
 				if rt.method == r.Method || (rt.method == "GET" && r.Method == "HEAD") {
+					if r.Method == http.MethodHead {
+						w, r = headOnly(w, r)
+					}
 					a.serve(w, r, rt)
 					return
 				}

@@ -421,6 +421,55 @@ func TestBadInputOnEveryRouteNever5xx(t *testing.T) {
 	}
 	t.Logf("%d hostile requests (%d refused, %d streams, %d cut off while sending) over %d operations in %s", sent, refused, streams, cut, len(ops), time.Since(start).Round(time.Millisecond))
 
+	// A method a path does not have is 405 with Allow, in the one error
+	// format, changing nothing; HEAD answers as GET does, without a body.
+	methods := map[string]map[string]bool{}
+	pathOp := map[string]openAPIOperation{}
+	for _, op := range ops {
+		if methods[op.Path] == nil {
+			methods[op.Path] = map[string]bool{}
+		}
+		methods[op.Path][op.Method] = true
+		pathOp[op.Path] = op
+	}
+	paths := make([]string, 0, len(methods))
+	for p := range methods {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, path := range paths {
+		have := methods[path]
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"} {
+			if have[m] || (m == "HEAD" && !have["GET"]) {
+				continue
+			}
+			op := pathOp[path]
+			op.Method = m
+			r := hostileRequests(op, valid, false)
+			if len(r) == 0 {
+				r = []hostileRequest{{path: path}}
+			}
+			st, ct, body, err := send(tok["admin"], op, hostileRequest{what: "method", path: strings.SplitN(r[0].path, "?", 2)[0]})
+			switch {
+			case err != nil:
+				t.Fatalf("%s %s: %v", m, path, err)
+			case m == "HEAD" && st >= 500:
+				t.Fatalf("HEAD %s: %d", path, st)
+			case m == "HEAD":
+				// A HEAD of a stream ends with its headers: the connection
+				// serves the next request.
+				if st, _, _, err := send(tok["admin"], openAPIOperation{Method: "GET"}, hostileRequest{path: "/healthz"}); err != nil || st != 200 {
+					t.Fatalf("GET /healthz after HEAD %s: %d %v", path, st, err)
+				}
+			case m != "HEAD" && (st != http.StatusMethodNotAllowed || ct != "application/problem+json"):
+				t.Fatalf("%s %s, a method the path does not have: %d %q %s", m, path, st, ct, body)
+			}
+			if d, after := stateDigest(t, f); d != digest && st >= 400 {
+				t.Fatalf("%s %s: refused with %d, yet the state changed: %v", m, path, st, changedKeys(before, after))
+			}
+		}
+	}
+
 	// Every list answers a page past the end, however far, with no items
 	// and the same total as its first page.
 	for _, op := range ops {
