@@ -99,9 +99,10 @@ func readOpenAPI(t *testing.T) []openAPIOperation {
 // hostileRequest is one request of the walk: the path with its query, and
 // the body (nil: none).
 type hostileRequest struct {
-	what string
-	path string
-	body []byte
+	what   string
+	path   string
+	body   []byte
+	header [2]string // a header's name and value, if any
 }
 
 // Hostile values. Path IDs are put in the path escaped, except the ones
@@ -115,6 +116,7 @@ var (
 		{"\x01\x1b[31m\x7f", false}, {"ünï😀", false}, {"%00", true}, {"%2500", true},
 	}
 	hostileNumbers = []string{"0", "-1", "9223372036854775807", "9223372036854775808", "1e309", "abc", "1.5", ""}
+	hostileHeaders = []string{strings.Repeat("k", 4000), "ünï😀", "a\tb"}
 	hostileStrings = []string{strings.Repeat("x", 4000), "\x01\x7f\x1b", "ünï😀", "../..", "%00"}
 	hostileBodies  = []struct{ what, body string }{
 		{"[]", "[]"}, {"null", "null"}, {`"x"`, `"x"`}, {"{}", "{}"}, {"3", "3"}, {"truncated", `{"a":`},
@@ -199,6 +201,17 @@ func hostileRequests(op openAPIOperation, valid func(pattern, param string) stri
 					q = prm.Name + "=%00"
 				}
 				keep(hostileRequest{what: fmt.Sprintf("query %s=%.40q", prm.Name, v), path: fill("", "", false) + "?" + q}, i == 0)
+			}
+		case "header":
+			// Only where the header is sure to be checked before anything
+			// runs (the dispatcher checks Idempotency-Key on every route),
+			// or on a read: with valid IDs, an ignored header would let a
+			// write through.
+			if prm.Name != "Idempotency-Key" && op.Method != "GET" {
+				continue
+			}
+			for i, v := range hostileHeaders {
+				keep(hostileRequest{what: fmt.Sprintf("header %s=%.40q", prm.Name, v), path: fill("", "", false), header: [2]string{prm.Name, v}}, i == 0)
 			}
 		}
 	}
@@ -351,6 +364,9 @@ func TestBadInputOnEveryRouteNever5xx(t *testing.T) {
 		}
 		if r.body != nil {
 			req.Header.Set("Content-Type", "application/json")
+		}
+		if r.header[0] != "" {
+			req.Header.Set(r.header[0], r.header[1])
 		}
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
