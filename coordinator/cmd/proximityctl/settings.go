@@ -98,7 +98,7 @@ CPUs; a deploy that fits no ready node is refused (409, capacity).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.Strategy, "strategy", "", "spread or pack")
-	f.Float64Var(&in.MemoryOvercommit, "memory-overcommit", 1, "factor on each node's memory (1-4)")
-	f.Float64Var(&in.CPUOvercommit, "cpu-overcommit", 4, "factor on each node's CPUs (1-16)")
+	f.Float64Var(&in.MemoryOvercommit, "memory-overcommit", 0, "factor on each node's memory, 1-4 (the cluster's default is 1)")
+	f.Float64Var(&in.CPUOvercommit, "cpu-overcommit", 0, "factor on each node's CPUs, 1-16 (the cluster's default is 4)")
 	return cmd
 }
