@@ -165,3 +165,28 @@ func TestPlacementSettingsPackAndOvercommit(t *testing.T) {
 		t.Fatalf("second 40 GiB app with memory overcommit 2: %d %s", st, p.Detail)
 	}
 }
+
+// TestCloneThatDoesNotFitRefused: a clone goes to its source's node, which
+// must be able to take it: otherwise 409 capacity, and nothing reserved.
+func TestCloneThatDoesNotFitRefused(t *testing.T) {
+	tc, alice := threeNodeCluster(t)
+	var a appOut
+	body := map[string]any{"catalog_id": "homepage", "hostname": "big", "node": "pve2", "resources": map[string]int{"cores": 1, "memory_mb": 40960, "disk_gb": 4}}
+	if code, err := tc.call(0, "POST", "/api/v1/apps", alice, body, nil, &a); err != nil || code != http.StatusAccepted {
+		t.Fatalf("deploy: %d %v", code, err)
+	}
+	tc.waitApp(alice, a.ID, "running")
+	count := func() (n int) {
+		tc.leaderServer().Cluster().FSM().Read(func(s *fsm.State) { n = len(s.Apps) + len(s.Reservations) })
+		return
+	}
+	before := count()
+	st, h, b := tc.raw(0, "POST", "/api/v1/apps/"+a.ID+"/clone", alice, `{"hostname":"big-copy"}`, nil)
+	p := assertProblem(t, st, h, b, http.StatusConflict)
+	if p.Type != "urn:proximity:problem:capacity" || !strings.Contains(p.Detail, "node pve2 cannot take the app") || !strings.Contains(p.Detail, "40960 MiB memory") {
+		t.Fatalf("clone refusal: %s %q", p.Type, p.Detail)
+	}
+	if after := count(); after != before {
+		t.Fatalf("a refused clone left %d apps and reservations (before: %d)", after, before)
+	}
+}
