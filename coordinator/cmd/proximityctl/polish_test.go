@@ -291,6 +291,7 @@ func TestUnknownSubcommandExits2(t *testing.T) {
 		{[]string{"users", "tokens", "lst"}, "list"},
 		{[]string{"reservatons"}, "reservations"},
 		{[]string{"settings", "netwrok"}, "network"},
+		{[]string{"audit", "retentoin"}, "retention"},
 	} {
 		code, out, errs := ctlEnv(t, nil, c.args...)
 		if code != 2 || !strings.Contains(errs, "unknown command") || !strings.Contains(errs, "\t"+c.suggest) || out != "" {

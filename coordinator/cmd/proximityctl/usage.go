@@ -43,7 +43,21 @@ func refuseUnknown(c *cobra.Command) {
 	// Typos within two edits are suggested (cobra's default, which it
 	// applies only to the root's own check).
 	c.SuggestionsMinimumDistance = 2
-	if !c.HasParent() || !c.HasSubCommands() || c.Runnable() {
+	if !c.HasParent() || !c.HasSubCommands() {
+		return
+	}
+	if c.Runnable() {
+		// A parent that runs by itself (audit): arguments it refuses are
+		// taken for a mistyped subcommand.
+		if check := c.Args; check != nil {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				err := check(cmd, args)
+				if err != nil && len(args) > 0 {
+					return unknownCommand(cmd, args[0])
+				}
+				return err
+			}
+		}
 		return
 	}
 	c.Args = cobra.ArbitraryArgs
@@ -51,10 +65,16 @@ func refuseUnknown(c *cobra.Command) {
 		if len(args) == 0 {
 			return cmd.Help()
 		}
-		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
-		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
-		}
-		return &usageError{msg + "\n\nRun '" + cmd.CommandPath() + " --help' for usage."}
+		return unknownCommand(cmd, args[0])
 	}
+}
+
+// unknownCommand is the usage error for name under cmd, with the
+// subcommands it may have meant.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath())
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return &usageError{msg + "\n\nRun '" + cmd.CommandPath() + " --help' for usage."}
 }
