@@ -48,6 +48,10 @@ func (a *API) place(ctx context.Context, named string, res catalog.Resources) (u
 			release()
 		}
 	}()
+	// Every app placed so far, by this leader or an earlier one, counts.
+	if err := a.b.ReadIndex(ctx); err != nil {
+		return nil, "", err
+	}
 	need := placement.Need{MemoryMB: int64(res.MemoryMB), DiskGB: int64(res.DiskGB), Cores: int64(res.Cores)}
 	views, ready, pol := a.nodeViews()
 	if named != "" {

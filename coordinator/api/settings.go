@@ -120,6 +120,11 @@ func (a *API) patchSetting(rq *request, get, put handlerFunc, outputOnly, inputO
 	}
 	a.settingsMu.Lock()
 	defer a.settingsMu.Unlock()
+	// The patch applies to the settings as last written, also just after
+	// this server became leader.
+	if err := a.b.ReadIndex(rq.ctx); err != nil {
+		return 0, nil, err
+	}
 	_, cur, err := get(rq)
 	if err != nil {
 		return 0, nil, err
