@@ -139,3 +139,93 @@ func appClusterWith(t *testing.T, p apps.Policy) (*testCluster, *testAgent, map[
 	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
 	return tc, ag, appUsers(t, tc)
 }
+
+// deployRunning deploys an app of alice's and waits until it runs.
+func deployRunning(t *testing.T, tc *testCluster, tok map[string]string, host string) appOut {
+	t.Helper()
+	var a appOut
+	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "homepage", "hostname": host}, nil, &a); err != nil || code != 202 {
+		t.Fatalf("deploy: %d %v", code, err)
+	}
+	return tc.waitApp(tok["alice"], a.ID, "running")
+}
+
+// waitStep waits until app id's operation is at step.
+func (tc *testCluster) waitStep(token, id, step string) {
+	tc.t.Helper()
+	waitFor(tc.t.(*testing.T), "step "+step, 30*time.Second, func() bool {
+		var a struct{ Step string }
+		_, _ = tc.call(tc.leader(), "GET", "/api/v1/apps/"+id, token, nil, nil, &a)
+		return a.Step == step
+	})
+}
+
+// TestCancelledStopEndsWithContainerStatus: a stop whose shutdown hangs
+// is cancelled; the shutdown is killed and the app ends with the status
+// its container really has (still running), read on the node.
+func TestCancelledStopEndsWithContainerStatus(t *testing.T) {
+	tc, ag, tok := appCluster(t)
+	a := deployRunning(t, tc, tok, "steady")
+	if err := ag.sim.Store.SetFaults(pvesim.Faults{Hang: []string{"vzshutdown"}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/actions", tok["alice"], map[string]string{"action": "stop"}, nil, nil); err != nil || code != 202 {
+		t.Fatalf("stop: %d %v", code, err)
+	}
+	tc.waitStep(tok["alice"], a.ID, "stop")
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/actions", tok["admin"], map[string]string{"action": "cancel"}, nil, nil); err != nil || code != 202 {
+		t.Fatalf("cancel by an admin: %d %v", code, err)
+	}
+	waitFor(t, "the stop to end", 30*time.Second, func() bool {
+		var x struct{ Operation, Status string }
+		_, _ = tc.call(0, "GET", "/api/v1/apps/"+a.ID, tok["alice"], nil, nil, &x)
+		return x.Operation == "" && x.Status == "running"
+	})
+	if c := ct(t, ag.sim.Store, a.VMID); c == nil || c.Status != "running" {
+		t.Fatalf("container after the cancelled stop: %+v", c)
+	}
+	var logs struct{ Items []fsm.LogLine }
+	_, _ = tc.call(0, "GET", "/api/v1/apps/"+a.ID+"/logs?limit=1000", tok["alice"], nil, nil, &logs)
+	var said []string
+	for _, l := range logs.Items {
+		if strings.Contains(l.Msg, "cancelled by") || strings.HasPrefix(l.Msg, "settle:") {
+			said = append(said, l.Msg)
+		}
+	}
+	if len(said) < 2 || said[0] != "stop cancelled by admin" || !strings.Contains(said[len(said)-1], "the container is running") {
+		t.Fatalf("the log of the cancelled stop: %q", said)
+	}
+}
+
+// TestCancelledBackupMarkedFailed: a backup that takes long is cancelled;
+// the app keeps its status and the backup is failed, saying who
+// cancelled it.
+func TestCancelledBackupMarkedFailed(t *testing.T) {
+	tc, ag, tok := appCluster(t)
+	a := deployRunning(t, tc, tok, "saved")
+	if err := ag.sim.Store.SetFaults(pvesim.Faults{TaskMS: 20_000}); err != nil {
+		t.Fatal(err)
+	}
+	var b struct{ ID, Status string }
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/backups", tok["alice"], nil, nil, &b); err != nil || code != 202 {
+		t.Fatalf("backup: %d %v", code, err)
+	}
+	tc.waitStep(tok["alice"], a.ID, "backup")
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/actions", tok["alice"], map[string]string{"action": "cancel"}, nil, nil); err != nil || code != 202 {
+		t.Fatalf("cancel: %d %v", code, err)
+	}
+	if err := ag.sim.Store.SetFaults(pvesim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	got := tc.waitApp(tok["alice"], a.ID, "running")
+	if got.Error != "" {
+		t.Fatalf("the app after a cancelled backup: %+v", got)
+	}
+	var list struct {
+		Items []struct{ ID, Status, Error string }
+	}
+	_, _ = tc.call(0, "GET", "/api/v1/apps/"+a.ID+"/backups", tok["alice"], nil, nil, &list)
+	if len(list.Items) != 1 || list.Items[0].ID != b.ID || list.Items[0].Status != "failed" || list.Items[0].Error != "backup cancelled by alice" {
+		t.Fatalf("backups after the cancel: %+v", list.Items)
+	}
+}
