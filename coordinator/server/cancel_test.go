@@ -23,15 +23,17 @@ func hungCreate(t *testing.T, tc *testCluster, ag *testAgent, tok map[string]str
 	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "homepage", "hostname": host}, nil, &a); err != nil || code != 202 {
 		t.Fatalf("deploy: %d %v", code, err)
 	}
-	waitFor(t, "the create to hang", 30*time.Second, func() bool {
-		running := false
+	// A create task on the node: pct create started (and hangs, or was
+	// killed since).
+	waitFor(t, "the create to start", 30*time.Second, func() bool {
+		started := false
 		_ = ag.sim.Store.View(func(n *pvesim.Node) error {
 			for _, task := range n.Tasks {
-				running = running || (task.Type == "vzcreate" && task.Status == "running")
+				started = started || task.Type == "vzcreate"
 			}
 			return nil
 		})
-		return running
+		return started
 	})
 	return a
 }
@@ -119,10 +121,10 @@ func TestHungCreateCancelledFreesReservation(t *testing.T) {
 // fenced at its stage's deadline on every attempt, and when attempts run
 // out the deploy fails and undoes itself: error, nothing reserved.
 func TestHungCreateEndsAtDeadline(t *testing.T) {
-	tc, ag, tok := appClusterWith(t, apps.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 2, Timeout: 500 * time.Millisecond})
+	tc, ag, tok := appClusterWith(t, apps.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 2, Timeout: 2 * time.Second})
 	a := hungCreate(t, tc, ag, tok, "left-alone")
 	got := tc.waitApp(tok["alice"], a.ID, "error")
-	if !strings.Contains(got.Error, "create failed after 2 attempt(s): timeout after 1s") {
+	if !strings.Contains(got.Error, "create failed after 2 attempt(s): timeout after 4s") {
 		t.Fatalf("app past its deadline: %+v", got)
 	}
 	assertNothingHeld(t, tc, ag, a, "left-alone")
