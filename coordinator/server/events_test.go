@@ -202,3 +202,57 @@ func TestEventsStreamsBounded(t *testing.T) {
 		t.Fatalf("another user's stream: %d", resp.StatusCode)
 	}
 }
+
+// TestEventsStreamSendsHeartbeats: with no change to report, the stream
+// still sends its heartbeat comment (the interval is the test's).
+func TestEventsStreamSendsHeartbeats(t *testing.T) {
+	tc := newTestCluster(t, 1)
+	tc.nodes[0].cfg.EventsHeartbeat = 20 * time.Millisecond
+	tc.kill(0)
+	tc.start(0)
+	tc.waitLeader()
+	token := tc.waitToken()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", tc.nodes[0].url()+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := tc.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), ": proximity events from ") {
+		t.Fatalf("first line: %q", sc.Text())
+	}
+	for sc.Scan() {
+		if sc.Text() == ": heartbeat" {
+			return
+		}
+	}
+	t.Fatalf("the stream ended without a heartbeat: %v", sc.Err())
+}
+
+// TestEventsStreamEndsOnShutdown: a server that shuts down ends its open
+// streams instead of waiting for them until its deadline.
+func TestEventsStreamEndsOnShutdown(t *testing.T) {
+	tc := newTestCluster(t, 1)
+	tc.waitLeader()
+	tc.http.Timeout = 0 // the stream lasts as long as the server lets it
+	ch, _ := tc.openEvents(0, tc.waitToken(), "")
+	n := tc.nodes[0]
+	n.mu.Lock()
+	srv := n.srv
+	n.srv = nil
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a stream open: %v", err)
+	}
+	for range ch {
+	}
+}

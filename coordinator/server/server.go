@@ -79,6 +79,9 @@ type Config struct {
 	PasswordParams *auth.Params
 	// AppPolicy overrides the apps' retry policy (tests shorten it).
 	AppPolicy *apps.Policy
+	// EventsHeartbeat overrides the events stream's heartbeat interval
+	// (15s; tests shorten it).
+	EventsHeartbeat time.Duration
 }
 
 // Server is a running coordinator server.
@@ -157,7 +160,7 @@ func Start(cfg Config) (*Server, error) {
 		}
 	}()
 	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy, NewID: api.NewID})
-	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout,
+	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout, EventsHeartbeat: cfg.EventsHeartbeat,
 		Agents: s.agents, CatalogDir: cfg.CatalogDir, SessionTTL: cfg.SessionTTL, Now: cfg.Now, PasswordParams: cfg.PasswordParams})
 	cl.ServeForwarded(s.api)
 	s.tls.loadSaved()
