@@ -231,3 +231,42 @@ func TestCancelledBackupMarkedFailed(t *testing.T) {
 		t.Fatalf("backups after the cancel: %+v", list.Items)
 	}
 }
+
+// TestCancelledUpdateRollsBack: an update whose pull keeps failing (and
+// would retry for long) is cancelled after its backup: the rollback puts
+// the pre-update backup back and the app runs as before, its error saying
+// who cancelled the update.
+func TestCancelledUpdateRollsBack(t *testing.T) {
+	tc, ag, tok := appClusterWith(t, apps.Policy{Base: 200 * time.Millisecond, Max: time.Second, Attempts: 1000})
+	a := deployRunning(t, tc, tok, "updated")
+	if err := ag.sim.Store.Update(func(n *pvesim.Node) error {
+		n.CTs[a.VMID].Files["/var/lib/pvesim/fail-pull"] = "Error response from daemon: manifest unknown"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/update", tok["alice"], nil, nil, nil); err != nil || code != 202 {
+		t.Fatalf("update: %d %v", code, err)
+	}
+	tc.waitStep(tok["alice"], a.ID, "pull")
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/actions", tok["alice"], map[string]string{"action": "cancel"}, nil, nil); err != nil || code != 202 {
+		t.Fatalf("cancel: %d %v", code, err)
+	}
+	waitFor(t, "the rollback", 60*time.Second, func() bool {
+		var x struct{ Operation, Status, Error string }
+		_, _ = tc.call(0, "GET", "/api/v1/apps/"+a.ID, tok["alice"], nil, nil, &x)
+		return x.Operation == "" && x.Status == "running" && x.Error == "update cancelled by alice"
+	})
+	var logs struct{ Items []fsm.LogLine }
+	_, _ = tc.call(0, "GET", "/api/v1/apps/"+a.ID+"/logs?limit=1000", tok["alice"], nil, nil, &logs)
+	rolledBack := false
+	for _, l := range logs.Items {
+		rolledBack = rolledBack || strings.HasPrefix(l.Msg, "rollback: done")
+	}
+	if !rolledBack {
+		t.Fatalf("no rollback in the log: %+v", logs.Items)
+	}
+	if c := ct(t, ag.sim.Store, a.VMID); c == nil || c.Status != "running" {
+		t.Fatalf("container after the rollback: %+v", c)
+	}
+}
