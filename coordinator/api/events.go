@@ -52,9 +52,9 @@ func (l *streamLimits) acquire(user string) (release func(), err error) {
 	}
 	switch {
 	case l.perUser[user] >= l.maxPerUser:
-		return nil, &errStreams{msg: "too many open streams for this user (at most " + itoa(l.maxPerUser) + "); close one first"}
+		return nil, &errStreams{msg: "too many open streams for this user (at most " + strconv.Itoa(l.maxPerUser) + "); close one first"}
 	case l.total >= l.max:
-		return nil, &errStreams{msg: "too many open streams on this server (at most " + itoa(l.max) + "); retry later"}
+		return nil, &errStreams{msg: "too many open streams on this server (at most " + strconv.Itoa(l.max) + "); retry later"}
 	}
 	l.total++
 	l.perUser[user]++
@@ -78,8 +78,6 @@ func (l *streamLimits) end() { l.closeDoneOnce.Do(func() { close(l.done) }) }
 type errStreams struct{ msg string }
 
 func (e *errStreams) Error() string { return e.msg }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // writeTooManyStreams answers 429 in the one error format.
 func writeTooManyStreams(w http.ResponseWriter, rq *request, e *errStreams) bool {
