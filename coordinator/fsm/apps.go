@@ -438,7 +438,10 @@ func (s *State) appAction(index uint64, c AppActionCmd) (*App, error) {
 		return nil, problem.E(problem.Invalid, "action: %q must be start, stop, restart or delete", c.Op)
 	}
 	if a.Op != "" {
-		return nil, problem.E(problem.Conflict, "app %s is busy: %s in progress", c.ID, a.Op)
+		if a.Op == OpDelete || a.Op == OpCloneSource {
+			return nil, problem.E(problem.Conflict, "app %s is busy: %s in progress", c.ID, a.Op)
+		}
+		return nil, problem.E(problem.Conflict, "app %s is busy: %s in progress (wait for it, or end it with the action cancel)", c.ID, a.Op)
 	}
 	if a.ReservationID == "" && c.Op != OpDelete {
 		return nil, problem.E(problem.Conflict, "app %s has no container (its deploy failed); delete it", c.ID)
