@@ -65,7 +65,7 @@ func ParseChangeID(s string) (ChangeID, error) {
 }
 
 // DefaultChangeRing is how many changes an FSM remembers for the events
-// stream.
+// stream, at least (at most twice as many).
 const DefaultChangeRing = 4096
 
 // changeRing is the FSM's bounded memory of recent changes. It is not in
@@ -82,7 +82,10 @@ func (r *changeRing) add(index uint64, cs []Change) {
 		c.ID = ChangeID{index, uint32(i)}
 		r.buf = append(r.buf, c)
 	}
-	if over := len(r.buf) - r.max; over > 0 {
+	// The oldest go in bulk once the ring holds twice its size, so that
+	// an Apply costs no copy of the ring (amortized O(1)).
+	if len(r.buf) > 2*r.max {
+		over := len(r.buf) - r.max
 		r.floor = r.buf[over-1].ID
 		r.buf = append(r.buf[:0:0], r.buf[over:]...)
 	}
