@@ -31,6 +31,25 @@
 // proposed. Pools are searched from a cursor that is part of the state, so
 // every server hands out the same VMID, ports and address.
 //
+// # Fencing, cancel and deadlines
+//
+// A task's Fence is the log index that issued it; CompleteTask accepts a
+// result only under the current fence. CancelApp (a person ends an app's
+// operation) and ExpireTask (a task ran past its stage's deadline) fail
+// the pending task under a new fence, so its agent's late result is
+// refused and can never complete the operation; FencedTasks tells the
+// Work stream which tasks to stop. The lifecycle controller then undoes
+// the operation (Undoing names the undo's steps, which are not cancelled).
+//
+// # Change notices
+//
+// While it applies a command that succeeded, the FSM notes what changed
+// (an app, a backup, a node: kind, key, owner) in a bounded ring kept in
+// memory, not in snapshots: the events stream reads it (ChangesAfter).
+// The notices derive from the log alone, so every server notes the same
+// ones with the same IDs (log index and position); after a restore the
+// ring starts empty and older positions ask for a reset.
+//
 // # Registry guarantees
 //
 //   - A VMID is held by at most one reservation and is never one marked
