@@ -247,7 +247,7 @@ func (x *executor) do(ctx context.Context, t *pb.Task) (*taskspec.Output, error)
 		if err != nil {
 			return nil, err
 		}
-		return nil, ignore(x.destroy(ctx, vmid, spec.Force), pve.ErrNotFound)
+		return nil, ignore(x.destroy(ctx, vmid, spec.Force, spec.OpTag), pve.ErrNotFound)
 	case taskspec.Snapshot:
 		spec, err := decode[taskspec.SnapshotSpec](t)
 		if err != nil {
@@ -393,7 +393,7 @@ func (x *executor) create(ctx context.Context, t *pb.Task, spec taskspec.CreateS
 		// An earlier attempt's create was killed (cancelled or past its
 		// deadline; none runs now): what it left is half made.
 		x.a.rep.log(t, fmt.Sprintf("removing CT %d, left half made by an earlier attempt", vmid))
-		if err := x.destroy(ctx, vmid, true); err != nil && !errors.Is(err, pve.ErrNotFound) {
+		if err := x.destroy(ctx, vmid, true, spec.OpTag); err != nil && !errors.Is(err, pve.ErrNotFound) {
 			return err
 		}
 		st, err = rt.Status(ctx, vmid)
@@ -446,9 +446,11 @@ func opTag(spec taskspec.CreateSpec) []string {
 
 // destroy removes a container. One whose create was killed (cancelled,
 // or past its deadline) keeps the lock "create" with no create running:
-// if Proximity made it, the lock is lifted and the container removed, as
-// the undo of that create.
-func (x *executor) destroy(ctx context.Context, vmid int, force bool) error {
+// if that create was the operation's (the container carries opTag), the
+// lock is lifted and the container removed, as the undo of that create.
+// Any other "create" lock (a clone or restore still writing the
+// container) is left alone, and the destroy fails and is retried.
+func (x *executor) destroy(ctx context.Context, vmid int, force bool, opTag string) error {
 	rt := x.a.cfg.Runtime
 	err := rt.Destroy(ctx, vmid, force)
 	var pe *pve.Error
@@ -465,7 +467,7 @@ func (x *executor) destroy(ctx context.Context, vmid int, force bool) error {
 		}
 	}
 	st, serr := rt.Status(ctx, vmid)
-	if serr != nil || !st.HasTag(taskspec.ManagedTag) {
+	if serr != nil || opTag == "" || !st.HasTag(opTag) || !st.HasTag(taskspec.ManagedTag) {
 		return err
 	}
 	x.a.log.Info("lifting the lock of an abandoned create before destroying it", "vmid", vmid)

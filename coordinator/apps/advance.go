@@ -90,7 +90,7 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		switch sp := spec.(type) {
 		case taskspec.CreateSpec:
 			sp.SwapMB, sp.Storage = defaults.SwapMB, defaults.Storage
-			sp.OpTag = taskspec.Tag(fmt.Sprintf("op-%s-%d", a.ID, a.OpIndex))
+			sp.OpTag = opTag(a)
 			spec = sp
 		case taskspec.BackupSpec:
 			sp.Storage = defaults.BackupStorage

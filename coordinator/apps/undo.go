@@ -66,9 +66,15 @@ var stSettle = stage{name: fsm.StepInspect, task: func(fsm.App, catalog.Entry, f
 // then send the node its forwards without the app's (NodeForwards leaves
 // out an app being cleaned up); the reservation is freed at the end.
 var cleanupStages = []stage{
-	{name: cleanupStage, task: stDestroy.task},
+	{name: cleanupStage, task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+		return taskspec.Destroy, taskspec.StopSpec{Force: true, OpTag: opTag(a)}
+	}},
 	{name: cleanupStage + "-forward", forwards: true, task: stForward.task},
 }
+
+// opTag is the tag of the operation a create or its cleanup belongs to,
+// the same for every attempt.
+func opTag(a fsm.App) string { return taskspec.Tag(fmt.Sprintf("op-%s-%d", a.ID, a.OpIndex)) }
 
 // cancelled starts the undo of an operation someone cancelled (the FSM
 // fenced its task already): a deploy or clone removes what it made and

@@ -110,6 +110,10 @@ type CreateSpec struct {
 type StopSpec struct {
 	TimeoutSec int  `json:"timeout_sec,omitempty"`
 	Force      bool `json:"force,omitempty"`
+	// OpTag (destroy): the container may still be locked "create" by a
+	// create of this operation (CreateSpec.OpTag) that was killed; if it
+	// carries this tag and no create runs, the lock is lifted first.
+	OpTag string `json:"op_tag,omitempty"`
 }
 
 // SnapshotSpec names a snapshot (snapshot, delete_snapshot, rollback).
