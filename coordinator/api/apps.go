@@ -105,9 +105,7 @@ func (a *API) createApp(rq *request) (int, any, error) {
 	res := e.Resources
 	if in.Resources != nil {
 		res = *in.Resources
-		probe := e
-		probe.Resources = res
-		if err := probe.Validate("request"); err != nil {
+		if !res.Valid() {
 			return 0, nil, problem.E(problem.Invalid, "resources: cores 1-64, memory_mb 128-262144, disk_gb 1-4096")
 		}
 	}

@@ -334,6 +334,15 @@ func (a *API) respond(w http.ResponseWriter, rq *request, out outcome) {
 		w.WriteHeader(out.status)
 		return
 	}
+	if raw, ok := out.body.(rawAnswer); ok {
+		w.Header().Set("Content-Type", raw.contentType)
+		w.Header().Set("Cache-Control", raw.cacheControl)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox")
+		w.WriteHeader(out.status)
+		_, _ = w.Write(raw.data)
+		return
+	}
 	writeJSON(w, out.status, out.body)
 }
 

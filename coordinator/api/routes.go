@@ -56,6 +56,13 @@ func (a *API) table() []*route {
 		{method: "GET", pattern: "/api/v1/catalog", access: anyUser, where: local, h: a.listCatalog},
 		{method: "GET", pattern: "/api/v1/catalog/{id}", access: anyUser, where: local, h: a.getCatalogEntry},
 		{method: "POST", pattern: "/api/v1/catalog/reload", access: adminOnly, where: leader, h: a.reloadCatalog},
+		{method: "GET", pattern: "/api/v1/catalog/categories", access: anyUser, where: local, h: a.listCategories},
+		{method: "GET", pattern: "/api/v1/catalog/icons/{file}", access: public, where: local, h: a.getIcon},
+		{method: "GET", pattern: "/api/v1/catalog/{source}/{id}", access: anyUser, where: local, h: a.getCatalogEntry},
+		{method: "GET", pattern: "/api/v1/catalog/sources", access: adminOnly, where: leader, h: a.listSources},
+		{method: "POST", pattern: "/api/v1/catalog/sources", access: adminOnly, where: leader, h: a.addSource},
+		{method: "GET", pattern: "/api/v1/catalog/sources/{name}", access: adminOnly, where: leader, h: a.getSource},
+		{method: "DELETE", pattern: "/api/v1/catalog/sources/{name}", access: adminOnly, where: leader, h: a.deleteSource},
 
 		{method: "GET", pattern: "/api/v1/apps", access: anyUser, where: leader, h: a.listApps},
 		{method: "POST", pattern: "/api/v1/apps", access: anyUser, where: leader, h: a.createApp},

@@ -200,10 +200,14 @@ type App struct {
 }
 
 // CatalogState is the catalog every server serves.
+// It is the builtin source's; the added sources are State.CatalogSources
+// (catalog.go).
 type CatalogState struct {
 	Entries []catalog.Entry `json:"entries"`
 	Source  string          `json:"source"`
 	At      time.Time       `json:"at"`
+	// Report is the builtin source's report (catalog.go).
+	Report *SourceReport `json:"report,omitempty"`
 }
 
 // CreateAppCmd reserves the app's VMID, ports and hostname and records
@@ -272,19 +276,6 @@ func (s *State) setCatalog(c CatalogState) error {
 	cp := c
 	s.Catalog = &cp
 	return nil
-}
-
-// CatalogEntry returns one entry of the catalog.
-func (s *State) CatalogEntry(id string) (catalog.Entry, bool) {
-	if s.Catalog == nil {
-		return catalog.Entry{}, false
-	}
-	for _, e := range s.Catalog.Entries {
-		if e.ID == id {
-			return e, true
-		}
-	}
-	return catalog.Entry{}, false
 }
 
 func (a *App) log(at time.Time, msgs ...string) {

@@ -65,6 +65,10 @@ const (
 	// Placement and node addresses.
 	CmdSetPlacement   CommandType = 44
 	CmdSetNodeAddress CommandType = 45
+	// Catalog sources (catalog.go).
+	CmdAddCatalogSource    CommandType = 50
+	CmdRemoveCatalogSource CommandType = 51
+	CmdCatalogFetched      CommandType = 52
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -122,6 +126,10 @@ type Command struct {
 	SetPlacement *PlacementSettings `json:"set_placement,omitempty"`
 	// SetNodeAddress: the address a node's apps are reached at (agents.go).
 	SetNodeAddress *SetNodeAddressCmd `json:"set_node_address,omitempty"`
+	// Catalog sources (catalog.go).
+	AddCatalogSource    *AddCatalogSourceCmd    `json:"add_catalog_source,omitempty"`
+	RemoveCatalogSource *RemoveCatalogSourceCmd `json:"remove_catalog_source,omitempty"`
+	CatalogFetched      *CatalogFetchedCmd      `json:"catalog_fetched,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if

@@ -271,6 +271,12 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		err = s.setPlacement(*c.SetPlacement)
 	case c.Type == CmdSetNodeAddress && c.SetNodeAddress != nil:
 		r.Node, err = s.setNodeAddress(*c.SetNodeAddress)
+	case c.Type == CmdAddCatalogSource && c.AddCatalogSource != nil:
+		err = s.addCatalogSource(*c.AddCatalogSource)
+	case c.Type == CmdRemoveCatalogSource && c.RemoveCatalogSource != nil:
+		err = s.removeCatalogSource(*c.RemoveCatalogSource)
+	case c.Type == CmdCatalogFetched && c.CatalogFetched != nil:
+		err = s.catalogFetched(*c.CatalogFetched)
 	case c.Type == CmdCleanupDone && c.CleanupDone != nil:
 		delete(s.Cleanups, c.CleanupDone.ID)
 	default:

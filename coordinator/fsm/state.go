@@ -34,11 +34,14 @@ type State struct {
 	Tasks      map[string]*Task       `json:"tasks"`
 	TaskSeq    uint64                 `json:"task_seq"`
 	Catalog    *CatalogState          `json:"catalog,omitempty"`
-	Apps       map[string]*App        `json:"apps"`
-	Backups    map[string]*Backup     `json:"backups"`
-	Cleanups   map[string]*Cleanup    `json:"cleanups"`
-	Resources  *ResourceSettings      `json:"resources,omitempty"`
-	Quotas     *Quota                 `json:"quotas,omitempty"` // the default quota; nil is unlimited
+	// CatalogSources are the catalog sources an admin added, by name
+	// (catalog.go); the builtin source is Catalog.
+	CatalogSources map[string]*CatalogSource `json:"catalog_sources,omitempty"`
+	Apps           map[string]*App           `json:"apps"`
+	Backups        map[string]*Backup        `json:"backups"`
+	Cleanups       map[string]*Cleanup       `json:"cleanups"`
+	Resources      *ResourceSettings         `json:"resources,omitempty"`
+	Quotas         *Quota                    `json:"quotas,omitempty"` // the default quota; nil is unlimited
 	// Placement chooses nodes for deploys (placement.go); nil is the
 	// default.
 	Placement *PlacementSettings `json:"placement,omitempty"`

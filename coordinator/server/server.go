@@ -313,15 +313,17 @@ func (s *Server) ensureCatalog(ctx context.Context, cl *cluster.Cluster) {
 	if have {
 		return
 	}
-	entries, source, err := api.LoadCatalog(s.cfg.CatalogDir)
-	if err != nil {
-		s.log.Error("catalog not loaded", "err", err)
+	fetch := api.BuiltinFetch(ctx, s.cfg.CatalogDir, time.Now())
+	if fetch.Error != "" {
+		s.log.Error("catalog not loaded", "err", fetch.Error)
 		return
+	}
+	for _, p := range fetch.Problems {
+		s.log.Warn("catalog entry refused", "file", p.File, "field", p.Field, "reason", p.Reason)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	res, err := cl.Propose(pctx, fsm.Command{Type: fsm.CmdSetCatalog, RequestID: api.NewID("catalog_"),
-		SetCatalog: &fsm.CatalogState{Entries: entries, Source: source, At: time.Now()}})
+	res, err := cl.Propose(pctx, fsm.Command{Type: fsm.CmdCatalogFetched, RequestID: api.NewID("catalog_"), CatalogFetched: fetch})
 	if err == nil {
 		err = res.Err()
 	}
@@ -329,7 +331,7 @@ func (s *Server) ensureCatalog(ctx context.Context, cl *cluster.Cluster) {
 		s.log.Warn("catalog not loaded", "err", err)
 		return
 	}
-	s.log.Info("catalog loaded", "entries", len(entries), "source", source)
+	s.log.Info("catalog loaded", "entries", len(fetch.Entries), "source", fetch.From)
 }
 
 func (s *Server) initAdmin(ctx context.Context, cl *cluster.Cluster) {

@@ -52,10 +52,11 @@ func TestAuditFinding15ListingNeedsNoPerItemCalls(t *testing.T) {
 	}
 }
 
-// TestCatalogReloadKeepsAGoodCatalog: a reload from files with an error
-// names the file and the field and leaves the catalog as it was; users
-// cannot reload.
-func TestCatalogReloadKeepsAGoodCatalog(t *testing.T) {
+// TestCatalogReloadRejectsOnlyTheBadFile: a reload of the builtin source
+// from --catalog-dir rejects a bad file alone (its file and field in the
+// source's report) and keeps the good ones; a directory without one good
+// file leaves the catalog as it was; users cannot reload.
+func TestCatalogReloadRejectsOnlyTheBadFile(t *testing.T) {
 	dir := t.TempDir()
 	tc := newTestCluster(t, 1)
 	catalog := func() (source string, n int) {
@@ -76,21 +77,37 @@ func TestCatalogReloadKeepsAGoodCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "homepage.yaml"), good, 0o644)
 	os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte(strings.Replace(string(good), "id: homepage", "id: broken\ncolour: red", 1)), 0o644)
 	if code, _ := tc.call(0, "POST", "/api/v1/catalog/reload", user, nil, nil, nil); code != http.StatusForbidden {
 		t.Fatalf("reload as a user: %d", code)
 	}
-	st, _, body := tc.raw(0, "POST", "/api/v1/catalog/reload", tc.token, "", nil)
-	if st != http.StatusBadRequest || !strings.Contains(string(body), "broken.yaml") {
-		t.Fatalf("reload with a bad file: %d %s", st, body)
+	var out struct {
+		Entries int
+		Sources []struct {
+			Name, Error string
+			Rejected    int
+		}
+	}
+	// Only a bad file: the starter catalog stays, the report says why.
+	if code, err := tc.call(0, "POST", "/api/v1/catalog/reload", tc.token, nil, nil, &out); err != nil || code != 200 || out.Sources[0].Error == "" {
+		t.Fatalf("reload with only a bad file: %d %v %+v", code, err, out)
 	}
 	if source, n := catalog(); source != "starter" || n < 25 {
 		t.Fatalf("the catalog changed: %s, %d entries", source, n)
 	}
-	os.Remove(filepath.Join(dir, "broken.yaml"))
-	var out struct{ Entries int }
-	if code, err := tc.call(0, "POST", "/api/v1/catalog/reload", tc.token, nil, nil, &out); err != nil || code != 200 || out.Entries != 1 {
+	os.WriteFile(filepath.Join(dir, "homepage.yaml"), good, 0o644)
+	if code, err := tc.call(0, "POST", "/api/v1/catalog/reload", tc.token, nil, nil, &out); err != nil || code != 200 || out.Entries != 1 || out.Sources[0].Rejected != 1 {
 		t.Fatalf("reload: %d %v %+v", code, err, out)
+	}
+	if source, n := catalog(); source != dir || n != 1 {
+		t.Fatalf("the catalog: %s, %d entries", source, n)
+	}
+	var rep struct {
+		From     string
+		Problems []struct{ File, Field string }
+	}
+	if code, err := tc.call(0, "GET", "/api/v1/catalog/sources/builtin", tc.token, nil, nil, &rep); err != nil || code != 200 || rep.From != dir ||
+		len(rep.Problems) != 1 || !strings.HasSuffix(rep.Problems[0].File, "broken.yaml") || !strings.Contains(rep.Problems[0].Field, "document") {
+		t.Fatalf("the builtin report: %d %v %+v", code, err, rep)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path"
 	"regexp"
 	"sort"
@@ -24,6 +25,7 @@ import (
 type Entry struct {
 	ID          string      `yaml:"id" json:"id"`
 	Name        string      `yaml:"name" json:"name"`
+	Tagline     string      `yaml:"tagline" json:"tagline"`
 	Version     string      `yaml:"version" json:"version"`
 	Description string      `yaml:"description" json:"description"`
 	Category    string      `yaml:"category" json:"category"`
@@ -39,6 +41,12 @@ type Entry struct {
 	Compose     string      `yaml:"compose" json:"compose"`
 	HealthCheck HealthCheck `yaml:"health_check" json:"health_check"`
 	Update      Update      `yaml:"update" json:"update"`
+	// Source is the catalog source the entry came from ("builtin" for
+	// the shipped catalog); set when a source is read, never in a file.
+	Source string `yaml:"-" json:"source"`
+	// File is the file the entry was read from, for reports; an importer
+	// sets it. It is not stored.
+	File string `yaml:"-" json:"-"`
 }
 
 // Resources are an app's defaults.
@@ -46,6 +54,11 @@ type Resources struct {
 	Cores    int `yaml:"cores" json:"cores"`
 	MemoryMB int `yaml:"memory_mb" json:"memory_mb"`
 	DiskGB   int `yaml:"disk_gb" json:"disk_gb"`
+}
+
+// Valid reports whether the resources are within the bounds of Validate.
+func (r Resources) Valid() bool {
+	return r.Cores >= 1 && r.Cores <= 64 && r.MemoryMB >= 128 && r.MemoryMB <= 262144 && r.DiskGB >= 1 && r.DiskGB <= 4096
 }
 
 // Port is a named port the app listens on inside its container.
@@ -98,7 +111,15 @@ type Error struct {
 
 func (e *Error) Error() string { return e.File + ": " + e.Field + ": " + e.Msg }
 
+// Bounds of an entry: the catalog lives in the replicated state.
+const (
+	MaxTagline     = 160
+	MaxDescription = 8 << 10
+	MaxCompose     = 64 << 10
+)
+
 var (
+	iconFileRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,60}\.svg$`)
 	idRE       = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 	envNameRE  = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	templateRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.+_-]*\.tar\.(zst|xz|gz)$`)
@@ -118,10 +139,22 @@ func (e *Entry) Validate(file string) error {
 			bad(field, "required")
 		}
 	}
+	if len(e.Tagline) > MaxTagline || strings.ContainsAny(e.Tagline, "\n\r") {
+		bad("tagline", "at most %d characters on one line", MaxTagline)
+	}
+	if len(e.Description) > MaxDescription {
+		bad("description", "longer than %d bytes", MaxDescription)
+	}
+	if len(e.Compose) > MaxCompose {
+		bad("compose", "longer than %d bytes", MaxCompose)
+	}
+	if e.Icon != "" && !iconFileRE.MatchString(e.Icon) && !validHTTPS(e.Icon) {
+		bad("icon", "%q must be an icon file name (name.svg) or an https:// URL", e.Icon)
+	}
 	if e.Website != "" && !strings.HasPrefix(e.Website, "https://") {
 		bad("website", "%q must be an https:// URL", e.Website)
 	}
-	if e.Resources.Cores < 1 || e.Resources.Cores > 64 {
+	if e.Resources.Cores < 1 || e.Resources.Cores > 64 { // also in Valid
 		bad("resources.cores", "%d outside 1-64", e.Resources.Cores)
 	}
 	if e.Resources.MemoryMB < 128 || e.Resources.MemoryMB > 262144 {
@@ -239,6 +272,12 @@ func (e *Entry) Validate(file string) error {
 	return errors.Join(errs...)
 }
 
+// validHTTPS reports whether s is an https:// URL with a host.
+func validHTTPS(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "https" && u.Host != "" && len(s) <= 2048 && !strings.ContainsAny(s, " \n\r\t\"'<>")
+}
+
 // secretNameRE are variable names that hold secrets; they are never
 // fixed in a catalog file (finding 31: a hard-coded password).
 var secretNameRE = regexp.MustCompile(`PASSWORD|PASSWD|SECRET|TOKEN|(^|_)KEY$|_KEY_`)
@@ -331,8 +370,24 @@ func Load(fsys fs.FS, dir string) ([]Entry, error) {
 	return out, nil
 }
 
-//go:embed starter/*.yaml
+//go:embed starter/*.yaml starter/icons/*.svg
 var starter embed.FS
+
+// StarterFS holds the starter catalog's files under "starter".
+func StarterFS() fs.FS { return starter }
+
+// IconPrefix is where the coordinator serves the builtin catalog's icons:
+// an entry's icon "name.svg" is the URL IconPrefix+"name.svg".
+const IconPrefix = "/api/v1/catalog/icons/"
+
+// Icon returns one of the builtin catalog's icons (an SVG file).
+func Icon(name string) ([]byte, bool) {
+	if !iconFileRE.MatchString(name) {
+		return nil, false
+	}
+	b, err := fs.ReadFile(starter, "starter/icons/"+name)
+	return b, err == nil
+}
 
 // Starter is the catalog that ships with Proximity.
 func Starter() ([]Entry, error) { return Load(starter, "starter") }
