@@ -186,6 +186,7 @@ func TestCatalogSourceBadSpecRefused(t *testing.T) {
 		{map[string]any{"name": "builtin", "url": "dir:///srv", "format": "proximity"}, "name"},
 		{map[string]any{"name": "sources", "url": "dir:///srv", "format": "proximity"}, "name"},
 		{map[string]any{"name": "x", "url": "dir:///srv", "format": "umbrel"}, "format"},
+		{map[string]any{"name": "x", "url": "dir:///srv", "format": "runtipi"}, "not available yet"},
 		{map[string]any{"name": "x", "url": "dir:///srv", "path": "../etc", "format": "proximity"}, "path"},
 		{map[string]any{"name": "x", "url": "dir:///srv", "ref": "main", "format": "proximity"}, "ref"},
 		{map[string]any{"name": "x", "url": "file:///srv/repo", "ref": "-upload-pack=x", "format": "proximity"}, "ref"},
@@ -219,6 +220,42 @@ func TestCatalogDirectorySource(t *testing.T) {
 	var e entryOut
 	if code, _ := tc.call(0, "GET", "/api/v1/catalog/local/gitea", tc.token, nil, nil, &e); code != 200 || e.Icon != "" || e.Source != "local" {
 		t.Fatalf("the entry: %d %+v", code, e)
+	}
+}
+
+// TestCatalogCasaOSStoreSource: a CasaOS store in a directory imports as a
+// source: the apps that fit are entries casa/<id>, the others are in the
+// report with their reasons.
+func TestCatalogCasaOSStoreSource(t *testing.T) {
+	tc := newTestCluster(t, 1)
+	tc.waitLeader()
+	store, err := filepath.Abs("../../internal/catalog/casaos/testdata/store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src sourceOut
+	if code, err := tc.call(0, "POST", "/api/v1/catalog/sources", tc.token, map[string]any{"name": "casa", "url": "dir://" + store, "format": "casaos"}, nil, &src); err != nil || code != 201 {
+		t.Fatalf("add: %d %v", code, err)
+	}
+	if src.Entries == 0 || src.Rejected == 0 || src.Error != "" {
+		t.Fatalf("the report: %+v", src)
+	}
+	for _, p := range src.Problems {
+		if p.File == "" || p.Field == "" || p.Reason == "" {
+			t.Errorf("a problem without its file, field or reason: %+v", p)
+		}
+	}
+	var list struct {
+		Items []entryOut
+		Total int
+	}
+	if code, err := tc.call(0, "GET", "/api/v1/catalog?source=casa&per_page=100", tc.token, nil, nil, &list); err != nil || code != 200 || list.Total != src.Entries {
+		t.Fatalf("the source's entries: %d %v %d of %d", code, err, list.Total, src.Entries)
+	}
+	for _, e := range list.Items {
+		if !strings.HasPrefix(e.ID, "casa/") || e.Source != "casa" {
+			t.Errorf("entry %+v", e)
+		}
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
 	"github.com/proximity-ve/proximity/internal/catalog"
+	"github.com/proximity-ve/proximity/internal/catalog/casaos"
 	"github.com/proximity-ve/proximity/internal/problem"
 )
 
@@ -78,6 +79,7 @@ type Importer func(fsys fs.FS, dir string) catalog.ImportResult
 // importers are the formats that can be read today.
 var importers = map[string]Importer{
 	FormatProximity: catalog.Import,
+	FormatCasaOS:    casaos.Import,
 }
 
 var (
