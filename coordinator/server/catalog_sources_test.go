@@ -186,7 +186,6 @@ func TestCatalogSourceBadSpecRefused(t *testing.T) {
 		{map[string]any{"name": "builtin", "url": "dir:///srv", "format": "proximity"}, "name"},
 		{map[string]any{"name": "sources", "url": "dir:///srv", "format": "proximity"}, "name"},
 		{map[string]any{"name": "x", "url": "dir:///srv", "format": "umbrel"}, "format"},
-		{map[string]any{"name": "x", "url": "dir:///srv", "format": "runtipi"}, "not available yet"},
 		{map[string]any{"name": "x", "url": "dir:///srv", "path": "../etc", "format": "proximity"}, "path"},
 		{map[string]any{"name": "x", "url": "dir:///srv", "ref": "main", "format": "proximity"}, "ref"},
 		{map[string]any{"name": "x", "url": "file:///srv/repo", "ref": "-upload-pack=x", "format": "proximity"}, "ref"},
@@ -223,22 +222,29 @@ func TestCatalogDirectorySource(t *testing.T) {
 	}
 }
 
-// TestCatalogCasaOSStoreSource: a CasaOS store in a directory imports as a
-// source: the apps that fit are entries casa/<id>, the others are in the
-// report with their reasons.
-func TestCatalogCasaOSStoreSource(t *testing.T) {
+// TestCatalogStoreSources: a CasaOS store and a Runtipi appstore in
+// directories import as sources: the apps that fit are entries
+// <source>/<id>, the others are in the report with their reasons.
+func TestCatalogStoreSources(t *testing.T) {
 	tc := newTestCluster(t, 1)
 	tc.waitLeader()
-	store, err := filepath.Abs("../../internal/catalog/casaos/testdata/store")
+	for _, format := range []string{"casaos", "runtipi"} {
+		storeSource(t, tc, format)
+	}
+}
+
+func storeSource(t *testing.T, tc *testCluster, format string) {
+	store, err := filepath.Abs("../../internal/catalog/" + format + "/testdata/store")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var src sourceOut
-	if code, err := tc.call(0, "POST", "/api/v1/catalog/sources", tc.token, map[string]any{"name": "casa", "url": "dir://" + store, "format": "casaos"}, nil, &src); err != nil || code != 201 {
-		t.Fatalf("add: %d %v", code, err)
+	name := format[:4]
+	if code, err := tc.call(0, "POST", "/api/v1/catalog/sources", tc.token, map[string]any{"name": name, "url": "dir://" + store, "format": format}, nil, &src); err != nil || code != 201 {
+		t.Fatalf("add %s: %d %v", format, code, err)
 	}
 	if src.Entries == 0 || src.Rejected == 0 || src.Error != "" {
-		t.Fatalf("the report: %+v", src)
+		t.Fatalf("the report of %s: %+v", format, src)
 	}
 	for _, p := range src.Problems {
 		if p.File == "" || p.Field == "" || p.Reason == "" {
@@ -249,11 +255,11 @@ func TestCatalogCasaOSStoreSource(t *testing.T) {
 		Items []entryOut
 		Total int
 	}
-	if code, err := tc.call(0, "GET", "/api/v1/catalog?source=casa&per_page=100", tc.token, nil, nil, &list); err != nil || code != 200 || list.Total != src.Entries {
+	if code, err := tc.call(0, "GET", "/api/v1/catalog?source="+name+"&per_page=100", tc.token, nil, nil, &list); err != nil || code != 200 || list.Total != src.Entries {
 		t.Fatalf("the source's entries: %d %v %d of %d", code, err, list.Total, src.Entries)
 	}
 	for _, e := range list.Items {
-		if !strings.HasPrefix(e.ID, "casa/") || e.Source != "casa" {
+		if !strings.HasPrefix(e.ID, name+"/") || e.Source != name {
 			t.Errorf("entry %+v", e)
 		}
 	}

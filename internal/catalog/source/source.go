@@ -31,6 +31,7 @@ import (
 
 	"github.com/proximity-ve/proximity/internal/catalog"
 	"github.com/proximity-ve/proximity/internal/catalog/casaos"
+	"github.com/proximity-ve/proximity/internal/catalog/runtipi"
 	"github.com/proximity-ve/proximity/internal/problem"
 )
 
@@ -80,6 +81,7 @@ type Importer func(fsys fs.FS, dir string) catalog.ImportResult
 var importers = map[string]Importer{
 	FormatProximity: catalog.Import,
 	FormatCasaOS:    casaos.Import,
+	FormatRuntipi:   runtipi.Import,
 }
 
 var (
