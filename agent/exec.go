@@ -290,7 +290,7 @@ func (x *executor) do(ctx context.Context, t *pb.Task) (*taskspec.Output, error)
 		if err != nil {
 			return nil, err
 		}
-		return nil, rt.Restore(ctx, vmid, spec.Volid, pve.RestoreOptions{Storage: spec.Storage, Force: spec.Force, Hostname: spec.Hostname})
+		return nil, rt.Restore(ctx, vmid, spec.Volid, pve.RestoreOptions{Storage: spec.Storage, Force: spec.Force, Hostname: spec.Hostname, Unique: spec.Unique, Net0: spec.Net0})
 	case taskspec.DeleteBackup:
 		spec, err := decode[taskspec.VolumeSpec](t)
 		if err != nil {

@@ -131,6 +131,11 @@ func (p Policy) Check(ctx context.Context, rt pve.Runtime, t *pb.Task) error {
 		if err := p.storage("restore storage", spec.Storage); err != nil {
 			return err
 		}
+		if spec.Net0 != "" {
+			if err := p.network("net0", spec.Net0); err != nil {
+				return err
+			}
+		}
 		return p.hostname(spec.Hostname, false)
 	case taskspec.DeleteBackup:
 		spec, err := decode[taskspec.VolumeSpec](t)

@@ -92,7 +92,7 @@ func (r *reporter) flush(ctx context.Context) {
 		if sts, err := a.cfg.Runtime.Storages(hctx); err == nil {
 			for _, st := range sts {
 				req.Heartbeat.Storages = append(req.Heartbeat.Storages, &pb.Storage{Name: st.Name, Type: st.Type,
-					Content: st.Content, Total: st.Total, Available: st.Available})
+					Content: st.Content, Total: st.Total, Available: st.Available, Shared: st.Shared})
 			}
 		} else {
 			a.log.Warn("storages", "err", err)

@@ -18,13 +18,16 @@ type storageJSON struct {
 	Content   []string `json:"content"`
 	Total     uint64   `json:"total"`
 	Available uint64   `json:"available"`
+	// Shared: the storage is reachable from every node of its Proxmox
+	// cluster, so a backup on it can be restored on another node.
+	Shared bool `json:"shared"`
 }
 
 func storagesJSON(in []*pb.Storage) []storageJSON {
 	out := make([]storageJSON, 0, len(in))
 	for _, s := range in {
 		c := append([]string{}, s.Content...)
-		out = append(out, storageJSON{Name: s.Name, Type: s.Type, Content: c, Total: s.Total, Available: s.Available})
+		out = append(out, storageJSON{Name: s.Name, Type: s.Type, Content: c, Total: s.Total, Available: s.Available, Shared: s.Shared})
 	}
 	return out
 }

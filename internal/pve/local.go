@@ -408,6 +408,9 @@ func (l *Local) Restore(ctx context.Context, vmid int, volid string, o RestoreOp
 	if o.Hostname != "" {
 		args = append(args, "--hostname", o.Hostname)
 	}
+	if o.Net0 != "" {
+		args = append(args, "--net0", o.Net0)
+	}
 	return l.task(ctx, "vzrestore", vmid, args...)
 }
 

@@ -117,6 +117,7 @@ func (l *Local) Storages(ctx context.Context) ([]Storage, error) {
 		Avail   num    `json:"avail"`
 		Active  *num   `json:"active"`
 		Enabled *num   `json:"enabled"`
+		Shared  num    `json:"shared"`
 	}
 	if err := l.get(ctx, l.nodePath("/storage"), &list); err != nil {
 		return nil, err
@@ -126,7 +127,7 @@ func (l *Local) Storages(ctx context.Context) ([]Storage, error) {
 		if s.Storage == "" || (s.Active != nil && *s.Active == 0) || (s.Enabled != nil && *s.Enabled == 0) {
 			continue
 		}
-		st := Storage{Name: s.Storage, Type: s.Type, Content: []string{}, Total: uint64(s.Total), Available: uint64(s.Avail)}
+		st := Storage{Name: s.Storage, Type: s.Type, Content: []string{}, Total: uint64(s.Total), Available: uint64(s.Avail), Shared: s.Shared == 1}
 		for _, c := range strings.Split(s.Content, ",") {
 			if c = strings.TrimSpace(c); c != "" {
 				st.Content = append(st.Content, c)

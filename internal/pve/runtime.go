@@ -125,6 +125,9 @@ type Storage struct {
 	Content   []string `json:"content"` // rootdir, images, vztmpl, backup, iso, ...
 	Total     uint64   `json:"total"`
 	Available uint64   `json:"available"`
+	// Shared storages are reachable from every node of the Proxmox
+	// cluster (NFS, CIFS, Ceph, PBS, ...); the others only from their own.
+	Shared bool `json:"shared"`
 }
 
 // Holds reports whether the storage takes content of the given kind.
@@ -189,6 +192,9 @@ type RestoreOptions struct {
 	Force    bool
 	Unique   bool
 	Hostname string
+	// Net0 replaces the backed-up net0 (pct restore merges given
+	// configuration over the archive's).
+	Net0 string
 }
 
 // SnapshotInfo is one snapshot.

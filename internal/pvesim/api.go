@@ -389,7 +389,7 @@ func (a *API) resources(w http.ResponseWriter, r *http.Request) (any, error) {
 		if typ == "" || typ == "storage" {
 			for _, s := range n.Storages {
 				out = append(out, map[string]any{"id": "storage/" + n.Name + "/" + s.ID, "type": "storage", "storage": s.ID,
-					"node": n.Name, "status": "available", "plugintype": s.Type, "content": strings.Join(s.Content, ","), "shared": 0})
+					"node": n.Name, "status": "available", "plugintype": s.Type, "content": strings.Join(s.Content, ","), "shared": boolInt(s.Shared)})
 			}
 		}
 		return nil
@@ -494,7 +494,7 @@ func (a *API) storages(w http.ResponseWriter, r *http.Request) (any, error) {
 				}
 			}
 			out = append(out, map[string]any{"storage": s.ID, "type": s.Type, "content": strings.Join(s.Content, ","),
-				"active": 1, "enabled": 1, "shared": 0, "total": total, "used": used, "avail": max(total-used, 0)})
+				"active": 1, "enabled": 1, "shared": boolInt(s.Shared), "total": total, "used": used, "avail": max(total-used, 0)})
 		}
 		return nil
 	})
@@ -515,7 +515,11 @@ func (a *API) content(w http.ResponseWriter, r *http.Request) (any, error) {
 			}
 		}
 		if (kind == "" || kind == "backup") && s.Supports("backup") {
-			for _, b := range n.Backups {
+			var list []Backup
+			if err := n.withArchives(storage, false, func(l *[]Backup) error { list = *l; return nil }); err != nil {
+				return err
+			}
+			for _, b := range list {
 				if strings.HasPrefix(b.Volid, storage+":") && (q(r, "vmid") == "" || q(r, "vmid") == strconv.Itoa(b.VMID)) {
 					e := map[string]any{"volid": b.Volid, "content": "backup", "format": "tar.zst", "size": b.Size, "ctime": b.Ctime, "vmid": b.VMID}
 					if b.Notes != "" {
@@ -556,7 +560,12 @@ func (a *API) deleteContent(w http.ResponseWriter, r *http.Request) (any, error)
 		},
 		body: func(n *Node, t *task) error {
 			upid = t.upid
-			n.Backups = slices.DeleteFunc(n.Backups, func(b Backup) bool { return b.Volid == volid })
+			if err := n.withArchives(storageOf(volid), true, func(l *[]Backup) error {
+				*l = slices.DeleteFunc(*l, func(b Backup) bool { return b.Volid == volid })
+				return nil
+			}); err != nil {
+				return err
+			}
 			t.log("Removed volume '%s'", volid)
 			return nil
 		},

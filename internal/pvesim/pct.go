@@ -42,6 +42,7 @@ var pctSpecs = map[string]spec{
 	"restore": {args: []string{"vmid", "ostemplate"}, usage: "pct restore <vmid> <ostemplate> [OPTIONS]", opts: map[string]optKind{
 		"storage": optString, "force": optBool, "unique": optBool, "unprivileged": optBool,
 		"hostname": optString, "memory": optInt, "cores": optInt, "ignore-unpack-errors": optBool, "bwlimit": optInt,
+		"net0": optString,
 	}},
 	"push":    {args: []string{"vmid", "file", "destination"}, opts: map[string]optKind{"perms": optString, "user": optString, "group": optString}, usage: "pct push <vmid> <file> <destination> [OPTIONS]"},
 	"unlock":  {args: []string{"vmid"}, usage: "pct unlock <vmid>"},

@@ -17,6 +17,8 @@ type Storage struct {
 	Type    string   `json:"type"`    // dir, lvmthin
 	Content []string `json:"content"` // vztmpl, backup, iso, rootdir, images
 	Path    string   `json:"path,omitempty"`
+	// Shared storages are reached by several nodes (shared.go).
+	Shared bool `json:"shared,omitempty"`
 }
 
 // Supports reports whether the storage holds the given content type.

@@ -112,7 +112,9 @@ func vzdump(st *Store, args []string, stdout, stderr io.Writer) int {
 			if m == "snapshot" {
 				t.log("cleanup temporary 'vzdump' snapshot")
 			}
-			n.Backups = append(n.Backups, b)
+			if err := n.withArchives(storage, true, func(list *[]Backup) error { *list = append(*list, b); return nil }); err != nil {
+				return err
+			}
 			t.log("Finished Backup of VM %d (00:00:01)", id)
 			t.log("Backup finished at %s", time.Now().Format("2006-01-02 15:04:05"))
 			return nil
@@ -125,15 +127,6 @@ func vzdump(st *Store, args []string, stdout, stderr io.Writer) int {
 	}
 	info("Backup job finished successfully")
 	return 0
-}
-
-func (n *Node) backup(volid string) *Backup {
-	for i := range n.Backups {
-		if n.Backups[i].Volid == volid {
-			return &n.Backups[i]
-		}
-	}
-	return nil
 }
 
 // restore is pct restore: create_vm with restore=1, a "vzrestore" task.
@@ -175,7 +168,11 @@ func (c *pct) restore(id int, archive string, o map[string]string) error {
 					cfg[k] = v
 				}
 			}
-			if net, ok := cfg["net0"]; ok && o["unique"] == "1" {
+			if net, ok := o["net0"]; ok {
+				// Given configuration wins over the backed-up one; a new
+				// net0 without hwaddr gets one made for this VMID.
+				cfg["net0"] = netConfig(net, id)
+			} else if net, ok := cfg["net0"]; ok && o["unique"] == "1" {
 				cfg["net0"] = netConfig(strings.Join(slices.DeleteFunc(strings.Split(net, ","), func(kv string) bool {
 					return strings.HasPrefix(kv, "hwaddr=")
 				}), ","), id)

@@ -143,6 +143,11 @@ type RestoreSpec struct {
 	Storage  string `json:"storage,omitempty"`
 	Force    bool   `json:"force,omitempty"`
 	Hostname string `json:"hostname,omitempty"`
+	// Unique gives the restored container a new MAC address, and Net0
+	// replaces its backed-up network (a move restores a copy beside the
+	// running original, which keeps its own).
+	Unique bool   `json:"unique,omitempty"`
+	Net0   string `json:"net0,omitempty"`
 }
 
 // VolumeSpec names a volume (delete_backup).

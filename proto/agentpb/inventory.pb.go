@@ -140,12 +140,16 @@ func (x *Heartbeat) GetAdvertiseAddr() string {
 
 // Storage is one Proxmox storage of the node.
 type Storage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`            // dir, lvmthin, zfspool, nfs, pbs, ...
-	Content       []string               `protobuf:"bytes,3,rep,name=content,proto3" json:"content,omitempty"`      // rootdir, images, vztmpl, backup, iso, ...
-	Total         uint64                 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`         // bytes
-	Available     uint64                 `protobuf:"varint,5,opt,name=available,proto3" json:"available,omitempty"` // bytes
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type      string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`            // dir, lvmthin, zfspool, nfs, pbs, ...
+	Content   []string               `protobuf:"bytes,3,rep,name=content,proto3" json:"content,omitempty"`      // rootdir, images, vztmpl, backup, iso, ...
+	Total     uint64                 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`         // bytes
+	Available uint64                 `protobuf:"varint,5,opt,name=available,proto3" json:"available,omitempty"` // bytes
+	// shared storages are reachable from every node of the Proxmox cluster
+	// (NFS, CIFS, Ceph, PBS, ...): a backup on one can be restored on
+	// another node; the others only on their own node.
+	Shared        bool `protobuf:"varint,6,opt,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -213,6 +217,13 @@ func (x *Storage) GetAvailable() uint64 {
 		return x.Available
 	}
 	return 0
+}
+
+func (x *Storage) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
 }
 
 type Inventory struct {
@@ -424,13 +435,14 @@ const file_inventory_proto_rawDesc = "" +
 	"\vpve_version\x18\a \x01(\tR\n" +
 	"pveVersion\x127\n" +
 	"\bstorages\x18\b \x03(\v2\x1b.proximity.agent.v1.StorageR\bstorages\x12%\n" +
-	"\x0eadvertise_addr\x18\t \x01(\tR\radvertiseAddr\"\x7f\n" +
+	"\x0eadvertise_addr\x18\t \x01(\tR\radvertiseAddr\"\x97\x01\n" +
 	"\aStorage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
 	"\acontent\x18\x03 \x03(\tR\acontent\x12\x14\n" +
 	"\x05total\x18\x04 \x01(\x04R\x05total\x12\x1c\n" +
-	"\tavailable\x18\x05 \x01(\x04R\tavailable\"T\n" +
+	"\tavailable\x18\x05 \x01(\x04R\tavailable\x12\x16\n" +
+	"\x06shared\x18\x06 \x01(\bR\x06shared\"T\n" +
 	"\tInventory\x12\x14\n" +
 	"\x05vmids\x18\x01 \x03(\rR\x05vmids\x121\n" +
 	"\x06guests\x18\x02 \x03(\v2\x19.proximity.agent.v1.GuestR\x06guests\"\xa3\x02\n" +
