@@ -132,13 +132,15 @@ func (a *API) nodeViews() ([]placement.Node, int, placement.Policy) {
 		}
 		v.MemUsedMB = int64(max(li.MemTotal-min(li.MemFree, li.MemTotal), limits) / mib)
 		for _, x := range apps {
-			if x.Node != n.Name {
-				continue
-			}
-			v.Cores += int64(x.Resources.Cores)
-			if !listed[x.VMID] {
-				v.Pending.MemoryMB += int64(x.Resources.MemoryMB)
-				v.Pending.DiskGB += int64(x.Resources.DiskGB)
+			for _, pc := range containersOf(x) { // two while it is moved (move.go)
+				if pc.node != n.Name {
+					continue
+				}
+				v.Cores += int64(x.Resources.Cores)
+				if !listed[pc.vmid] {
+					v.Pending.MemoryMB += int64(x.Resources.MemoryMB)
+					v.Pending.DiskGB += int64(x.Resources.DiskGB)
+				}
 			}
 		}
 		out = append(out, v)

@@ -24,6 +24,9 @@ var permanent = map[string]bool{"invalid": true, "unsupported": true, "protected
 // stage's task, or, when that task has ended, goes to the next stage,
 // retries, or ends the operation.
 func (c *Controller) advance(ctx context.Context, a fsm.App) error {
+	if a.Op == fsm.OpMove {
+		return c.advanceMove(ctx, a) // move.go
+	}
 	opStages, opFinal, ok := opFor(a)
 	if !ok {
 		return fmt.Errorf("unknown operation %q", a.Op)

@@ -64,6 +64,8 @@ func (s *State) cancelApp(index uint64, c CancelAppCmd) (*App, error) {
 		return nil, problem.E(problem.Conflict, "app %s is the source of a clone; cancel the clone instead", c.ID)
 	case a.Op == OpDelete:
 		return nil, problem.E(problem.Conflict, "app %s is being deleted; a delete cannot be cancelled", c.ID)
+	case a.Op == OpMove && a.OpArgs[ArgMoveSwitched] != "":
+		return nil, problem.E(problem.Conflict, "app %s runs on its new node already; its move is removing the old container and cannot be cancelled", c.ID)
 	case a.OpArgs[ArgCancelledBy] != "" || Undoing(a.Step):
 		return nil, problem.E(problem.Conflict, "app %s: its %s is being undone already", c.ID, a.Op)
 	}

@@ -69,6 +69,9 @@ const (
 	CmdAddCatalogSource    CommandType = 50
 	CmdRemoveCatalogSource CommandType = 51
 	CmdCatalogFetched      CommandType = 52
+	// Moving an app to another node (move.go).
+	CmdMoveApp  CommandType = 62
+	CmdMoveStep CommandType = 63
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -130,6 +133,9 @@ type Command struct {
 	AddCatalogSource    *AddCatalogSourceCmd    `json:"add_catalog_source,omitempty"`
 	RemoveCatalogSource *RemoveCatalogSourceCmd `json:"remove_catalog_source,omitempty"`
 	CatalogFetched      *CatalogFetchedCmd      `json:"catalog_fetched,omitempty"`
+	// MoveApp and MoveStep: moving an app to another node (move.go).
+	MoveApp  *MoveAppCmd  `json:"move_app,omitempty"`
+	MoveStep *MoveStepCmd `json:"move_step,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if
@@ -146,6 +152,10 @@ type ReserveCmd struct {
 	// FixedVMID takes this VMID (an existing container being adopted; it
 	// may be foreign) instead of one from the pool.
 	FixedVMID int `json:"fixed_vmid,omitempty"`
+	// standby: the reservation of a move's new container, which shares
+	// the app's hostname without holding it (move.go). Set only by the
+	// FSM, never read from a command.
+	standby bool
 }
 
 // ReleaseCmd frees everything reservation ID holds.

@@ -168,6 +168,10 @@ func cmdApp(c *Command) string {
 		return c.RemoveApp.ID
 	case c.CancelApp != nil:
 		return c.CancelApp.ID
+	case c.MoveApp != nil:
+		return c.MoveApp.ID
+	case c.MoveStep != nil:
+		return c.MoveStep.Step.ID
 	}
 	return ""
 }

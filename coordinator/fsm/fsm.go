@@ -277,6 +277,10 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		err = s.removeCatalogSource(*c.RemoveCatalogSource)
 	case c.Type == CmdCatalogFetched && c.CatalogFetched != nil:
 		err = s.catalogFetched(*c.CatalogFetched)
+	case c.Type == CmdMoveApp && c.MoveApp != nil:
+		r.App, err = s.moveApp(index, *c.MoveApp)
+	case c.Type == CmdMoveStep && c.MoveStep != nil:
+		r.App, err = s.moveStep(*c.MoveStep)
 	case c.Type == CmdCleanupDone && c.CleanupDone != nil:
 		delete(s.Cleanups, c.CleanupDone.ID)
 	default:

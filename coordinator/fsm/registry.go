@@ -32,6 +32,10 @@ type Reservation struct {
 	Index       uint64    `json:"index"`
 	Seq         uint64    `json:"seq"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Standby marks the second reservation of an app being moved: it
+	// holds its VMID, ports and address but not its hostname, which the
+	// app's own reservation holds (move.go).
+	Standby bool `json:"standby,omitempty"`
 }
 
 // PoolSettings are the ranges the registry allocates from (inclusive).
@@ -141,7 +145,9 @@ func addrU32(a netip.Addr) uint32 {
 }
 
 func (s *State) index(id string, r *Reservation) {
-	s.byHostname[r.Hostname] = id
+	if !r.Standby {
+		s.byHostname[r.Hostname] = id
+	}
 	s.byVMID[r.VMID] = id
 	ports := s.byPort[r.Node]
 	if ports == nil {
@@ -159,7 +165,9 @@ func (s *State) index(id string, r *Reservation) {
 }
 
 func (s *State) unindex(r *Reservation) {
-	delete(s.byHostname, r.Hostname)
+	if s.byHostname[r.Hostname] == r.ID {
+		delete(s.byHostname, r.Hostname)
+	}
 	delete(s.byVMID, r.VMID)
 	for _, p := range r.PublicPorts {
 		delete(s.byPort[r.Node], p)
@@ -198,7 +206,7 @@ func (s *State) reserve(index uint64, c *ReserveCmd) (*Reservation, error) {
 	}
 	// A refusal does not name the holder: users deploy too, and another
 	// owner's reservation is none of theirs (the API adds it for admins).
-	if _, ok := s.byHostname[host]; ok {
+	if _, ok := s.byHostname[host]; ok && !c.standby {
 		return nil, &problem.Error{Kind: problem.Conflict, Type: ProblemHostnameTaken, Detail: fmt.Sprintf("hostname %q is taken", host)}
 	}
 
@@ -232,7 +240,7 @@ func (s *State) reserve(index uint64, c *ReserveCmd) (*Reservation, error) {
 	s.Seq++
 	r := &Reservation{
 		ID: c.ID, VMID: vmid, Hostname: host, Node: c.Node, PublicPorts: ports,
-		Owner: c.Owner, Index: index, Seq: s.Seq, CreatedAt: c.CreatedAt.UTC(),
+		Owner: c.Owner, Index: index, Seq: s.Seq, CreatedAt: c.CreatedAt.UTC(), Standby: c.standby,
 	}
 	if ip.IsValid() {
 		r.IP = ip.String()
@@ -351,7 +359,7 @@ func (s *State) appHolding(id string) *App {
 		return nil
 	}
 	if appID, ok := strings.CutPrefix(r.Owner, AppOwnerPrefix); ok {
-		if a, ok := s.Apps[appID]; ok && a.ReservationID == id {
+		if a, ok := s.Apps[appID]; ok && (a.ReservationID == id || (a.Op == OpMove && a.OpArgs[ArgMoveReservation] == id)) {
 			return a
 		}
 	}
