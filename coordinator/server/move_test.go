@@ -147,8 +147,8 @@ func TestMoveAppToAnotherNode(t *testing.T) {
 	if code, err := tc.call(0, "POST", restore(nfs.ID), tok, map[string]any{"node": "pve2"}, nil, &m); err != nil || code != 202 || m.Status != "moving" {
 		t.Fatalf("move: %d %v %+v", code, err, m)
 	}
-	if code, _ := problemDetail(t, tc, tok, restore(nfs.ID), map[string]any{"node": "pve3"}); code != http.StatusConflict {
-		t.Fatalf("second move while one runs: %d", code)
+	if code, detail := problemDetail(t, tc, tok, restore(nfs.ID), map[string]any{"node": "pve2"}); code != http.StatusConflict || !strings.Contains(detail, "busy") {
+		t.Fatalf("second move while one runs: %d %q", code, detail)
 	}
 	if code, _ := problemDetail(t, tc, tok, "/api/v1/apps/"+a.ID+"/backups", nil); code != http.StatusConflict {
 		t.Fatalf("backup during a move: %d", code)
