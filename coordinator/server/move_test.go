@@ -123,6 +123,9 @@ func TestMoveAppToAnotherNode(t *testing.T) {
 	if code, detail := problemDetail(t, tc, tok, restore(local.ID), map[string]any{"node": "pve2"}); code != http.StatusConflict || !strings.Contains(detail, `"local"`) {
 		t.Fatalf("move of a backup on local: %d %q", code, detail)
 	}
+	if after := registry(tc); len(after) != len(before) {
+		t.Fatalf("a refused move reserved something: %d reservations, %d before", len(after), len(before))
+	}
 	// A backup on "nfs" cannot be read from pve3, which has no such storage.
 	nfs := tc.backupOn(t, tok, a.ID, "nfs")
 	if !strings.HasPrefix(nfs.Volid, "nfs:backup/") {
