@@ -101,7 +101,7 @@ func ImportApp(file, folder string, data []byte) (catalog.Entry, []catalog.Probl
 		File:       file,
 		Name:       lxcfit.Localized(x["title"]),
 		Category:   lxcfit.Category(lxcfit.Str(x["category"])),
-		Icon:       httpURL(lxcfit.Str(x["icon"])),
+		Icon:       strings.TrimSpace(lxcfit.Str(x["icon"])),
 		Doc:        doc,
 		Main:       main,
 		MainPort:   mainPort,
@@ -185,13 +185,6 @@ func appendNew(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
-}
-
-func httpURL(s string) string {
-	if strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") {
-		return s
-	}
-	return ""
 }
 
 // indexPath is the path part of the store's index ("/admin", "/?x=1").

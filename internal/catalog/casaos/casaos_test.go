@@ -73,6 +73,7 @@ func TestImportCasaOSGoodApp(t *testing.T) {
               type: bind
 `,
 		HealthCheck: catalog.HealthCheck{Port: "web", Path: "/boards", TimeoutSec: 300},
+		File:        "Apps/Whiteboard/docker-compose.yml",
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("whiteboard (-want +got):\n%s", d)
@@ -130,7 +131,7 @@ func TestImportCasaOSDegradations(t *testing.T) {
 	r := importFixtures(t)
 	for _, tc := range []struct {
 		id, field, reason string
-		check            func(e catalog.Entry) bool
+		check             func(e catalog.Entry) bool
 	}{
 		{"notekeeper", "services.app.volumes[2]", "time zone file /etc/localtime", func(e catalog.Entry) bool {
 			return !strings.Contains(e.Compose, "/etc/localtime")
@@ -149,6 +150,7 @@ func TestImportCasaOSDegradations(t *testing.T) {
 				strings.Count(e.Compose, "${DB_PASSWORD}") == 3 &&
 				cmp.Equal(e.Environment, []catalog.EnvVar{{Name: "DB_PASSWORD", Generate: 32}})
 		}},
+		{"notekeeper", "icon", "not an https:// URL", func(e catalog.Entry) bool { return e.Icon == "" }},
 		{"mediabox", "services.mediabox.devices", "GPU /dev/dri", func(e catalog.Entry) bool {
 			return !strings.Contains(e.Compose, "/dev/dri")
 		}},

@@ -15,6 +15,7 @@ package lxcfit
 import (
 	"fmt"
 	"math"
+	"net/url"
 	"path"
 	"regexp"
 	"sort"
@@ -189,6 +190,15 @@ func (f *fitter) fit() catalog.Entry {
 	}
 	compose := string(out)
 	f.declareVariables(compose)
+	for _, u := range []struct {
+		field string
+		v     *string
+	}{{"icon", &a.Icon}, {"website", &a.Website}} {
+		if *u.v != "" && !validHTTPS(*u.v) {
+			f.degrade(u.field, "%q is not an https:// URL; the entry has no %s", *u.v, u.field)
+			*u.v = ""
+		}
+	}
 	version := a.Version
 	if version == "" {
 		version = imageVersion(str(svcs[a.Main].(map[string]any)["image"]))
@@ -209,6 +219,10 @@ func (f *fitter) fit() catalog.Entry {
 		Settings:    f.settings,
 		Compose:     compose,
 		HealthCheck: health,
+	}
+	e.File = a.File
+	if a.MetaFile != "" {
+		e.File = a.MetaFile
 	}
 	if strings.Contains(compose, DataDir(a.ID)) {
 		e.Volumes = []string{DataDir(a.ID)}
@@ -695,6 +709,12 @@ func (f *fitter) ports(svcs map[string]any, names []string) ([]catalog.Port, cat
 		hp = "/"
 	}
 	return ports, catalog.HealthCheck{Port: "web", Path: hp, TimeoutSec: 300}
+}
+
+// validHTTPS is the catalog's reading of an https:// URL.
+func validHTTPS(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "https" && u.Host != "" && len(s) <= 2048 && !strings.ContainsAny(s, " \n\r\t\"'<>")
 }
 
 // healthPathRE is what the agent accepts as the health check's path.

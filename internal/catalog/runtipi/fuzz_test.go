@@ -12,7 +12,7 @@ func FuzzImportRuntipi(f *testing.F) {
 		if yml {
 			name = "docker-compose.yml"
 		}
-		e, problems, ok := ImportApp("apps/fuzz/config.json", "fuzz", config, map[string][]byte{name: compose}, "")
+		e, problems, ok := ImportApp("apps/fuzz/config.json", "fuzz", config, map[string][]byte{name: compose})
 		for _, p := range problems {
 			if p.Reason == "" || p.Field == "" {
 				t.Errorf("a problem without field or reason: %+v", p)

@@ -111,12 +111,7 @@ func importApp(file, appDir string, read reader) (catalog.Entry, []catalog.Probl
 			files[name] = b
 		}
 	}
-	_, hasLogo, _ := read("metadata/logo.jpg")
-	icon := ""
-	if hasLogo {
-		icon = path.Join(appDir, "metadata", "logo.jpg")
-	}
-	return ImportApp(file, folder, config, files, icon)
+	return ImportApp(file, folder, config, files)
 }
 
 func reject(id, file, field, reason string) (catalog.Entry, []catalog.Problem, bool) {
@@ -126,8 +121,9 @@ func reject(id, file, field, reason string) (catalog.Entry, []catalog.Problem, b
 // ImportApp reads one app from its config.json (config, from file in the
 // folder named folder) and the other files of its folder by name
 // (docker-compose.json, docker-compose.yml, metadata/description.md).
-// icon is the path of its logo, if it has one.
-func ImportApp(file, folder string, config []byte, files map[string][]byte, icon string) (catalog.Entry, []catalog.Problem, bool) {
+// The app has no icon: Runtipi keeps its logo as a file of the store
+// (metadata/logo.jpg), not at a URL.
+func ImportApp(file, folder string, config []byte, files map[string][]byte) (catalog.Entry, []catalog.Problem, bool) {
 	var cfg Config
 	if err := json.Unmarshal(config, &cfg); err != nil {
 		return reject(lxcfit.CleanID(folder), file, "(document)", "not JSON: "+err.Error())
@@ -153,7 +149,6 @@ func ImportApp(file, folder string, config []byte, files map[string][]byte, icon
 		File:          file,
 		Name:          strings.TrimSpace(cfg.Name),
 		Category:      "other",
-		Icon:          icon,
 		Architectures: cfg.SupportedArchitectures,
 		HostPorts:     map[string][]string{},
 	}
@@ -167,7 +162,7 @@ func ImportApp(file, folder string, config []byte, files map[string][]byte, icon
 		}
 	}
 	for _, u := range []string{cfg.Website, cfg.Source} {
-		if strings.HasPrefix(u, "https://") && !strings.ContainsAny(u, " \t\n") {
+		if strings.HasPrefix(u, "https://") {
 			app.Website = u
 			break
 		}

@@ -42,7 +42,6 @@ func TestImportRuntipiDynamicApp(t *testing.T) {
 		Description: "Share snippets of text.\n\n# Pastebin\n\nA small pastebin, written for the tests.",
 		Category:    "utilities",
 		Tags:        []string{"development"},
-		Icon:        "apps/pastebin/metadata/logo.jpg",
 		Website:     "https://pastebin.example.org",
 		Resources:   catalog.Resources{Cores: 2, MemoryMB: 2048, DiskGB: 16},
 		Template:    "debian-13-standard_13.6-1_amd64.tar.zst",
@@ -104,6 +103,7 @@ func TestImportRuntipiDynamicApp(t *testing.T) {
             - /opt/proximity/data/pastebin/data/db:/var/lib/postgresql/data
 `,
 		HealthCheck: catalog.HealthCheck{Port: "web", Path: "/", TimeoutSec: 300},
+		File:        "apps/pastebin/config.json",
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("pastebin (-want +got):\n%s", d)
@@ -281,7 +281,7 @@ func TestRuntipiFormFields(t *testing.T) {
 				}
 			}
 			compose := `{"services":[{"name":"f","image":"f:1.0.0","isMain":true,"internalPort":80,"environment":{"X":"${` + s.Name + `}"}}]}`
-			e, problems, ok := ImportApp("apps/f/config.json", "f", []byte(config), map[string][]byte{"docker-compose.json": []byte(compose)}, "")
+			e, problems, ok := ImportApp("apps/f/config.json", "f", []byte(config), map[string][]byte{"docker-compose.json": []byte(compose)})
 			if !ok {
 				t.Fatalf("not imported: %+v", problems)
 			}
@@ -321,7 +321,7 @@ func TestImportRuntipiMalformed(t *testing.T) {
 		"no main among several": {good, `{"services":[{"name":"a","image":"a:1"},{"name":"b","image":"b:1"}]}`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, problems, ok := ImportApp("apps/x/config.json", "x", []byte(tc[0]), map[string][]byte{"docker-compose.json": []byte(tc[1])}, "")
+			_, problems, ok := ImportApp("apps/x/config.json", "x", []byte(tc[0]), map[string][]byte{"docker-compose.json": []byte(tc[1])})
 			if ok {
 				t.Fatal("imported")
 			}
