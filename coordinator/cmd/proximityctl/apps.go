@@ -293,51 +293,6 @@ func backupsCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func catalogCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "catalog", Short: "Browse the app catalog"}
-	list := &cobra.Command{
-		Use: "list", Short: "List catalog apps", Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			var out struct {
-				Items []struct {
-					ID, Name, Version, Category string
-				} `json:"items"`
-				Total int `json:"total"`
-			}
-			if err := e.call("GET", "/api/v1/catalog?per_page=100", nil, &out); err != nil {
-				return err
-			}
-			var rows [][]string
-			for _, c := range out.Items {
-				rows = append(rows, []string{c.ID, c.Name, c.Version, c.Category})
-			}
-			return e.print(out, []string{"ID", "NAME", "VERSION", "CATEGORY"}, rows)
-		},
-	}
-	show := &cobra.Command{
-		Use: "show ID", Short: "Show a catalog entry's settings (-o json: the whole entry)", Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			var out catalogEntry
-			if err := e.call("GET", "/api/v1/catalog/"+url.PathEscape(args[0]), nil, &out); err != nil {
-				return err
-			}
-			return e.print(out, settingHeader, settingRows(out.Settings))
-		},
-	}
-	reload := &cobra.Command{
-		Use: "reload", Short: "Reload the catalog files on the leader (admin)", Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			var out map[string]any
-			if err := e.call("POST", "/api/v1/catalog/reload", nil, &out); err != nil {
-				return err
-			}
-			return e.print(out, []string{"ENTRIES", "SOURCE"}, [][]string{{fmt.Sprint(out["entries"]), fmt.Sprint(out["source"])}})
-		},
-	}
-	cmd.AddCommand(list, show, reload)
-	return cmd
-}
-
 func adoptCmds(e *env) []*cobra.Command {
 	discover := &cobra.Command{
 		Use: "discover", Short: "List containers on the nodes that no app manages (admin)", Args: cobra.NoArgs,
