@@ -93,7 +93,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "the API's certificate (PEM) instead of one from the cluster CA; re-read on SIGHUP")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", "the key of --tls-cert-file (PEM)")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a login's session lasts (1m to 30 days)")
-	f.StringVar(&cfg.CatalogDir, "catalog-dir", "", "directory of catalog *.yaml files, read at the cluster's first start and on catalog reload (default: the starter catalog built in)")
+	f.StringVar(&cfg.CatalogDir, "catalog-dir", "", "directory of *.yaml files the builtin catalog source reads, at the cluster's first start and on catalog reload (default: the starter catalog built in)")
 	f.StringVar(&configFile, "config", "", "YAML file of settings named like these flags (flags and "+EnvPrefix+"_* variables win)")
 	for _, name := range []string{"node-id", "data-dir", "http-addr", "grpc-addr", "raft-addr", "gossip-addr", "cluster-key-file"} {
 		_ = cmd.MarkFlagRequired(name)
@@ -156,7 +156,7 @@ func devCmd() *cobra.Command {
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:7070", "host:port of the operator API")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory, kept on exit (default: a new temporary directory, removed on exit)")
 	cmd.Flags().IntVar(&nodes, "nodes", 3, "simulated Proxmox nodes, each with its own in-process agent")
-	cmd.Flags().StringVar(&catalogDir, "catalog-dir", "", "directory of catalog *.yaml files (default: the starter catalog built in)")
+	cmd.Flags().StringVar(&catalogDir, "catalog-dir", "", "directory of *.yaml files the builtin catalog source reads (default: the starter catalog built in)")
 	return cmd
 }
 
