@@ -112,6 +112,7 @@ func TestImportCasaOSRejections(t *testing.T) {
 		{"armonly", "Apps/ArmOnly/docker-compose.yml", "architectures", "no amd64 build"},
 		{"broken", "Apps/Broken/docker-compose.yml", "(document)", "not YAML"},
 		{"hostnet", "Apps/HostNet/docker-compose.yml", "services.hostnet.network_mode", "network_mode: host"},
+		{"secureui", "Apps/SecureUI/docker-compose.yml", "scheme", "only HTTPS"},
 	} {
 		t.Run(tc.id, func(t *testing.T) {
 			if _, ok := entry(r, tc.id); ok {

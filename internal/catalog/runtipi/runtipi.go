@@ -170,9 +170,6 @@ func ImportApp(file, folder string, config []byte, files map[string][]byte) (cat
 	if v := strings.TrimSpace(cfg.Version); v != "" && v != "latest" {
 		app.Version = v
 	}
-	if cfg.HTTPS {
-		app.Scheme = "https"
-	}
 	desc := strings.TrimSpace(cfg.Description)
 	if md := strings.TrimSpace(string(files["metadata/description.md"])); md != "" {
 		desc = md
@@ -182,6 +179,9 @@ func ImportApp(file, folder string, config []byte, files map[string][]byte) (cat
 	var problems []catalog.Problem
 	degrade := func(field, format string, args ...any) {
 		problems = append(problems, catalog.Problem{ID: id, File: file, Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	if cfg.HTTPS {
+		degrade("https", "Runtipi serves the app over HTTPS only, through its proxy; Proximity opens it over plain HTTP on its port (put a TLS proxy in front if the app needs a secure origin)")
 	}
 	settings, bad := formSettings(cfg.FormFields, degrade)
 	if bad != nil {

@@ -164,7 +164,7 @@ func TestImportRuntipiEveryEntryValidates(t *testing.T) {
 			t.Errorf("%s: %v", e.ID, err)
 		}
 	}
-	if d := cmp.Diff([]string{"host-dash", "legacy-wiki", "modern-feed", "pastebin"}, ids); d != "" {
+	if d := cmp.Diff([]string{"host-dash", "https-only", "legacy-wiki", "modern-feed", "pastebin"}, ids); d != "" {
 		t.Errorf("imported (-want +got):\n%s", d)
 	}
 }
@@ -184,7 +184,6 @@ func TestImportRuntipiRejections(t *testing.T) {
 		{"bad-compose", "apps/bad-compose/docker-compose.json", "(document)", "not JSON"},
 		{"hidden", "apps/hidden/config.json", "available", "unavailable"},
 		{"lower-env", "apps/lower-env/config.json", "form_fields[0].env_variable", "not an upper-case variable name"},
-		{"https-only", "apps/https-only/config.json", "scheme", "only HTTPS"},
 	} {
 		t.Run(tc.id+"/"+tc.field, func(t *testing.T) {
 			if _, ok := entry(r, tc.id); ok {
@@ -219,6 +218,7 @@ func TestImportRuntipiDegradations(t *testing.T) {
 			return !strings.Contains(e.Compose, "apparmor") && strings.Contains(e.Compose, "no-new-privileges:true")
 		}},
 		{"host-dash", "services.dash.addToMainNetwork", "shared between apps", func(e catalog.Entry) bool { return true }},
+		{"https-only", "https", "HTTPS only", func(e catalog.Entry) bool { return e.Ports[0].URLScheme() == "http" }},
 		{"legacy-wiki", "networks.tipi_main_network", "external network", func(e catalog.Entry) bool {
 			return !strings.Contains(e.Compose, "networks")
 		}},
