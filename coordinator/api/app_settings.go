@@ -125,12 +125,19 @@ func (a *API) patchApp(rq *request) (int, any, error) {
 	}
 	var in struct {
 		Settings map[string]json.RawMessage `json:"settings"`
+		updatePolicyInput
 	}
 	if err := rq.decode(&in); err != nil {
 		return 0, nil, err
 	}
+	if in.given() {
+		if in.Settings != nil {
+			return 0, nil, problem.E(problem.Invalid, "settings: change settings and the update policy in separate requests")
+		}
+		return a.patchUpdatePolicy(rq, app, in.updatePolicyInput)
+	}
 	if len(in.Settings) == 0 {
-		return 0, nil, problem.E(problem.Invalid, "settings: at least one setting to change is required")
+		return 0, nil, problem.E(problem.Invalid, "settings: at least one setting to change is required (or auto_update, maintenance_window, maintenance_window_minutes)")
 	}
 	given, err := settingsInput(in.Settings)
 	if err != nil {

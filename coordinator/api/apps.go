@@ -33,9 +33,15 @@ type appJSON struct {
 	Settings       map[string]string `json:"settings"`
 	SecretSettings []string          `json:"secret_settings"`
 	// URLs are where people open the app (fsm.State.AppURLs).
-	URLs      []fsm.AppURL `json:"urls"`
-	CreatedAt string       `json:"created_at"`
-	UpdatedAt string       `json:"updated_at"`
+	URLs []fsm.AppURL `json:"urls"`
+	// UpdateAvailable is the newer version its catalog entry offers
+	// (null: none); the policy fields are updates.go's.
+	UpdateAvailable          *string `json:"update_available"`
+	AutoUpdate               string  `json:"auto_update"`
+	MaintenanceWindow        string  `json:"maintenance_window"`
+	MaintenanceWindowMinutes int     `json:"maintenance_window_minutes"`
+	CreatedAt                string  `json:"created_at"`
+	UpdatedAt                string  `json:"updated_at"`
 }
 
 // appView is app x as the API shows it, with its URLs from the state.
@@ -52,11 +58,13 @@ func appIn(s *fsm.State, a fsm.App) appJSON {
 	if ports == nil {
 		ports = []int{}
 	}
-	return appJSON{ID: a.ID, Status: a.Status, Hostname: a.Hostname, VMID: a.VMID, Node: a.Node, Owner: a.Owner,
+	out := appJSON{ID: a.ID, Status: a.Status, Hostname: a.Hostname, VMID: a.VMID, Node: a.Node, Owner: a.Owner,
 		CatalogID: a.CatalogID, CatalogVersion: a.CatalogVersion, PublicPorts: ports, IP: a.IP, Resources: a.Resources,
 		Operation: a.Op, Step: a.Step, Error: a.Error, Settings: appSettings(a), SecretSettings: append([]string{}, a.SecretSettings...),
 		URLs:      s.AppURLs(a),
 		CreatedAt: a.CreatedAt.UTC().Format("2006-01-02T15:04:05Z07:00"), UpdatedAt: a.UpdatedAt.UTC().Format("2006-01-02T15:04:05Z07:00")}
+	updatePolicyOut(s, a, &out)
+	return out
 }
 
 // ownApp reads app {id} if the caller may see it: its owner or an admin.
@@ -163,9 +171,13 @@ func (a *API) listApps(rq *request) (int, any, error) {
 			return 0, nil, err
 		}
 	}
+	upd, err := updateFilter(rq)
+	if err != nil {
+		return 0, nil, err
+	}
 	out := page[appJSON]{Items: []appJSON{}, Page: pg, PerPage: per}
 	a.b.FSM().Read(func(s *fsm.State) {
-		if host == "" {
+		if host == "" && upd == nil {
 			apps, total := s.ListApps(owner(rq), pg, per)
 			out.Total = total
 			for _, x := range apps {
@@ -175,11 +187,12 @@ func (a *API) listApps(rq *request) (int, any, error) {
 		}
 		// hostname= names the caller's apps by hostname (the CLI's
 		// names): usually one, more when a failed app kept a hostname
-		// that a later app took.
+		// that a later app took. update_available= keeps the apps with
+		// (true) or without (false) a newer version in the catalog.
 		all, _ := s.ListApps(owner(rq), 1, math.MaxInt)
 		var named []fsm.App
 		for _, x := range all {
-			if strings.EqualFold(x.Hostname, host) {
+			if (host == "" || strings.EqualFold(x.Hostname, host)) && (upd == nil || (updateAvailable(s, x) != nil) == *upd) {
 				named = append(named, x)
 			}
 		}

@@ -76,4 +76,3 @@ func (a *API) backupOp(rq *request, op string) (int, any, error) {
 func (a *API) createBackup(rq *request) (int, any, error)  { return a.backupOp(rq, fsm.OpBackup) }
 func (a *API) restoreBackup(rq *request) (int, any, error) { return a.restoreOrMove(rq) }
 func (a *API) deleteBackup(rq *request) (int, any, error)  { return a.backupOp(rq, fsm.OpDeleteBackup) }
-func (a *API) updateApp(rq *request) (int, any, error)     { return a.backupOp(rq, fsm.OpUpdate) }

@@ -254,7 +254,12 @@ func (c *Controller) finishWith(ctx context.Context, a fsm.App, final string, b 
 		_, err := c.propose(ctx, fsm.Command{Type: fsm.CmdRemoveApp, RequestID: "remove/" + a.ID, RemoveApp: &fsm.RemoveAppCmd{ID: a.ID}})
 		return err
 	}
-	return c.step(ctx, a, fsm.AppStepCmd{Done: true, Status: final, Backup: b, Log: []string{a.Op + ": done; " + final}})
+	s := fsm.AppStepCmd{Done: true, Status: final, Backup: b, Log: []string{a.Op + ": done; " + final}}
+	if v := a.OpArgs["version"]; a.Op == fsm.OpUpdate && v != "" {
+		s.UpdatedTo = v
+		s.Log = []string{"update: done; the app runs version " + v}
+	}
+	return c.step(ctx, a, s)
 }
 
 // cleanups retries every pending cleanup: one delete_snapshot task at a

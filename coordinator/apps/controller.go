@@ -70,6 +70,11 @@ type Config struct {
 	Wait *Policy
 	// NewID makes request IDs (api.NewID).
 	NewID func(prefix string) string
+	// UpdateClock is the automatic updates' clock, against which
+	// maintenance windows are read (nil: Now); UpdateEvery how often the
+	// updater looks (0: 15 s). See updater.go.
+	UpdateClock func() time.Time
+	UpdateEvery time.Duration
 }
 
 // Controller drives apps' operations.
@@ -82,6 +87,8 @@ type Controller struct {
 	notBefore map[string]time.Time
 	// cleanupTry is each pending cleanup's attempt in this term.
 	cleanupTry map[string]int
+	// lastUpdates is when the updater last looked (updater.go).
+	lastUpdates time.Time
 }
 
 // New returns a controller.
@@ -119,6 +126,7 @@ func (c *Controller) Run(ctx context.Context) {
 			}
 		}
 		c.cleanups(ctx, cleanups)
+		c.autoUpdates(ctx)
 		select {
 		case <-ctx.Done():
 		case <-changed:
@@ -294,6 +302,9 @@ const statusFromInspect = "(inspected)"
 func opFor(a fsm.App) ([]stage, string, bool) {
 	if a.Op == fsm.OpReconfigure {
 		return reconfigureStages(a), prevStatus, true
+	}
+	if a.Op == fsm.OpUpdate && !a.Adopted {
+		return updateStagesOf(a), fsm.AppRunning, true
 	}
 	op, ok := ops[a.Op]
 	if a.Adopted {

@@ -183,7 +183,10 @@ type App struct {
 	PendingSettings *SettingsChange `json:"pending_settings,omitempty"`
 	// Adopted apps are containers made outside Proximity: they have no
 	// Compose stack of ours, and deleting one only releases it.
-	Adopted      bool              `json:"adopted,omitempty"`
+	Adopted bool `json:"adopted,omitempty"`
+	// Updates are the app's update policy and what the updater noticed
+	// (updates.go).
+	Updates      *AppUpdates       `json:"updates,omitempty"`
 	InternalPort int               `json:"internal_port,omitempty"`
 	Status       string            `json:"status"`
 	PrevStatus   string            `json:"prev_status,omitempty"`
@@ -236,11 +239,14 @@ type AppStepCmd struct {
 	Backup      *Backup `json:"backup,omitempty"`
 	ContainerIP string  `json:"container_ip,omitempty"`
 	// Cleanup records a removal to retry.
-	Cleanup *Cleanup  `json:"cleanup,omitempty"`
-	Error   string    `json:"error,omitempty"`
-	VMID    int       `json:"vmid,omitempty"`
-	Log     []string  `json:"log,omitempty"`
-	At      time.Time `json:"at"`
+	Cleanup *Cleanup `json:"cleanup,omitempty"`
+	// UpdatedTo, with Done, ends an update that succeeded: the app's
+	// catalog version becomes its target version (updates.go).
+	UpdatedTo string    `json:"updated_to,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	VMID      int       `json:"vmid,omitempty"`
+	Log       []string  `json:"log,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // AppActionCmd starts an operation on an app. Owner, when set, must own
@@ -255,6 +261,11 @@ type AppActionCmd struct {
 	BackupID string `json:"backup_id,omitempty"`
 	// Settings are a reconfigure's changes.
 	Settings *SettingsChange `json:"settings,omitempty"`
+	// Version is the catalog version an update moves the app to; it must
+	// be the version its catalog entry offers. ExpectVersion, when set, is
+	// the version the app must be at (updates.go).
+	Version       string `json:"version,omitempty"`
+	ExpectVersion string `json:"expect_version,omitempty"`
 }
 
 // SettingsChange is a reconfigure's new values: plain ones, and secret
@@ -378,6 +389,9 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 			src.log(c.At, "clone "+a.ID+" ended")
 		}
 	}
+	if c.Done && a.Op == OpUpdate {
+		s.updateDone(a, c)
+	}
 	if c.Done && a.Op == OpReconfigure {
 		if c.Error == "" && c.Status != AppError {
 			a.applySettings(a.PendingSettings)
@@ -450,6 +464,11 @@ func (s *State) appAction(index uint64, c AppActionCmd) (*App, error) {
 	args := map[string]string{}
 	switch c.Op {
 	case OpBackup, OpUpdate:
+		if c.Op == OpUpdate {
+			if err := s.checkUpdate(a, c, args); err != nil {
+				return nil, err
+			}
+		}
 		if c.BackupID == "" {
 			return nil, problem.E(problem.Invalid, "backup_id: required")
 		}

@@ -72,6 +72,10 @@ const (
 	// Moving an app to another node (move.go).
 	CmdMoveApp  CommandType = 62
 	CmdMoveStep CommandType = 63
+	// Updates (updates.go).
+	CmdSetUpdatePolicy CommandType = 58
+	CmdUpdateNotice    CommandType = 59
+	CmdAutoUpdate      CommandType = 60
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -136,6 +140,10 @@ type Command struct {
 	// MoveApp and MoveStep: moving an app to another node (move.go).
 	MoveApp  *MoveAppCmd  `json:"move_app,omitempty"`
 	MoveStep *MoveStepCmd `json:"move_step,omitempty"`
+	// SetUpdatePolicy, UpdateNotice and AutoUpdate: updates (updates.go).
+	SetUpdatePolicy *SetUpdatePolicyCmd `json:"set_update_policy,omitempty"`
+	UpdateNotice    *UpdateNoticeCmd    `json:"update_notice,omitempty"`
+	AutoUpdate      *AutoUpdateCmd      `json:"auto_update,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if

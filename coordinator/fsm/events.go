@@ -172,6 +172,12 @@ func cmdApp(c *Command) string {
 		return c.MoveApp.ID
 	case c.MoveStep != nil:
 		return c.MoveStep.Step.ID
+	case c.SetUpdatePolicy != nil:
+		return c.SetUpdatePolicy.ID
+	case c.UpdateNotice != nil:
+		return c.UpdateNotice.ID
+	case c.AutoUpdate != nil:
+		return c.AutoUpdate.Action.ID
 	}
 	return ""
 }
@@ -242,6 +248,9 @@ func (s *State) changes(c *Command, r Result, b changeBefore) []Change {
 		if c.AppAction.Op == OpBackup || c.AppAction.Op == OpUpdate {
 			backup(c.AppAction.BackupID, c.AppAction.ID, b.owner)
 		}
+	case c.AutoUpdate != nil:
+		app(c.AutoUpdate.Action.ID)
+		backup(c.AutoUpdate.Action.BackupID, c.AutoUpdate.Action.ID, b.owner)
 	case c.AppStep != nil:
 		st := c.AppStep
 		app(st.ID)

@@ -281,6 +281,12 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		r.App, err = s.moveApp(index, *c.MoveApp)
 	case c.Type == CmdMoveStep && c.MoveStep != nil:
 		r.App, err = s.moveStep(*c.MoveStep)
+	case c.Type == CmdSetUpdatePolicy && c.SetUpdatePolicy != nil:
+		r.App, err = s.setUpdatePolicy(*c.SetUpdatePolicy)
+	case c.Type == CmdUpdateNotice && c.UpdateNotice != nil:
+		r.App, err = s.updateNotice(*c.UpdateNotice)
+	case c.Type == CmdAutoUpdate && c.AutoUpdate != nil:
+		r.App, err = s.autoUpdate(index, *c.AutoUpdate)
 	case c.Type == CmdCleanupDone && c.CleanupDone != nil:
 		delete(s.Cleanups, c.CleanupDone.ID)
 	default:

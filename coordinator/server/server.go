@@ -79,6 +79,10 @@ type Config struct {
 	PasswordParams *auth.Params
 	// AppPolicy overrides the apps' retry policy (tests shorten it).
 	AppPolicy *apps.Policy
+	// UpdateClock and UpdateEvery override the automatic updater's clock
+	// and period (tests).
+	UpdateClock func() time.Time
+	UpdateEvery time.Duration
 	// EventsHeartbeat overrides the events stream's heartbeat interval
 	// (15s; tests shorten it).
 	EventsHeartbeat time.Duration
@@ -159,7 +163,8 @@ func Start(cfg Config) (*Server, error) {
 			s.log.Error("grpc server", "err", err)
 		}
 	}()
-	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy, NewID: api.NewID})
+	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy, NewID: api.NewID,
+		UpdateClock: cfg.UpdateClock, UpdateEvery: cfg.UpdateEvery})
 	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout, EventsHeartbeat: cfg.EventsHeartbeat,
 		Agents: s.agents, CatalogDir: cfg.CatalogDir, SessionTTL: cfg.SessionTTL, Now: cfg.Now, PasswordParams: cfg.PasswordParams})
 	cl.ServeForwarded(s.api)

@@ -1,0 +1,70 @@
+package apps
+
+import (
+	"slices"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/catalog"
+	"github.com/proximity-ve/proximity/internal/taskspec"
+)
+
+// The update operation moves an app to the version its catalog entry
+// offers (OpArgs "version"): back up the container, push the entry's
+// Compose document, add to the .env what the new version brings (its
+// fixed values, the defaults of settings the app does not have yet, and
+// secrets the agent generates if the file lacks them; every existing
+// value is kept), pull the images, recreate the stack and check its
+// health. On a failure after the backup, the rollback restores the
+// pre-update backup (compose file and .env included) and starts the
+// stack again. The app's catalog version changes only when the update
+// succeeds (AppStepCmd.UpdatedTo).
+//
+// An update without a target version (a log entry of an earlier
+// version) only pulls the same images again.
+var (
+	stEnvUpgrade = stage{name: "env", task: func(a fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+		return taskspec.WriteEnv, upgradeEnv(a, e)
+	}}
+	updateStages = []stage{stBackup, stCompose, stEnvUpgrade, stPull, stUp, stHealth}
+)
+
+// upgradeEnv is the .env change of an update: written over the file with
+// the agent's EnvUpdate (the previous file is kept as .env.prev).
+func upgradeEnv(a fsm.App, e catalog.Entry) taskspec.EnvSpec {
+	spec := taskspec.EnvSpec{Path: appDir + "/.env", Mode: taskspec.EnvUpdate, Op: opName(a), App: a.ID,
+		Values: map[string]string{}, Generate: map[string]int{}}
+	mine := func(name string) bool {
+		_, s := a.Settings[name]
+		_, env := a.Environment[name]
+		_, sealed := a.SealedSettings[name]
+		return s || env || sealed || slices.Contains(a.SecretSettings, name)
+	}
+	for _, v := range e.Environment {
+		if mine(v.Name) {
+			continue
+		}
+		if v.Generate > 0 {
+			spec.Generate[v.Name] = v.Generate // only if the file lacks it
+		} else {
+			spec.Values[v.Name] = v.Value // the version's fixed value
+		}
+	}
+	for _, s := range e.Settings {
+		switch {
+		case s.Secret() && s.Generate > 0:
+			spec.Generate[s.Name] = s.Generate // only if the file lacks it
+		case s.Secret() || mine(s.Name):
+		default:
+			spec.Values[s.Name] = s.Default // a new setting: its default
+		}
+	}
+	return spec
+}
+
+// updateStagesOf are the stages of update a.
+func updateStagesOf(a fsm.App) []stage {
+	if a.OpArgs["version"] == "" {
+		return ops[fsm.OpUpdate].stages
+	}
+	return updateStages
+}
