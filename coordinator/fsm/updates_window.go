@@ -1,21 +1,26 @@
 package fsm
 
 import (
-	"errors"
-	"strings"
 	"time"
+
+	"github.com/proximity-ve/proximity/internal/calendar"
 )
 
-// CheckWindow checks a maintenance window's calendar event.
+// CheckWindow checks a maintenance window's calendar event (Proxmox's
+// syntax, internal/calendar).
 func CheckWindow(spec string) error {
-	if strings.TrimSpace(spec) == "" {
-		return errors.New("empty calendar event")
-	}
-	return nil
+	_, err := calendar.Parse(spec)
+	return err
 }
 
-// WindowOpen reports whether t is inside a maintenance window that starts
-// at each time of the calendar event spec and lasts minutes.
+// WindowOpen reports whether t is inside a maintenance window: one opens
+// at each time of the calendar event spec, read as a wall-clock time in
+// t's location (the coordinator's local time; UTC when the event ends in
+// "UTC"), and lasts minutes.
 func WindowOpen(spec string, minutes int, t time.Time) (bool, error) {
-	return false, errors.New("calendar events are not available")
+	ev, err := calendar.Parse(spec)
+	if err != nil {
+		return false, err
+	}
+	return ev.Within(t, time.Duration(minutes)*time.Minute, t.Location()), nil
 }
