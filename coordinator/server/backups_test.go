@@ -65,6 +65,7 @@ func TestAuditFinding16BackupRestoreUpdate(t *testing.T) {
 	}
 
 	// Update: backup first, pull, recreate, health check.
+	offerVersion(t, tc, "navidrome", "99.0.0", "")
 	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/update", tok["alice"], nil, nil, nil); err != nil || code != 202 {
 		t.Fatalf("update: %d %v", code, err)
 	}
@@ -83,6 +84,7 @@ func TestAuditFinding16BackupRestoreUpdate(t *testing.T) {
 	if c := ct(t, ag.sim.Store, a.VMID); c.Files["/var/lib/pvesim/fail-pull"] == "" {
 		t.Fatal("fail-pull not stored")
 	}
+	offerVersion(t, tc, "navidrome", "99.1.0", "")
 	if code, _ := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/update", tok["alice"], nil, nil, nil); code != 202 {
 		t.Fatalf("update: %d", code)
 	}

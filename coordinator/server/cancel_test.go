@@ -245,6 +245,7 @@ func TestCancelledUpdateRollsBack(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	offerVersion(t, tc, "homepage", "99.0.0", "")
 	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/update", tok["alice"], nil, nil, nil); err != nil || code != 202 {
 		t.Fatalf("update: %d %v", code, err)
 	}

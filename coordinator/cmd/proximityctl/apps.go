@@ -24,6 +24,20 @@ type app struct {
 	Operation      string `json:"operation,omitempty"`
 	Step           string `json:"step,omitempty"`
 	Error          string `json:"error,omitempty"`
+	// UpdateAvailable is the newer version the catalog offers (null: none).
+	UpdateAvailable *string `json:"update_available"`
+	// AutoUpdate and the maintenance window are the app's update policy.
+	AutoUpdate               string `json:"auto_update"`
+	MaintenanceWindow        string `json:"maintenance_window"`
+	MaintenanceWindowMinutes int    `json:"maintenance_window_minutes"`
+}
+
+// update is the newer version an app can move to, or "-".
+func (a app) update() string {
+	if a.UpdateAvailable == nil {
+		return "-"
+	}
+	return *a.UpdateAvailable
 }
 
 var appHeader = []string{"ID", "CATALOG", "HOSTNAME", "STATUS", "NODE", "VMID", "PORTS"}
@@ -83,23 +97,29 @@ func appsCmd(e *env) *cobra.Command {
 	deploy.Flags().StringArrayVar(&envs, "env", nil, "NAME=VALUE, the same as --set (repeatable)")
 	deploy.Flags().BoolVar(&wait, "wait", false, "show the deployment's progress until it is running or failed (within --timeout)")
 
+	var updatable bool
 	list := &cobra.Command{
-		Use: "list", Short: "List your apps (admins: all apps)", Args: cobra.NoArgs,
+		Use: "list", Short: "List your apps (admins: all apps); UPDATE is the newer version the catalog offers", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			var out struct {
 				Items []app `json:"items"`
 				Total int   `json:"total"`
 			}
-			if err := e.call("GET", "/api/v1/apps?per_page=100", nil, &out); err != nil {
+			path := "/api/v1/apps?per_page=100"
+			if updatable {
+				path += "&update_available=true"
+			}
+			if err := e.call("GET", path, nil, &out); err != nil {
 				return err
 			}
 			var rows [][]string
 			for _, a := range out.Items {
-				rows = append(rows, a.row())
+				rows = append(rows, append(a.row(), a.update()))
 			}
-			return e.print(out, appHeader, rows)
+			return e.print(out, append(appHeader, "UPDATE"), rows)
 		},
 	}
+	list.Flags().BoolVar(&updatable, "update-available", false, "only the apps whose catalog entry offers a newer version")
 	show := &cobra.Command{
 		Use: "show APP", Short: "Show one app", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -107,7 +127,7 @@ func appsCmd(e *env) *cobra.Command {
 			if err := e.call("GET", "/api/v1/apps/"+url.PathEscape(args[0]), nil, &a); err != nil {
 				return err
 			}
-			return e.print(a, append(appHeader, "ERROR"), [][]string{append(a.row(), dash(a.Error))})
+			return e.print(a, append(appHeader, "UPDATE", "ERROR"), [][]string{append(a.row(), a.update(), dash(a.Error))})
 		},
 	}
 	cmd.AddCommand(deploy, list, show, configureCmd(e))
@@ -170,15 +190,22 @@ func appsCmd(e *env) *cobra.Command {
 	}
 	clone.Flags().BoolVar(&cloneWait, "wait", false, "show the progress until the clone runs (within --timeout)")
 	var updateWait bool
+	var updateVersion string
 	update := &cobra.Command{
-		Use: "update APP", Short: "Back up, pull new images, recreate; roll back if the health check fails", Args: cobra.ExactArgs(1),
+		Use:   "update APP [--version V]",
+		Short: "Move an app to the version its catalog entry offers: back up, new Compose file, pull, recreate; roll back if the health check fails",
+		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var a app
 			var mark logCursor
 			if updateWait {
 				mark = e.logMark(args[0])
 			}
-			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/update", nil, &a); err != nil {
+			var body any
+			if updateVersion != "" {
+				body = map[string]string{"version": updateVersion}
+			}
+			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/update", body, &a); err != nil {
 				return err
 			}
 			if updateWait {
@@ -188,6 +215,7 @@ func appsCmd(e *env) *cobra.Command {
 		},
 	}
 	update.Flags().BoolVar(&updateWait, "wait", false, "show the progress until the update ends (within --timeout)")
+	update.Flags().StringVar(&updateVersion, "version", "", "the version to move to: must be the one the catalog offers (forces an update that is not newer)")
 	cmd.AddCommand(logs, appSecretsCmd(e), metrics, clone, update, appOpenCmd(e))
 	return cmd
 }

@@ -128,6 +128,7 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	offerVersion(t, ts, "vaultwarden", "99.0.0")
 	if code, out, errs := ctl(t, ts, token, "app", "update", id, "--wait"); code != 0 || !strings.Contains(out, "pull: started") || !strings.HasSuffix(out, "is running\n") {
 		t.Fatalf("update --wait: %d %s %s", code, out, errs)
 	}

@@ -90,23 +90,44 @@ func nameValues(kvs []string) (map[string]string, error) {
 	return m, nil
 }
 
-// configureCmd changes a running or stopped app's settings.
+// configureCmd changes a running or stopped app's settings, and its
+// update policy.
 func configureCmd(e *env) *cobra.Command {
 	var sets []string
 	var wait bool
+	var autoUpdate, window string
+	var minutes int
 	c := &cobra.Command{
-		Use:   "configure APP --set NAME=VALUE...",
-		Short: "Change an app's settings; a running app is recreated and health-checked, and rolled back if that fails",
+		Use:   "configure APP [--set NAME=VALUE...] [--auto-update off|notify|auto] [--maintenance-window EVENT]",
+		Short: "Change an app's settings (a running app is recreated and health-checked, and rolled back if that fails) or its update policy",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			if len(sets) == 0 {
-				return &usageError{"configure: give at least one --set NAME=VALUE"}
+		RunE: func(cmd *cobra.Command, args []string) error {
+			policy := map[string]any{}
+			if cmd.Flags().Changed("auto-update") {
+				policy["auto_update"] = autoUpdate
+			}
+			if cmd.Flags().Changed("maintenance-window") {
+				policy["maintenance_window"] = window
+			}
+			if cmd.Flags().Changed("maintenance-window-minutes") {
+				policy["maintenance_window_minutes"] = minutes
+			}
+			if len(sets) == 0 && len(policy) == 0 {
+				return &usageError{"configure: give at least one --set NAME=VALUE, or --auto-update, --maintenance-window or --maintenance-window-minutes"}
+			}
+			var a app
+			if len(policy) > 0 {
+				if err := e.call("PATCH", "/api/v1/apps/"+url.PathEscape(args[0]), policy, &a); err != nil {
+					return err
+				}
+				if len(sets) == 0 {
+					return e.print(a, append(appHeader, "AUTO-UPDATE", "WINDOW"), [][]string{append(a.row(), a.AutoUpdate, policyWindow(a))})
+				}
 			}
 			m, err := nameValues(sets)
 			if err != nil {
 				return err
 			}
-			var a app
 			var mark logCursor
 			if wait {
 				mark = e.logMark(args[0])
@@ -122,5 +143,16 @@ func configureCmd(e *env) *cobra.Command {
 	}
 	c.Flags().StringArrayVar(&sets, "set", nil, "NAME=VALUE for a setting to change (repeatable)")
 	c.Flags().BoolVar(&wait, "wait", false, "show the progress until the operation ends (within --timeout)")
+	c.Flags().StringVar(&autoUpdate, "auto-update", "", "the update policy: off, notify (an event when an update is available) or auto (update inside the maintenance window)")
+	c.Flags().StringVar(&window, "maintenance-window", "", "when automatic updates may start: a Proxmox calendar event ('sun 03:00', 'mon..fri 22:00'); empty removes it")
+	c.Flags().IntVar(&minutes, "maintenance-window-minutes", 0, "how long each maintenance window lasts (default 60)")
 	return c
+}
+
+// policyWindow is an app's maintenance window as a column.
+func policyWindow(a app) string {
+	if a.MaintenanceWindow == "" {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%d min)", a.MaintenanceWindow, a.MaintenanceWindowMinutes)
 }
