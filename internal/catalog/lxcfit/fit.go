@@ -910,11 +910,13 @@ func (f *fitter) describedSettings(svcs map[string]any, names []string) {
 	}
 }
 
+var intRE = regexp.MustCompile(`^-?[0-9]{1,18}$`)
+
 func inferType(v string) string {
 	switch {
 	case v == "true" || v == "false":
 		return catalog.TypeBool
-	case regexp.MustCompile(`^-?[0-9]{1,18}$`).MatchString(v):
+	case intRE.MatchString(v):
 		return catalog.TypeInt
 	}
 	return catalog.TypeString

@@ -141,6 +141,9 @@ func ImportApp(file, folder string, config []byte, files map[string][]byte) (cat
 	if cfg.Deprecated {
 		return reject(id, file, "deprecated", "the store marks the app deprecated")
 	}
+	if cfg.NoGUI {
+		return reject(id, file, "no_gui", "the app has no web interface, and Proximity knows an app is up by an HTTP check of its web port")
+	}
 	if cfg.Port < 0 || cfg.Port > 65535 {
 		return reject(id, file, "port", fmt.Sprintf("%d is not a port", cfg.Port))
 	}

@@ -183,6 +183,7 @@ func TestImportRuntipiRejections(t *testing.T) {
 		{"bad-json", "apps/bad-json/config.json", "(document)", "not JSON"},
 		{"bad-compose", "apps/bad-compose/docker-compose.json", "(document)", "not JSON"},
 		{"hidden", "apps/hidden/config.json", "available", "unavailable"},
+		{"headless", "apps/headless/config.json", "no_gui", "no web interface"},
 		{"lower-env", "apps/lower-env/config.json", "form_fields[0].env_variable", "not an upper-case variable name"},
 	} {
 		t.Run(tc.id+"/"+tc.field, func(t *testing.T) {
