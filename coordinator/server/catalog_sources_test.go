@@ -203,10 +203,12 @@ func TestCatalogSourceBadSpecRefused(t *testing.T) {
 }
 
 // TestCatalogDirectorySource: a dir:// source reads a directory on the
-// coordinator; an icon file of another source is dropped with a reason.
+// coordinators; an icon file of another source is dropped with a reason;
+// every server serves its entries.
 func TestCatalogDirectorySource(t *testing.T) {
-	tc := newTestCluster(t, 1)
+	tc := newTestCluster(t, 3)
 	tc.waitLeader()
+	tc.waitToken()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "gitea.yaml"), []byte(starterEntry(t, "gitea")), 0o644)
 	var src sourceOut
@@ -216,9 +218,15 @@ func TestCatalogDirectorySource(t *testing.T) {
 	if src.Entries != 1 || src.Degraded != 1 || src.Commit != "" || len(src.Problems) != 1 || src.Problems[0].Field != "icon" || src.Problems[0].Rejected {
 		t.Fatalf("the report: %+v", src)
 	}
-	var e entryOut
-	if code, _ := tc.call(0, "GET", "/api/v1/catalog/local/gitea", tc.token, nil, nil, &e); code != 200 || e.Icon != "" || e.Source != "local" {
-		t.Fatalf("the entry: %d %+v", code, e)
+	for i := range tc.nodes {
+		var e entryOut
+		waitFor(t, "the entry on every server", 10*time.Second, func() bool {
+			code, _ := tc.call(i, "GET", "/api/v1/catalog/local/gitea", tc.token, nil, nil, &e)
+			return code == 200
+		})
+		if e.Icon != "" || e.Source != "local" || e.ID != "local/gitea" {
+			t.Fatalf("the entry on server %d: %+v", i, e)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ package source
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,9 @@ const (
 	// MaxEntries is the most entries one source keeps; the rest are
 	// rejected with a reason.
 	MaxEntries = 2000
+	// MaxSourceBytes bounds the JSON of one source's entries (they are
+	// one Raft entry); the entries past it, in id order, are rejected.
+	MaxSourceBytes = 8 << 20
 	// MaxProblems is the most problems one source's report keeps.
 	MaxProblems = 4000
 	// MaxFileBytes: a larger file of a source is not read.
@@ -267,6 +271,17 @@ func finish(name string, in catalog.ImportResult) Result {
 		out.Entries = append(out.Entries, e)
 	}
 	sort.Slice(out.Entries, func(i, j int) bool { return out.Entries[i].ID < out.Entries[j].ID })
+	total := 0
+	for i, e := range out.Entries {
+		b, _ := json.Marshal(e)
+		if total += len(b); total > MaxSourceBytes {
+			for _, e := range out.Entries[i:] {
+				out.Problems = append(out.Problems, catalog.Problem{ID: strings.TrimPrefix(e.ID, name+"/"), File: e.File, Field: "(source)", Reason: fmt.Sprintf("the source's entries exceed %d MiB in all", MaxSourceBytes>>20), Rejected: true})
+			}
+			out.Entries = out.Entries[:i]
+			break
+		}
+	}
 	if len(out.Problems) > MaxProblems {
 		n := len(out.Problems) - MaxProblems
 		out.Problems = append(out.Problems[:MaxProblems-1], catalog.Problem{Field: "(report)", Reason: fmt.Sprintf("%d more problems are not shown", n+1)})
