@@ -35,8 +35,7 @@ func Import(fsys fs.FS, dir string) catalog.ImportResult {
 			c.Reject(lxcfit.CleanID(folder), file, "(file)", err.Error())
 			continue
 		}
-		e, problems, ok := ImportApp(file, folder, data)
-		c.Add(file, e, problems, ok)
+		c.Guard(lxcfit.CleanID(folder), file, func() (catalog.Entry, []catalog.Problem, bool) { return ImportApp(file, folder, data) })
 	}
 	return c.Result()
 }

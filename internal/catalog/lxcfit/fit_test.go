@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/proximity-ve/proximity/internal/catalog"
 )
 
 func TestSubst(t *testing.T) {
@@ -131,5 +133,20 @@ func TestHostPathRules(t *testing.T) {
 		if strings.Contains(got, "rejected") && (len(f.problems) != 1 || f.problems[0].Reason == "") {
 			t.Errorf("%s: rejected without one reason: %+v", src, f.problems)
 		}
+	}
+}
+
+func TestGuardRejectsOnlyTheAppThatFails(t *testing.T) {
+	var c Collector
+	c.Guard("bad", "Apps/Bad/x.yml", func() (catalog.Entry, []catalog.Problem, bool) { panic("boom") })
+	c.Guard("good", "Apps/Good/x.yml", func() (catalog.Entry, []catalog.Problem, bool) {
+		return catalog.Entry{ID: "good"}, nil, true
+	})
+	r := c.Result()
+	if len(r.Entries) != 1 || r.Entries[0].ID != "good" {
+		t.Fatalf("entries: %+v", r.Entries)
+	}
+	if len(r.Problems) != 1 || !r.Problems[0].Rejected || r.Problems[0].Field != "(importer)" || !strings.Contains(r.Problems[0].Reason, "boom") {
+		t.Fatalf("problems: %+v", r.Problems)
 	}
 }

@@ -84,6 +84,22 @@ func (c *Collector) Add(file string, e catalog.Entry, problems []catalog.Problem
 	}
 }
 
+// Guard runs one app's import so that a failure of the importer on that
+// app (a panic: a bug, which the fuzz tests hunt) rejects only the app and
+// never stops the store's other apps or the process reading it.
+func (c *Collector) Guard(id, file string, imp func() (catalog.Entry, []catalog.Problem, bool)) {
+	e, problems, ok, failed := func() (e catalog.Entry, problems []catalog.Problem, ok bool, failed any) {
+		defer func() { failed = recover() }()
+		e, problems, ok = imp()
+		return e, problems, ok, nil
+	}()
+	if failed != nil {
+		c.Reject(id, file, "(importer)", fmt.Sprintf("the importer failed on this app: %v", failed))
+		return
+	}
+	c.Add(file, e, problems, ok)
+}
+
 // Reject records an app that could not be read at all.
 func (c *Collector) Reject(id, file, field, reason string) {
 	c.res.Problems = append(c.res.Problems, catalog.Problem{ID: id, File: file, Field: field, Reason: reason, Rejected: true})

@@ -87,8 +87,7 @@ func Import(fsys fs.FS, dir string) catalog.ImportResult {
 			}
 			return b, true, nil
 		}
-		e, problems, ok := importApp(file, appDir, read)
-		c.Add(file, e, problems, ok)
+		c.Guard(lxcfit.CleanID(path.Base(appDir)), file, func() (catalog.Entry, []catalog.Problem, bool) { return importApp(file, appDir, read) })
 	}
 	return c.Result()
 }
