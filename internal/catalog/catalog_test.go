@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -120,5 +121,34 @@ func TestAuditFinding31NoFixedSecretsInTheCatalog(t *testing.T) {
 	}
 	if generated < 10 {
 		t.Fatalf("only %d generated secrets in the starter catalog", generated)
+	}
+}
+
+// TestStarterEntriesAreComplete: every entry of the builtin catalog has a
+// tagline, an icon the coordinator serves, settings (each one used by its
+// Compose document), a health check and pinned images (Validate).
+func TestStarterEntriesAreComplete(t *testing.T) {
+	entries, err := Starter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Tagline == "" {
+			t.Errorf("%s: no tagline", e.ID)
+		}
+		if b, ok := Icon(e.Icon); !ok || !bytes.HasPrefix(b, []byte("<svg")) {
+			t.Errorf("%s: icon %q is not served", e.ID, e.Icon)
+		}
+		if len(e.Settings) == 0 {
+			t.Errorf("%s: no settings", e.ID)
+		}
+		for _, s := range e.Settings {
+			if !strings.Contains(e.Compose, "${"+s.Name+"}") {
+				t.Errorf("%s: setting %s is not used by the Compose document", e.ID, s.Name)
+			}
+		}
+		if e.HealthCheck.Path == "" {
+			t.Errorf("%s: no health check", e.ID)
+		}
 	}
 }
