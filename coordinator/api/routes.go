@@ -79,6 +79,9 @@ func (a *API) table() []*route {
 		{method: "POST", pattern: "/api/v1/apps/{id}/backups", access: anyUser, where: leader, h: a.createBackup},
 		{method: "POST", pattern: "/api/v1/apps/{id}/backups/{bid}/restore", access: anyUser, where: leader, h: a.restoreBackup},
 		{method: "DELETE", pattern: "/api/v1/apps/{id}/backups/{bid}", access: anyUser, where: leader, h: a.deleteBackup},
+		{method: "GET", pattern: "/api/v1/apps/{id}/backup-policy", access: anyUser, where: leader, h: a.getBackupPolicy},
+		{method: "PUT", pattern: "/api/v1/apps/{id}/backup-policy", access: anyUser, where: leader, h: a.putBackupPolicy},
+		{method: "DELETE", pattern: "/api/v1/apps/{id}/backup-policy", access: anyUser, where: leader, h: a.deleteBackupPolicy},
 
 		{method: "GET", pattern: "/api/v1/events", access: anyUser, where: local, stream: true, h: a.events},
 
@@ -130,6 +133,9 @@ func (a *API) table() []*route {
 		{method: "GET", pattern: "/api/v1/settings/audit", access: adminOnly, where: leader, h: a.getAuditPolicy},
 		{method: "PUT", pattern: "/api/v1/settings/audit", access: adminOnly, where: leader, h: a.putAuditPolicy},
 		{method: "PATCH", pattern: "/api/v1/settings/audit", access: adminOnly, where: leader, h: a.patchAuditPolicy},
+		{method: "GET", pattern: "/api/v1/settings/backups", access: adminOnly, where: leader, h: a.getBackupSettings},
+		{method: "PUT", pattern: "/api/v1/settings/backups", access: adminOnly, where: leader, h: a.putBackupSettings},
+		{method: "PATCH", pattern: "/api/v1/settings/backups", access: adminOnly, where: leader, h: a.patchBackupSettings},
 
 		{method: "GET", pattern: "/api/v1/audit", access: adminOnly, where: leader, h: a.listAudit},
 		{method: "GET", pattern: "/api/v1/settings/oidc", access: adminOnly, where: leader, h: a.getOIDC},

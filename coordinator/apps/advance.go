@@ -97,6 +97,13 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 			spec = sp
 		case taskspec.BackupSpec:
 			sp.Storage = defaults.BackupStorage
+			// The app's backup policy (fsm/backups.go) may name another.
+			if v := a.OpArgs["storage"]; v != "" {
+				sp.Storage = v
+			}
+			if v := a.OpArgs["mode"]; v != "" {
+				sp.Mode = v
+			}
 			spec = sp
 		case taskspec.RestoreSpec:
 			sp.Storage = defaults.Storage

@@ -64,6 +64,10 @@ type Config struct {
 	Tasks   Tasks
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// ScheduleNow is the backup scheduler's clock (schedule.go); nil is
+	// Now. The server gives it the API's clock, the one that stamps
+	// backups, so the schedules and the retention read one time.
+	ScheduleNow func() time.Time
 	// Policy overrides DefaultPolicy (tests shorten it).
 	Policy *Policy
 	// Wait overrides the waiting stages' policy.
@@ -89,6 +93,9 @@ type Controller struct {
 	cleanupTry map[string]int
 	// lastUpdates is when the updater last looked (updater.go).
 	lastUpdates time.Time
+	// waitLogged are the scheduled runs whose wait for an operation was
+	// logged in this term (schedule.go).
+	waitLogged map[string]bool
 }
 
 // New returns a controller.
@@ -98,6 +105,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ScheduleNow == nil {
+		cfg.ScheduleNow = cfg.Now
 	}
 	c := &Controller{cfg: cfg, log: cfg.Logger.With("component", "apps"), policy: DefaultPolicy, wait: waitPolicy, notBefore: map[string]time.Time{}}
 	if cfg.Policy != nil {
@@ -114,6 +124,7 @@ func (c *Controller) Run(ctx context.Context) {
 	c.mu.Lock()
 	c.notBefore = map[string]time.Time{}
 	c.cleanupTry = map[string]int{}
+	c.waitLogged = map[string]bool{}
 	c.mu.Unlock()
 	for ctx.Err() == nil {
 		changed := c.cfg.Backend.FSM().Changed()
@@ -127,6 +138,7 @@ func (c *Controller) Run(ctx context.Context) {
 		}
 		c.cleanups(ctx, cleanups)
 		c.autoUpdates(ctx)
+		c.schedule(ctx)
 		select {
 		case <-ctx.Done():
 		case <-changed:

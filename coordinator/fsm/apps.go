@@ -351,10 +351,14 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 		if b, ok := s.Backups[c.Backup.ID]; ok && b.AppID == a.ID {
 			if c.Backup.Status == "" {
 				delete(s.Backups, b.ID)
+				s.dropPrune(a.ID, b.ID)
 			} else {
 				b.Status, b.Error, b.DoneAt = c.Backup.Status, c.Backup.Error, c.At.UTC()
 				if c.Backup.Volid != "" {
 					b.Volid = c.Backup.Volid
+				}
+				if b.Status == BackupReady {
+					s.planPrune(a.ID) // retention runs after each successful backup
 				}
 			}
 		}
@@ -397,6 +401,11 @@ func (s *State) appStep(c AppStepCmd) (*App, error) {
 			a.applySettings(a.PendingSettings)
 		}
 		a.PendingSettings = nil
+	}
+	if c.Done && a.Op == OpDeleteBackup {
+		// A prune's delete that failed is not retried until the next
+		// backup plans the prune again.
+		s.dropPrune(a.ID, a.OpArgs["restore_backup"])
 	}
 	if c.Done {
 		// A backup never outlives its operation "creating".
@@ -475,10 +484,11 @@ func (s *State) appAction(index uint64, c AppActionCmd) (*App, error) {
 		if _, ok := s.Backups[c.BackupID]; ok {
 			return nil, problem.E(problem.Conflict, "backup %s exists already", c.BackupID)
 		}
-		reason := "manual"
+		reason := BackupReasonManual
 		if c.Op == OpUpdate {
-			reason = "pre-update"
+			reason = BackupReasonPreUpdate
 		}
+		s.backupArgs(a.ID, args)
 		s.Backups[c.BackupID] = &Backup{ID: c.BackupID, AppID: a.ID, Node: a.Node, Status: BackupCreating, Reason: reason, CreatedAt: c.At.UTC()}
 		args["backup"] = c.BackupID
 	case OpRestore, OpDeleteBackup:
@@ -523,6 +533,7 @@ func (s *State) removeApp(c RemoveAppCmd) error {
 		}
 	}
 	delete(s.Apps, c.ID)
+	s.forgetBackupState(c.ID)
 	return nil
 }
 

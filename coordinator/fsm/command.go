@@ -76,6 +76,10 @@ const (
 	CmdSetUpdatePolicy CommandType = 58
 	CmdUpdateNotice    CommandType = 59
 	CmdAutoUpdate      CommandType = 60
+	// Scheduled backups and retention (backups.go).
+	CmdSetBackupPolicy   CommandType = 54
+	CmdSetBackupDefaults CommandType = 55
+	CmdBackupSchedule    CommandType = 56
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -144,6 +148,11 @@ type Command struct {
 	SetUpdatePolicy *SetUpdatePolicyCmd `json:"set_update_policy,omitempty"`
 	UpdateNotice    *UpdateNoticeCmd    `json:"update_notice,omitempty"`
 	AutoUpdate      *AutoUpdateCmd      `json:"auto_update,omitempty"`
+	// SetBackupPolicy, SetBackupDefaults and BackupSchedule: scheduled
+	// backups and retention (backups.go).
+	SetBackupPolicy   *SetBackupPolicyCmd `json:"set_backup_policy,omitempty"`
+	SetBackupDefaults *BackupSettings     `json:"set_backup_defaults,omitempty"`
+	BackupSchedule    *BackupScheduleCmd  `json:"backup_schedule,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if

@@ -178,6 +178,8 @@ func cmdApp(c *Command) string {
 		return c.UpdateNotice.ID
 	case c.AutoUpdate != nil:
 		return c.AutoUpdate.Action.ID
+	case c.BackupSchedule != nil:
+		return c.BackupSchedule.AppID
 	}
 	return ""
 }
@@ -264,6 +266,15 @@ func (s *State) changes(c *Command, r Result, b changeBefore) []Change {
 		}
 	case c.CancelApp != nil:
 		app(c.CancelApp.ID)
+	case c.BackupSchedule != nil:
+		// A run that started or was skipped changes the app; one that only
+		// sets the next run does not.
+		if bs := c.BackupSchedule; bs.Start || bs.Skip != "" {
+			app(bs.AppID)
+			if bs.Start {
+				backup(bs.BackupID, bs.AppID, b.owner)
+			}
+		}
 	case c.RemoveApp != nil:
 		if b.owner != "" {
 			for _, id := range b.backups {

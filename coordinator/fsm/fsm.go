@@ -287,6 +287,12 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		r.App, err = s.updateNotice(*c.UpdateNotice)
 	case c.Type == CmdAutoUpdate && c.AutoUpdate != nil:
 		r.App, err = s.autoUpdate(index, *c.AutoUpdate)
+	case c.Type == CmdSetBackupPolicy && c.SetBackupPolicy != nil:
+		err = s.setBackupPolicy(*c.SetBackupPolicy)
+	case c.Type == CmdSetBackupDefaults && c.SetBackupDefaults != nil:
+		err = s.setBackupDefaults(*c.SetBackupDefaults)
+	case c.Type == CmdBackupSchedule && c.BackupSchedule != nil:
+		r.App, err = s.backupSchedule(index, *c.BackupSchedule)
 	case c.Type == CmdCleanupDone && c.CleanupDone != nil:
 		delete(s.Cleanups, c.CleanupDone.ID)
 	default:

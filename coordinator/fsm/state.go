@@ -47,6 +47,13 @@ type State struct {
 	Placement *PlacementSettings `json:"placement,omitempty"`
 	// OIDC is the single sign-on configuration (oidc.go); nil is off.
 	OIDC *OIDCSettings `json:"oidc,omitempty"`
+	// Scheduled backups and retention (backups.go): the default policy,
+	// the apps' own policies, their scheduler state and the backups their
+	// retention still has to delete, by app.
+	BackupDefaults  *BackupSettings            `json:"backup_defaults,omitempty"`
+	BackupPolicies  map[string]*BackupPolicy   `json:"backup_policies,omitempty"`
+	BackupSchedules map[string]*BackupSchedule `json:"backup_schedules,omitempty"`
+	PendingPrunes   map[string][]string        `json:"pending_prunes,omitempty"`
 
 	// Audit is the audit log, oldest first; AuditSeq numbers its records.
 	Audit       []AuditRecord `json:"audit"`

@@ -164,7 +164,7 @@ func Start(cfg Config) (*Server, error) {
 		}
 	}()
 	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy, NewID: api.NewID,
-		UpdateClock: cfg.UpdateClock, UpdateEvery: cfg.UpdateEvery})
+		UpdateClock: cfg.UpdateClock, UpdateEvery: cfg.UpdateEvery, ScheduleNow: cfg.Now})
 	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout, EventsHeartbeat: cfg.EventsHeartbeat,
 		Agents: s.agents, CatalogDir: cfg.CatalogDir, SessionTTL: cfg.SessionTTL, Now: cfg.Now, PasswordParams: cfg.PasswordParams})
 	cl.ServeForwarded(s.api)

@@ -27,12 +27,12 @@ import (
 
 // Retention is a retention policy. Zero values are unset.
 type Retention struct {
-	KeepLast    int `json:"keep_last,omitempty"`
-	KeepHourly  int `json:"keep_hourly,omitempty"`
-	KeepDaily   int `json:"keep_daily,omitempty"`
-	KeepWeekly  int `json:"keep_weekly,omitempty"`
-	KeepMonthly int `json:"keep_monthly,omitempty"`
-	KeepYearly  int `json:"keep_yearly,omitempty"`
+	KeepLast    int `json:"keep_last"`
+	KeepHourly  int `json:"keep_hourly"`
+	KeepDaily   int `json:"keep_daily"`
+	KeepWeekly  int `json:"keep_weekly"`
+	KeepMonthly int `json:"keep_monthly"`
+	KeepYearly  int `json:"keep_yearly"`
 }
 
 // KeepAll reports whether the policy keeps every backup (no rule is set).

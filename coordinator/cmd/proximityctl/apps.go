@@ -317,7 +317,7 @@ func backupsCmd(e *env) *cobra.Command {
 			return e.print(a, appHeader, [][]string{a.row()})
 		},
 	}
-	cmd.AddCommand(list, create, restore, del)
+	cmd.AddCommand(list, create, restore, del, backupPolicyCmd(e))
 	return cmd
 }
 

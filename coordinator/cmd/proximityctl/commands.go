@@ -420,6 +420,6 @@ func settingsCmd(e *env) *cobra.Command {
 	setResources.Flags().IntVar(&res.SwapMB, "swap-mb", 0, "swap of new containers, MiB (0-65536; the cluster's default is 512)")
 	setResources.Flags().StringVar(&res.Storage, "storage", "", "Proxmox storage of new containers' root disks, with content rootdir on a node (default local-lvm)")
 	setResources.Flags().StringVar(&res.BackupStorage, "backup-storage", "", "Proxmox storage backups are written to, with content backup on a node (default local)")
-	cmd.AddCommand(get, set, resources, setResources, quotasCmd(e), oidcCmd(e), registryCmd(e), placementCmd(e))
+	cmd.AddCommand(get, set, resources, setResources, quotasCmd(e), oidcCmd(e), registryCmd(e), placementCmd(e), backupSettingsCmd(e))
 	return cmd
 }
