@@ -112,7 +112,7 @@ func ImportApp(file, folder string, data []byte) (catalog.Entry, []catalog.Probl
 	if app.Name == "" {
 		app.Name = folder
 	}
-	app.Description = describe(lxcfit.Localized(x["tagline"]), lxcfit.Localized(x["description"]), app.Name)
+	app.Description = lxcfit.Describe(lxcfit.Localized(x["tagline"]), lxcfit.Localized(x["description"]), app.Name)
 	if dev := lxcfit.Str(x["developer"]); dev != "" {
 		app.Tags = []string{lxcfit.CleanID(dev)}
 	}
@@ -208,18 +208,4 @@ func firstLine(s string) string {
 		s = strings.TrimSpace(string(r[:120]))
 	}
 	return s
-}
-
-// describe joins the tagline and the description, either of which may be
-// missing.
-func describe(tagline, description, name string) string {
-	switch {
-	case tagline != "" && description != "" && !strings.HasPrefix(description, tagline):
-		return tagline + "\n\n" + description
-	case description != "":
-		return description
-	case tagline != "":
-		return tagline
-	}
-	return name
 }

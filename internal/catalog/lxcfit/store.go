@@ -53,6 +53,21 @@ func Localized(v any) string {
 	return ""
 }
 
+// Describe makes an entry's description of a store's one-line summary
+// (a tagline, a short description) and its longer text, either of which
+// may be missing; name when both are.
+func Describe(summary, description, name string) string {
+	switch {
+	case summary != "" && description != "" && !strings.HasPrefix(description, summary):
+		return summary + "\n\n" + description
+	case description != "":
+		return description
+	case summary != "":
+		return summary
+	}
+	return name
+}
+
 // ReadFile reads a store file, refusing one larger than MaxFileSize.
 func ReadFile(fsys fs.FS, name string) ([]byte, error) {
 	if st, err := fs.Stat(fsys, name); err == nil && st.Size() > MaxFileSize {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -176,7 +177,7 @@ func ImportApp(file, folder string, config []byte, files map[string][]byte) (cat
 	if md := strings.TrimSpace(string(files["metadata/description.md"])); md != "" {
 		desc = md
 	}
-	app.Description = describe(strings.TrimSpace(cfg.ShortDesc), desc, app.Name)
+	app.Description = lxcfit.Describe(strings.TrimSpace(cfg.ShortDesc), desc, app.Name)
 
 	var problems []catalog.Problem
 	degrade := func(field, format string, args ...any) {
@@ -312,20 +313,6 @@ func hostModePorts(svc map[string]any) []string {
 	return out
 }
 
-// describe joins the short description and the description, either of
-// which may be missing.
-func describe(short, description, name string) string {
-	switch {
-	case short != "" && description != "" && !strings.HasPrefix(description, short):
-		return short + "\n\n" + description
-	case description != "":
-		return description
-	case short != "":
-		return short
-	}
-	return name
-}
-
 // fromYAML reads docker-compose.yml: the current format marks the main
 // service with x-runtipi.is_main and its internal_port; the legacy one
 // publishes ${APP_PORT} on it.
@@ -383,11 +370,7 @@ func sortedKeys(m map[string]any) []string {
 	for k := range m {
 		out = append(out, k)
 	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	sort.Strings(out)
 	return out
 }
 
