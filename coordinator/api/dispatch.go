@@ -60,6 +60,28 @@ type request struct {
 	// w is the answer's writer, for streaming routes only: a streaming
 	// handler writes its answer itself and returns status streamed.
 	w http.ResponseWriter
+	// secret is the token or session secret this request mints, made once
+	// and kept across the retries of its write (see mintSecret).
+	secret string
+}
+
+// mintSecret returns the secret this request gives out, made by fresh the
+// first time. Only its hash enters Raft, so a write retried on this
+// server after an unknown outcome (a replay of the same request ID) can
+// still answer the secret whose hash the first attempt stored.
+func (rq *request) mintSecret(fresh func() string) string {
+	if rq.secret == "" {
+		rq.secret = fresh()
+	}
+	return rq.secret
+}
+
+// minted reports whether the state holds a token of this secret: a
+// replayed token write answers the secret only if it is the one stored.
+func (a *API) minted(secret string) bool {
+	var ok bool
+	a.b.FSM().Read(func(s *fsm.State) { ok = s.HasTokenHash(fsm.HashToken(secret)) })
+	return ok
 }
 
 // streamed is the status a streaming handler returns once it has written

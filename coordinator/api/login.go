@@ -93,7 +93,7 @@ func (a *API) login(rq *request) (int, any, error) {
 			return 0, nil, err
 		}
 	}
-	secret := newSessionSecret()
+	secret := rq.mintSecret(newSessionSecret)
 	expires := a.now().Add(a.sessionTTL).UTC().Truncate(time.Second)
 	res, err := a.propose(rq, fsm.Command{Type: fsm.CmdCreateToken, RequestID: rq.key, CreateToken: &fsm.CreateTokenCmd{
 		Token: fsm.Token{ID: NewID("ses_"), UserID: u.ID, Hash: fsm.HashToken(secret), CreatedAt: a.now(),
@@ -102,9 +102,12 @@ func (a *API) login(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if res.Replayed {
+	if res.Replayed && !a.minted(secret) {
+		// A retry on this server holds the secret it proposed (mintSecret);
+		// a request repeated from elsewhere cannot show it.
 		return 0, nil, problem.E(problem.Conflict, "this request already made a session; log in again")
 	}
+	expires = res.Token.ExpiresAt
 	rq.user, rq.token = u, *res.Token
 	rq.setCookies = append(rq.setCookies, auth.SessionCookies(secret, expires)...)
 	return http.StatusOK, map[string]any{"token": secret, "expires_at": expires, "user": userOut(u)}, nil

@@ -99,21 +99,22 @@ func (a *API) createToken(rq *request) (int, any, error) {
 	if ttl > 0 {
 		tok.ExpiresAt = now.Add(ttl).UTC().Truncate(time.Second)
 	}
-	secret := NewTokenSecret()
+	secret := rq.mintSecret(NewTokenSecret)
 	tok.Hash = fsm.HashToken(secret)
 	res, err := a.propose(rq, fsm.Command{Type: fsm.CmdCreateToken, RequestID: rq.key, CreateToken: &fsm.CreateTokenCmd{Token: tok}})
 	if err != nil {
 		return 0, nil, err
 	}
-	if res.Replayed {
-		// Only the hash is stored: a retried request cannot show the
-		// secret of the token it created.
+	if res.Replayed && !a.minted(secret) {
+		// Only the hash is stored: a request repeated by its client (or
+		// retried through another server) cannot show the secret of the
+		// token it created. A retry on this server can: it holds it.
 		return 0, nil, problem.E(problem.Conflict,
 			"this request already created token %s and its secret was shown once; create another token", res.Token.ID)
 	}
-	out := map[string]any{"id": res.Token.ID, "token": secret, "name": tok.Name}
-	if !tok.ExpiresAt.IsZero() {
-		out["expires_at"] = tok.ExpiresAt
+	out := map[string]any{"id": res.Token.ID, "token": secret, "name": res.Token.Name}
+	if !res.Token.ExpiresAt.IsZero() {
+		out["expires_at"] = res.Token.ExpiresAt
 	}
 	return http.StatusCreated, out, nil
 }
