@@ -105,8 +105,13 @@ func (a *API) createApp(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	var e catalog.Entry
-	var ok bool
-	a.b.FSM().Read(func(s *fsm.State) { e, ok = s.CatalogEntry(in.CatalogID) })
+	var ok, loaded bool
+	a.b.FSM().Read(func(s *fsm.State) { e, ok = s.CatalogEntry(in.CatalogID); loaded = s.Catalog != nil })
+	if !ok && !loaded {
+		// A new cluster's leader loads the catalog moments after it is
+		// elected: until then no entry is known, and none is wrong.
+		return 0, nil, problem.E(problem.Unavailable, "the catalog is not loaded yet; retry in a moment")
+	}
 	if !ok {
 		return 0, nil, problem.E(problem.Invalid, "catalog_id: %q is not in the catalog", in.CatalogID)
 	}

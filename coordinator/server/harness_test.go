@@ -22,6 +22,7 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/auth"
 	"github.com/proximity-ve/proximity/coordinator/cluster"
+	"github.com/proximity-ve/proximity/coordinator/fsm"
 )
 
 // testCluster runs n coordinator servers in this process on a private
@@ -118,7 +119,29 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 	tc.waitLeader()
 	tc.token = tc.waitToken()
 	tc.http = tc.verifiedClient()
+	tc.waitCatalog()
 	return tc
+}
+
+// waitCatalog waits until the new cluster's leader has put the starter
+// catalog in the state, as a person would before deploying.
+func (tc *testCluster) waitCatalog() {
+	tc.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range tc.nodes {
+			if n.srv == nil {
+				continue
+			}
+			loaded := false
+			n.srv.cl.FSM().Read(func(s *fsm.State) { loaded = s.Catalog != nil })
+			if loaded {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tc.t.Fatal("the starter catalog was not loaded")
 }
 
 // verifiedClient is an HTTPS client that trusts the cluster CA only, from
