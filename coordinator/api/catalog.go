@@ -263,23 +263,30 @@ func (a *API) addSource(rq *request) (int, any, error) {
 	if err := source.Available(spec.Format); err != nil {
 		return 0, nil, err
 	}
-	var exists bool
+	var exists, answered bool
 	var n int
-	a.b.FSM().Read(func(s *fsm.State) { _, exists = s.CatalogSources[spec.Name]; n = len(s.CatalogSources) })
-	if exists {
-		return 0, nil, problem.E(problem.Conflict, "name: catalog source %s exists", spec.Name)
-	}
-	if n >= fsm.MaxCatalogSources {
-		return 0, nil, problem.E(problem.Invalid, "name: at most %d catalog sources", fsm.MaxCatalogSources)
-	}
+	a.b.FSM().Read(func(s *fsm.State) {
+		_, exists = s.CatalogSources[spec.Name]
+		n, answered = len(s.CatalogSources), rq.key != "" && s.Answered(rq.key)
+	})
 	rq.auditTargets = append(rq.auditTargets, spec.Name)
-	// The fetch may outlast the request's deadline (not the server's
-	// write timeout): it has its own.
-	fetch := fetchSource(context.WithoutCancel(rq.ctx), spec, a.now())
+	cmd := &fsm.AddCatalogSourceCmd{Spec: spec, At: a.now().UTC()}
+	if !answered {
+		// A retry of an add that was applied gets its answer without a
+		// second fetch (the command's fingerprint is the spec).
+		if exists {
+			return 0, nil, problem.E(problem.Conflict, "name: catalog source %s exists", spec.Name)
+		}
+		if n >= fsm.MaxCatalogSources {
+			return 0, nil, problem.E(problem.Invalid, "name: at most %d catalog sources", fsm.MaxCatalogSources)
+		}
+		// The fetch may outlast the request's deadline (not the server's
+		// write timeout): it has its own.
+		cmd.Fetch = fetchSource(context.WithoutCancel(rq.ctx), spec, a.now())
+	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(rq.ctx), a.timeout)
 	defer cancel()
-	res, err := a.b.Propose(pctx, fsm.Command{Type: fsm.CmdAddCatalogSource, RequestID: rq.key,
-		AddCatalogSource: &fsm.AddCatalogSourceCmd{Spec: spec, At: a.now().UTC(), Fetch: fetch}})
+	res, err := a.b.Propose(pctx, fsm.Command{Type: fsm.CmdAddCatalogSource, RequestID: rq.key, AddCatalogSource: cmd})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -179,6 +179,13 @@ func (s *State) catalogFetched(c CatalogFetchedCmd) error {
 	return nil
 }
 
+// Answered says whether a command with this request ID was applied (and
+// its answer is remembered): a retried request is not done twice.
+func (s *State) Answered(requestID string) bool {
+	_, ok := s.Dedup[requestID]
+	return ok
+}
+
 // CatalogSourceNames lists the sources: builtin first, then the added
 // ones by name.
 func (s *State) CatalogSourceNames() []string {

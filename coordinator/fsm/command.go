@@ -303,6 +303,13 @@ func (c *Command) fingerprint() string {
 		}
 		raw, _ := json.Marshal(o)
 		b.Write(raw)
+	case c.AddCatalogSource != nil:
+		// A retry fetches anew: the source it adds stands for it.
+		raw, _ := json.Marshal(c.AddCatalogSource.Spec)
+		b.Write(raw)
+	case c.CatalogFetched != nil:
+		f := c.CatalogFetched
+		b.WriteString("|" + f.Name + "|" + f.From + "|" + f.Commit + "|" + f.Error + "|" + strconv.Itoa(len(f.Entries)) + "|" + f.At.String())
 	case c.Foreign != nil:
 		for _, v := range c.Foreign.VMIDs {
 			b.WriteString("|" + strconv.Itoa(v))

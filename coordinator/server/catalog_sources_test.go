@@ -212,8 +212,17 @@ func TestCatalogDirectorySource(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "gitea.yaml"), []byte(starterEntry(t, "gitea")), 0o644)
 	var src sourceOut
-	if code, err := tc.call(0, "POST", "/api/v1/catalog/sources", tc.token, map[string]any{"name": "local", "url": "dir://" + dir, "format": "proximity"}, nil, &src); err != nil || code != 201 {
+	body := map[string]any{"name": "local", "url": "dir://" + dir, "format": "proximity"}
+	key := map[string]string{"Idempotency-Key": "add-local-1"}
+	if code, err := tc.call(0, "POST", "/api/v1/catalog/sources", tc.token, body, key, &src); err != nil || code != 201 {
 		t.Fatalf("add: %d %v", code, err)
+	}
+	// A retry with the same key gets the answer again; another request is 409.
+	if code, err := tc.call(1, "POST", "/api/v1/catalog/sources", tc.token, body, key, nil); err != nil || code != 201 {
+		t.Fatalf("the add retried: %d %v", code, err)
+	}
+	if code, _ := tc.call(0, "POST", "/api/v1/catalog/sources", tc.token, body, nil, nil); code != http.StatusConflict {
+		t.Fatalf("the add again: %d", code)
 	}
 	if src.Entries != 1 || src.Degraded != 1 || src.Commit != "" || len(src.Problems) != 1 || src.Problems[0].Field != "icon" || src.Problems[0].Rejected {
 		t.Fatalf("the report: %+v", src)
