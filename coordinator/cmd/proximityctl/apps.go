@@ -217,6 +217,7 @@ func appsCmd(e *env) *cobra.Command {
 	update.Flags().BoolVar(&updateWait, "wait", false, "show the progress until the update ends (within --timeout)")
 	update.Flags().StringVar(&updateVersion, "version", "", "the version to move to: must be the one the catalog offers (forces an update that is not newer)")
 	cmd.AddCommand(logs, appSecretsCmd(e), metrics, clone, update, appOpenCmd(e))
+	cmd.AddCommand(appRestoreCmds(e)...) // move.go
 	return cmd
 }
 
