@@ -268,3 +268,53 @@ func TestMoveWithFailingHealthCheckLeavesAppInPlace(t *testing.T) {
 		t.Fatalf("%d reservations after the failed move, %d before: %+v", len(regs), len(before), regs)
 	}
 }
+
+// TestMoveCancelledLeavesAppInPlace: a move cancelled while its new
+// container is being made ends with the app running where it was, the
+// cancel in its error, and nothing left on the target.
+func TestMoveCancelledLeavesAppInPlace(t *testing.T) {
+	tc, tok, stores, a := moveCluster(t)
+	defer func() {
+		if t.Failed() {
+			dumpLog(t, tc, tok, a.ID)
+		}
+	}()
+	b := tc.backupOn(t, tok, a.ID, "nfs")
+	before := registry(tc)
+	if err := stores["pve2"].SetFaults(pvesim.Faults{TaskMS: 1500}); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/backups/"+b.ID+"/restore", tok, map[string]any{"node": "pve2"}, nil, nil); err != nil || code != 202 {
+		t.Fatalf("move: %d %v", code, err)
+	}
+	waitFor(t, "restore under way", 20*time.Second, func() bool {
+		var x fsm.App
+		tc.leaderServer().Cluster().FSM().Read(func(s *fsm.State) { x, _ = s.App(a.ID) })
+		return x.Status == fsm.AppMoving && x.Step == "restore" && x.TaskID != ""
+	})
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/actions", tok, map[string]any{"action": "cancel"}, nil, nil); err != nil || code != 202 {
+		t.Fatalf("cancel: %d %v", code, err)
+	}
+	_ = stores["pve2"].SetFaults(pvesim.Faults{})
+	var after appOut
+	waitFor(t, "move undone", 60*time.Second, func() bool {
+		_, after = tc.appStatus(tok, a.ID)
+		return after.Status == "running" && strings.Contains(after.Error, "cancelled")
+	})
+	if after.Node != "pve1" || after.VMID != a.VMID {
+		t.Fatalf("app after a cancelled move: %+v", after)
+	}
+	if c := ct(t, stores["pve1"], a.VMID); c == nil || c.Status != "running" {
+		t.Fatalf("old container: %+v", c)
+	}
+	// The restore runs to its end on the node (it is not killed): its
+	// container goes once it has.
+	waitFor(t, "nothing left on pve2", 20*time.Second, func() bool {
+		n := -1
+		_ = stores["pve2"].View(func(nd *pvesim.Node) error { n = len(nd.CTs); return nil })
+		return n == 0
+	})
+	if regs := registry(tc); len(regs) != len(before) {
+		t.Fatalf("%d reservations after the cancelled move, %d before", len(regs), len(before))
+	}
+}
