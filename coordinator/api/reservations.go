@@ -21,6 +21,8 @@ type reservationJSON struct {
 	Owner       string    `json:"owner"`
 	Index       uint64    `json:"index"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Standby: a moved app's second reservation (fsm/move.go).
+	Standby bool `json:"standby,omitempty"`
 }
 
 func toJSON(r fsm.Reservation) reservationJSON {
@@ -29,7 +31,7 @@ func toJSON(r fsm.Reservation) reservationJSON {
 		ports = []int{}
 	}
 	return reservationJSON{ID: r.ID, VMID: r.VMID, Hostname: r.Hostname, Node: r.Node,
-		PublicPorts: ports, IP: r.IP, Owner: r.Owner, Index: r.Index, CreatedAt: r.CreatedAt}
+		PublicPorts: ports, IP: r.IP, Owner: r.Owner, Index: r.Index, CreatedAt: r.CreatedAt, Standby: r.Standby}
 }
 
 type page[T any] struct {
