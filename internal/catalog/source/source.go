@@ -464,9 +464,11 @@ func clone(ctx context.Context, dir string, s Spec) (*git.Repository, error) {
 	return repo, nil
 }
 
-// The https transport of every fetch: each answer is bounded, and a
-// redirect must stay on https.
-func init() {
+func init() { installHTTPS() }
+
+// installHTTPS sets the https transport of every fetch: each answer is
+// bounded, and a redirect must stay on https.
+func installHTTPS() {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = 30 * time.Second
 	client.InstallProtocol("https", githttp.NewClient(&http.Client{
