@@ -28,6 +28,16 @@ func (a *API) restoreOrMove(rq *request) (int, any, error) {
 		}
 	}
 	if in.Node == "" || in.Node == app.Node {
+		// A backup made before the app was moved may be on a storage of
+		// its old node only: refused before the app is stopped for it.
+		var b fsm.Backup
+		var ok bool
+		a.b.FSM().Read(func(s *fsm.State) { b, ok = s.Backup(rq.r.PathValue("bid")) })
+		if ok && b.AppID == app.ID && b.Node != "" && b.Node != app.Node {
+			if err := a.backupReadable(b, app.Node); err != nil {
+				return 0, nil, err
+			}
+		}
 		return a.backupOp(rq, fsm.OpRestore)
 	}
 	if err := validate.NodeName("node", in.Node); err != nil {

@@ -116,6 +116,9 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		if st.onSource {
 			t.VMID, _ = strconv.Atoi(a.OpArgs["source_vmid"])
 		}
+		if n := a.OpArgs[fsm.ArgBackupNode]; st.name == stDeleteBackup.name && n != "" {
+			t.Node = n // the archive's node: a moved app's older backups stay where they were made
+		}
 		if kind == taskspec.Create {
 			t.ReservationID = a.ReservationID
 		}

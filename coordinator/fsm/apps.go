@@ -499,7 +499,7 @@ func (s *State) appAction(index uint64, c AppActionCmd) (*App, error) {
 		if c.Op == OpRestore && b.Status != BackupReady {
 			return nil, problem.E(problem.Conflict, "backup %s is %s, not ready", b.ID, b.Status)
 		}
-		args["restore_backup"], args["volid"] = b.ID, b.Volid
+		args["restore_backup"], args["volid"], args[ArgBackupNode] = b.ID, b.Volid, b.Node
 	case OpReconfigure:
 		if c.Settings == nil || len(c.Settings.Settings)+len(c.Settings.Sealed) == 0 {
 			return nil, problem.E(problem.Invalid, "settings: at least one setting to change is required")

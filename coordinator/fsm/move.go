@@ -39,6 +39,11 @@ const (
 	ArgMoveSwitched = "move_switched"
 )
 
+// ArgBackupNode (restore, delete_backup) is the node the backup was made
+// on: after a move it may not be the app's, and an archive on a storage
+// that is not shared is removed there (see apps.stDeleteBackup).
+const ArgBackupNode = "backup_node"
+
 // MoveAppCmd starts a move of app ID onto Node from backup BackupID: the
 // standby reservation (a new VMID, ports on Node, an address when Reserve
 // asks for one) is made and the operation begins, in one step, or nothing

@@ -201,6 +201,30 @@ func TestMoveAppToAnotherNode(t *testing.T) {
 	if r := ruleset(stores["pve2"]); !strings.Contains(r, fmt.Sprintf("tcp dport %d dnat to ", moved.PublicPorts[0])) || !strings.Contains(r, a.ID) {
 		t.Fatalf("forwards on pve2:\n%s", r)
 	}
+	// The backup on pve1's local storage cannot be restored in place on
+	// pve2 either; deleting it removes the archive on pve1, where it is.
+	if code, detail := problemDetail(t, tc, tok, restore(local.ID), nil); code != http.StatusConflict || !strings.Contains(detail, `"local"`) {
+		t.Fatalf("in-place restore of a backup left on pve1: %d %q", code, detail)
+	}
+	if code, err := tc.call(0, "DELETE", "/api/v1/apps/"+a.ID+"/backups/"+local.ID, tok, nil, nil, nil); err != nil || code != 202 {
+		t.Fatalf("delete of the backup on pve1: %d %v", code, err)
+	}
+	waitFor(t, "backup deleted", 20*time.Second, func() bool {
+		for _, x := range tc.backups(tok, a.ID) {
+			if x.ID == local.ID {
+				return false
+			}
+		}
+		return true
+	})
+	_ = stores["pve1"].View(func(n *pvesim.Node) error {
+		for _, b := range n.Backups {
+			if b.Volid == local.Volid {
+				t.Errorf("archive %s left on pve1 after its backup was deleted", b.Volid)
+			}
+		}
+		return nil
+	})
 	var logs struct{ Items []fsm.LogLine }
 	_, _ = tc.call(0, "GET", "/api/v1/apps/"+a.ID+"/logs?limit=100", tok, nil, nil, &logs)
 	var all []string
