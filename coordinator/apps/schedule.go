@@ -136,8 +136,8 @@ func (c *Controller) prune(ctx context.Context, appID string, pending []string) 
 	if !ok || bid == "" || a.Op != "" || a.ReservationID == "" {
 		return
 	}
-	_, err := c.propose(ctx, fsm.Command{Type: fsm.CmdAppAction, RequestID: c.cfg.NewID("prune_"),
-		AppAction: &fsm.AppActionCmd{ID: appID, Op: fsm.OpDeleteBackup, BackupID: bid, At: c.cfg.ScheduleNow()}})
+	_, err := c.propose(ctx, fsm.Command{Type: fsm.CmdPruneBackup, RequestID: c.cfg.NewID("prune_"),
+		PruneBackup: &fsm.PruneBackupCmd{AppID: appID, BackupID: bid, At: c.cfg.ScheduleNow()}})
 	if err != nil && !problem.Is(err, problem.Conflict) {
 		c.log.Warn("prune", "app", appID, "backup", bid, "err", err)
 		return

@@ -264,6 +264,33 @@ func (s *State) backupSchedule(index uint64, c BackupScheduleCmd) (*App, error) 
 	return &cp, nil
 }
 
+// PruneBackupCmd starts the deletion of a backup the app's retention
+// removed (one of its pending prunes) as a delete_backup operation of the
+// system. It applies only to a pending prune, so the system never deletes
+// a backup the retention keeps.
+type PruneBackupCmd struct {
+	AppID    string    `json:"app_id"`
+	BackupID string    `json:"backup_id"`
+	At       time.Time `json:"at"`
+}
+
+func (s *State) pruneBackup(index uint64, c PruneBackupCmd) (*App, error) {
+	if !slices.Contains(s.PendingPrunes[c.AppID], c.BackupID) {
+		return nil, problem.E(problem.Conflict, "backup %s of app %s is not to be pruned", c.BackupID, c.AppID)
+	}
+	out, err := s.appAction(index, AppActionCmd{ID: c.AppID, Op: OpDeleteBackup, BackupID: c.BackupID, At: c.At})
+	if err != nil {
+		return nil, err
+	}
+	a := s.Apps[c.AppID]
+	a.log(c.At, "prune: the retention removes backup "+c.BackupID)
+	_ = s.appendAudit(AuditCmd{Now: c.At, Records: []AuditRecord{{Time: c.At.UTC(), Actor: AuditActor{Name: "system"},
+		Source: "retention", Method: "DELETE", Route: "DELETE /api/v1/apps/{id}/backups/{bid}", Targets: []string{c.AppID, c.BackupID},
+		Status: 202, RequestID: fmt.Sprintf("prune-%s-%d", c.BackupID, index), Action: "app.backup.pruned"}}})
+	out.Log = a.Log
+	return out, nil
+}
+
 // backupArgs are the storage and mode an app's backups use.
 func (s *State) backupArgs(appID string, args map[string]string) {
 	p, _ := s.BackupPolicyFor(appID)

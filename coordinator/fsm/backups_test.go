@@ -62,7 +62,12 @@ func TestScheduledBackupStartsOnceAndRetentionPlansPrunes(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		id := "b" + string(rune('0'+i))
 		run := schedCmd("run-"+id, BackupScheduleCmd{ExpectSchedule: "hourly", ExpectNext: h(i), Schedule: "hourly", Next: h(i + 1), Start: true, BackupID: id, At: h(i)})
+		from := f.LastChange()
 		mustOK(t, apply(t, f, run)[0])
+		// The run is on the events stream: the app and its new backup.
+		if got, _, _ := f.ChangesAfter(from, 10); len(got) != 2 || got[0].Key != "app1" || got[1].Kind != ChangeBackup || got[1].Key != id {
+			t.Fatalf("changes of run %d: %+v", i, got)
+		}
 		f.Read(func(s *State) {
 			b, ok := s.Backup(id)
 			if !ok || b.Reason != BackupReasonScheduled || s.Apps["app1"].Op != OpBackup {
@@ -97,8 +102,23 @@ func TestScheduledBackupStartsOnceAndRetentionPlansPrunes(t *testing.T) {
 			t.Fatalf("%d audit records of scheduled backups, want 3", n)
 		}
 	})
+	// The system deletes only what the retention removes.
+	mustKind(t, apply(t, f, Command{Type: CmdPruneBackup, RequestID: "prune-kept", PruneBackup: &PruneBackupCmd{AppID: "app1", BackupID: "b1", At: h(3)}})[0], problem.Conflict)
+	from := f.LastChange()
+	mustOK(t, apply(t, f, Command{Type: CmdPruneBackup, RequestID: "prune", PruneBackup: &PruneBackupCmd{AppID: "app1", BackupID: "b0", At: h(3)}})[0])
+	if got, _, _ := f.ChangesAfter(from, 10); len(got) != 1 || got[0].Kind != ChangeApp || got[0].Key != "app1" {
+		t.Fatalf("changes of the prune: %+v", got)
+	}
+	f.Read(func(s *State) {
+		a := s.Apps["app1"]
+		if a.Op != OpDeleteBackup || a.OpArgs["restore_backup"] != "b0" {
+			t.Fatalf("prune started %q on %q", a.Op, a.OpArgs["restore_backup"])
+		}
+		if r := s.Audit[len(s.Audit)-1]; r.Actor.Name != "system" || r.Action != "app.backup.pruned" || r.Targets[1] != "b0" {
+			t.Fatalf("audit of the prune: %+v", r)
+		}
+	})
 	// The prune's delete ends: the backup and its pending prune go.
-	mustOK(t, apply(t, f, Command{Type: CmdAppAction, RequestID: "prune", AppAction: &AppActionCmd{ID: "app1", Op: OpDeleteBackup, BackupID: "b0", At: h(3)}})[0])
 	mustOK(t, apply(t, f, Command{Type: CmdAppStep, RequestID: "pruned", AppStep: &AppStepCmd{ID: "app1", ExpectOp: OpDeleteBackup,
 		Done: true, Status: AppRunning, Backup: &Backup{ID: "b0"}, At: h(3)}})[0])
 	f.Read(func(s *State) {

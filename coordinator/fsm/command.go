@@ -80,6 +80,7 @@ const (
 	CmdSetBackupPolicy   CommandType = 54
 	CmdSetBackupDefaults CommandType = 55
 	CmdBackupSchedule    CommandType = 56
+	CmdPruneBackup       CommandType = 57
 )
 
 // batchVersion is the first byte of every log entry this version writes.
@@ -153,6 +154,7 @@ type Command struct {
 	SetBackupPolicy   *SetBackupPolicyCmd `json:"set_backup_policy,omitempty"`
 	SetBackupDefaults *BackupSettings     `json:"set_backup_defaults,omitempty"`
 	BackupSchedule    *BackupScheduleCmd  `json:"backup_schedule,omitempty"`
+	PruneBackup       *PruneBackupCmd     `json:"prune_backup,omitempty"`
 }
 
 // ReserveCmd reserves a VMID, PublicPorts ports on Node, Hostname and, if

@@ -180,6 +180,8 @@ func cmdApp(c *Command) string {
 		return c.AutoUpdate.Action.ID
 	case c.BackupSchedule != nil:
 		return c.BackupSchedule.AppID
+	case c.PruneBackup != nil:
+		return c.PruneBackup.AppID
 	}
 	return ""
 }

@@ -293,6 +293,8 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 		err = s.setBackupDefaults(*c.SetBackupDefaults)
 	case c.Type == CmdBackupSchedule && c.BackupSchedule != nil:
 		r.App, err = s.backupSchedule(index, *c.BackupSchedule)
+	case c.Type == CmdPruneBackup && c.PruneBackup != nil:
+		r.App, err = s.pruneBackup(index, *c.PruneBackup)
 	case c.Type == CmdCleanupDone && c.CleanupDone != nil:
 		delete(s.Cleanups, c.CleanupDone.ID)
 	default:

@@ -153,6 +153,9 @@ func TestScheduledBackupFiresWithFakeClockAndPrunes(t *testing.T) {
 	if n := tc.scheduledRuns(tok["alice"], a.ID); n != 4 {
 		t.Fatalf("%d scheduled runs after five missed hours, want 4 (one more)", n)
 	}
+	waitFor(t, "prune to two backups again", 20*time.Second, func() bool {
+		return len(tc.lbackups(tok["alice"], a.ID)) == 2 && tc.idle(tok["alice"], a.ID)
+	})
 
 	var audit struct {
 		Items []struct {
@@ -164,14 +167,18 @@ func TestScheduledBackupFiresWithFakeClockAndPrunes(t *testing.T) {
 	if code, _ := tc.lcall("GET", "/api/v1/audit?actor=system&per_page=100", tok["admin"], nil, &audit); code != 200 {
 		t.Fatalf("audit: %d", code)
 	}
-	n := 0
+	n, pruned := 0, 0
 	for _, r := range audit.Items {
 		if r.Action == "app.backup.scheduled" && r.Targets[0] == a.ID {
 			n++
 		}
+		if r.Action == "app.backup.pruned" && r.Targets[0] == a.ID {
+			pruned++
+		}
 	}
-	if n != 4 {
-		t.Fatalf("%d audit records of scheduled backups, want 4: %+v", n, audit.Items)
+	// Five backups (one manual, four scheduled), two kept: three pruned.
+	if n != 4 || pruned != 3 {
+		t.Fatalf("%d audit records of scheduled backups (want 4) and %d of pruned ones (want 3): %+v", n, pruned, audit.Items)
 	}
 }
 
