@@ -289,6 +289,10 @@ func finish(name string, in catalog.ImportResult) Result {
 	return out
 }
 
+// textFiles are the kinds of files a store's importer reads; the others
+// (pictures above all) are not read, nor counted in the bounds.
+var textFiles = map[string]bool{".yaml": true, ".yml": true, ".json": true, ".md": true, ".txt": true, ".toml": true}
+
 // tree collects a source's files within the bounds.
 type tree struct {
 	fs    fstest.MapFS
@@ -299,8 +303,8 @@ func (t *tree) add(ctx context.Context, name string, size int64, read func() ([]
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("fetch: %w", err)
 	}
-	if size > MaxFileBytes {
-		return nil // a picture or an archive: no catalog file is this large
+	if size > MaxFileBytes || !textFiles[path.Ext(name)] {
+		return nil // a picture or an archive: no importer reads it
 	}
 	if len(t.fs) >= MaxFiles {
 		return fmt.Errorf("the source has more than %d files", MaxFiles)

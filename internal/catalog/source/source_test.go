@@ -122,6 +122,10 @@ func TestDirSourceReadsOnlyItsOwnFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "huge.yaml"), make([]byte, MaxFileBytes+1), 0o644)
+	// Pictures are not read: even many of them do not exceed the bound.
+	for i := 0; i < MaxTreeBytes/MaxFileBytes+1; i++ {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("shot-%d.png", i)), make([]byte, MaxFileBytes), 0o644)
+	}
 	r, err := Fetch(context.Background(), Spec{Name: "d", URL: "dir://" + dir, Path: ".", Format: FormatProximity})
 	if err != nil {
 		t.Fatal(err)
