@@ -72,9 +72,10 @@ type entryOut struct {
 // TestCatalogGitSourceFollowsItsRepository: a git repository made in the
 // test, added as a source with a file:// URL, serves its entries as
 // source/id; a bad entry is rejected alone with its file, field and
-// reason; a new commit is seen on reload; a repository that cannot be
-// read keeps the entries and reports the error; an app deploys from
-// source/id; the source can be removed, builtin not.
+// reason; an app deploys from source/id; a new commit is seen on reload
+// (its commit, the entry's version, the app's update_available); a
+// repository that cannot be read keeps the entries and reports the
+// error; the source can be removed, builtin not.
 func TestCatalogGitSourceFollowsItsRepository(t *testing.T) {
 	tc, _, tok := appCluster(t)
 	repo := filepath.Join(t.TempDir(), "store")
@@ -111,7 +112,22 @@ func TestCatalogGitSourceFollowsItsRepository(t *testing.T) {
 		t.Fatalf("the same name again: %d", code)
 	}
 
-	// A new commit: a reload reads it.
+	// An app deploys from source/id.
+	var a appOut
+	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "mine/vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != http.StatusAccepted {
+		t.Fatalf("deploy mine/vaultwarden: %d %v", code, err)
+	}
+	var app struct {
+		CatalogID       string  `json:"catalog_id"`
+		CatalogVersion  string  `json:"catalog_version"`
+		UpdateAvailable *string `json:"update_available"`
+	}
+	tc.call(0, "GET", "/api/v1/apps/"+a.ID, tok["alice"], nil, nil, &app)
+	if app.CatalogID != "mine/vaultwarden" || app.CatalogVersion != "1.32.7" || app.UpdateAvailable != nil {
+		t.Fatalf("the app's catalog entry: %+v", app)
+	}
+
+	// A new commit: a reload reads it, and the app sees the update.
 	second := gitCommit(t, repo, map[string]string{"apps/vaultwarden.yaml": starterEntry(t, "vaultwarden", `version: "1.32.7"`, `version: "1.33.0"`)})
 	var rl struct {
 		Sources []struct{ Name, Commit, Error string }
@@ -123,19 +139,9 @@ func TestCatalogGitSourceFollowsItsRepository(t *testing.T) {
 	if e.Version != "1.33.0" {
 		t.Fatalf("the entry after the new commit: %+v", e)
 	}
-
-	// An app deploys from source/id.
-	var a appOut
-	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "mine/vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != http.StatusAccepted {
-		t.Fatalf("deploy mine/vaultwarden: %d %v", code, err)
-	}
-	var app struct {
-		CatalogID      string `json:"catalog_id"`
-		CatalogVersion string `json:"catalog_version"`
-	}
 	tc.call(0, "GET", "/api/v1/apps/"+a.ID, tok["alice"], nil, nil, &app)
-	if app.CatalogID != "mine/vaultwarden" || app.CatalogVersion != "1.33.0" {
-		t.Fatalf("the app's catalog entry: %+v", app)
+	if app.UpdateAvailable == nil || *app.UpdateAvailable != "1.33.0" {
+		t.Fatalf("the app after the new commit: %+v", app)
 	}
 
 	// The repository goes away: the entries stay, the report says why.
