@@ -50,6 +50,18 @@
 // ones with the same IDs (log index and position); after a restore the
 // ring starts empty and older positions ask for a reset.
 //
+// # Scheduled backups and retention
+//
+// Each app's next scheduled backup is state (BackupSchedules), set by the
+// leader's scheduler with BackupSchedule, which applies only at the next
+// run it expects: the command that starts a run also moves the next one,
+// so two leaders proposing the same run start it once. When a backup
+// becomes ready, AppStep plans the prune of the app's backups with
+// internal/prune and records what the retention removes (PendingPrunes);
+// PruneBackup deletes only those. Retention periods are read in the time
+// zone of the backup settings, from the zone database (time/tzdata is
+// linked in, for servers without one): keep the servers' tzdata alike.
+//
 // # Registry guarantees
 //
 //   - A VMID is held by at most one reservation and is never one marked
