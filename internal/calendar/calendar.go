@@ -20,6 +20,8 @@
 // missing date or weekday list means every day. `n/rep` is n, n+rep, … up to
 // the field's maximum (or m for `n..m/rep`). Values are bounded per field:
 // hours 0-23, minutes and seconds 0-59, months 1-12, days 1-31, years 0-2199.
+// One deliberate difference: Proxmox reads "24:00" (an hour out of range)
+// as minute 24, second 0; here it is refused, naming the hour.
 //
 // Times are wall-clock times in the location given to Next (or UTC when the
 // event ends in "UTC"). Across daylight-saving changes:
@@ -27,12 +29,12 @@
 //     day: a 02:30 event does not run on the day New York's clocks jump from
 //     02:00 to 03:00. Proxmox does the same: its search walks the broken-down
 //     local time, mktime normalises 02:30 to 03:30, which no longer matches
-//     the hour, and the search moves to the next day; systemd's timers skip
-//     it too.
+//     the hour, and the search moves to the next day.
 //   - a wall time that happens twice on a fall-back day runs once, at its
 //     first occurrence: a 01:30 event runs at 01:30 EDT, not again at 01:30
-//     EST. Each wall-clock time of a schedule is one run; a scheduled backup
-//     never runs twice within the repeated hour.
+//     EST. Each wall-clock time of a schedule is one run, so a scheduled
+//     backup never runs twice in one night (the repeated hour's second
+//     pass, 01:00-01:59 EST, has no runs of its own).
 package calendar
 
 import (
@@ -414,7 +416,8 @@ const searchYears = 29
 
 // Next returns the first occurrence of the event strictly after `after`
 // (occurrences are whole seconds), computed in the wall-clock time of loc
-// (nil is UTC). It returns the zero Time when there is none — an event
+// (nil is UTC). It returns the zero Time when there is none within 29
+// years (every weekday and date combination recurs within 28) — an event
 // whose dates all lie in the past or that can never happen (31 February).
 func (e *Event) Next(after time.Time, loc *time.Location) time.Time {
 	loc = e.location(loc)

@@ -162,7 +162,7 @@ func mustLoad(t *testing.T, name string) *time.Location {
 
 // TestNextSpringForwardSkipsMissingTime: on 2026-03-08 New York's clocks
 // jump from 02:00 EST to 03:00 EDT; 02:30 does not exist that day, and as
-// in Proxmox (and systemd) the event does not run that day.
+// in Proxmox the event does not run that day.
 func TestNextSpringForwardSkipsMissingTime(t *testing.T) {
 	ny := mustLoad(t, "America/New_York")
 	ev := mustParse(t, "02:30")
