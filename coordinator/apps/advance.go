@@ -79,6 +79,9 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 			// A failed deploy left nothing on the node.
 			return c.finish(ctx, a, opFinal)
 		}
+		if moved, err := c.updateMoved(ctx, a, e, st); moved || err != nil {
+			return err
+		}
 		kind, spec := st.task(a, e, network)
 		if st.forwards {
 			// The node's whole set, read only when it is sent.

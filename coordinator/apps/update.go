@@ -1,7 +1,10 @@
 package apps
 
 import (
+	"context"
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/internal/catalog"
@@ -67,4 +70,24 @@ func updateStagesOf(a fsm.App) []stage {
 		return ops[fsm.OpUpdate].stages
 	}
 	return updateStages
+}
+
+// updateMoved stops an update whose catalog entry no longer offers its
+// target version (a reload in the middle of it, or the source removed)
+// before it writes the entry's files: the pre-update backup is put back,
+// so the app never runs a Compose document of a version it does not
+// record.
+func (c *Controller) updateMoved(ctx context.Context, a fsm.App, e catalog.Entry, st stage) (bool, error) {
+	to := a.OpArgs["version"]
+	if a.Op != fsm.OpUpdate || to == "" || (st.name != stCompose.name && st.name != stEnvUpgrade.name) ||
+		strings.HasPrefix(a.Step, rollbackPrefix) || e.Version == to {
+		return false, nil
+	}
+	now := "is no longer in the catalog"
+	if e.ID != "" {
+		now = "now offers " + e.Version
+	}
+	reason := fmt.Sprintf("update failed: the catalog entry %s %s, not %s; update again", a.CatalogID, now, to)
+	return true, c.step(ctx, a, fsm.AppStepCmd{Step: rollback[0].name, Attempt: 1, Error: reason,
+		Log: []string{reason, "rollback: restoring the pre-update backup"}})
 }

@@ -306,3 +306,40 @@ func TestUpdatePolicyValidated(t *testing.T) {
 		t.Fatalf("the admin sets the policy: %d %v %+v", code, err, v)
 	}
 }
+
+// TestUpdateRollsBackWhenCatalogMovesMidUpdate: a reload that changes the
+// offered version while an update makes its backup stops the update
+// before it writes any file of the entry; the backup is put back and the
+// app keeps its version.
+func TestUpdateRollsBackWhenCatalogMovesMidUpdate(t *testing.T) {
+	tc, ag, tok := appClusterWith(t, apps.Policy{Base: 100 * time.Millisecond, Max: 200 * time.Millisecond, Attempts: 1000})
+	a := deployRunning(t, tc, tok, "dash")
+	offerVersion(t, tc, "homepage", "0.11.0", "")
+	if err := ag.sim.Store.SetFaults(pvesim.Faults{Fail: []string{"vzdump"}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/update", tok["alice"], nil, nil, nil); err != nil || code != 202 {
+		t.Fatalf("update: %d %v", code, err)
+	}
+	defer func() {
+		if t.Failed() {
+			dumpLog(t, tc, tok["alice"], a.ID)
+		}
+	}()
+	tc.waitStep(tok["alice"], a.ID, "backup")
+	offerVersion(t, tc, "homepage", "0.12.0", "")
+	if err := ag.sim.Store.SetFaults(pvesim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rollback", 30*time.Second, func() bool {
+		x := tc.updateView(tok["alice"], a.ID)
+		return x.Operation == "" && x.Status == "running" && strings.Contains(x.Error, "now offers 0.12.0")
+	})
+	v := tc.updateView(tok["alice"], a.ID)
+	if v.CatalogVersion != "0.10.9" || v.UpdateAvailable == nil || *v.UpdateAvailable != "0.12.0" {
+		t.Fatalf("after the rollback: %+v", v)
+	}
+	if c := ct(t, ag.sim.Store, a.VMID); c == nil || strings.Contains(c.Files[composePath], "# version") {
+		t.Fatalf("container after the rollback: %+v", c)
+	}
+}
