@@ -318,18 +318,37 @@ type reloadResult struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// reloadCatalog fetches every source on the leader (at most four at a
-// time, each within its deadline) and records each through Raft: a
-// source that cannot be fetched keeps its entries, a bad entry rejects
-// only itself.
+// reloadCatalog fetches every source on the leader and records each
+// through Raft (RefreshCatalog).
 func (a *API) reloadCatalog(rq *request) (int, any, error) {
+	out, err := a.RefreshCatalog(context.WithoutCancel(rq.ctx))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, out, nil
+}
+
+// ReloadResult is what a reload did.
+type ReloadResult struct {
+	// Entries is the catalog's total; Source where the builtin source
+	// was read.
+	Entries int            `json:"entries"`
+	Source  string         `json:"source"`
+	Sources []reloadResult `json:"sources"`
+}
+
+// RefreshCatalog fetches every source (at most four at a time, each
+// within its deadline) and records each through Raft: a source that
+// cannot be fetched keeps its entries, a bad entry rejects only itself.
+// It runs on the leader: for POST /api/v1/catalog/reload and the
+// periodic refresh.
+func (a *API) RefreshCatalog(ctx context.Context) (ReloadResult, error) {
 	var specs []source.Spec
 	a.b.FSM().Read(func(s *fsm.State) {
 		for _, n := range s.CatalogSourceNames()[1:] {
 			specs = append(specs, s.CatalogSources[n].Spec)
 		}
 	})
-	ctx := context.WithoutCancel(rq.ctx)
 	cmds := make([]*fsm.CatalogFetchedCmd, len(specs)+1)
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, 4)
@@ -349,15 +368,11 @@ func (a *API) reloadCatalog(rq *request) (int, any, error) {
 	wg.Wait()
 	pctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	out := struct {
-		Entries int            `json:"entries"`
-		Source  string         `json:"source"`
-		Sources []reloadResult `json:"sources"`
-	}{Source: cmds[0].From, Sources: []reloadResult{}}
+	out := ReloadResult{Source: cmds[0].From, Sources: []reloadResult{}}
 	for _, c := range cmds {
 		res, err := a.b.Propose(pctx, fsm.Command{Type: fsm.CmdCatalogFetched, RequestID: NewID("catalog_"), CatalogFetched: c})
 		if err != nil {
-			return 0, nil, err
+			return out, err
 		}
 		r := reloadResult{Name: c.Name}
 		if err := res.Err(); err != nil && c.Error == "" {
@@ -374,5 +389,5 @@ func (a *API) reloadCatalog(rq *request) (int, any, error) {
 		out.Entries += r.Entries
 		out.Sources = append(out.Sources, r)
 	}
-	return http.StatusOK, out, nil
+	return out, nil
 }

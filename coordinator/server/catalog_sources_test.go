@@ -386,3 +386,27 @@ func TestCatalogSearchCategoriesAndIcons(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalogRefreshSeesANewCommit: with --catalog-refresh the leader
+// fetches every source by itself, so a new commit is seen without a
+// reload.
+func TestCatalogRefreshSeesANewCommit(t *testing.T) {
+	tc := newTestCluster(t, 1)
+	tc.nodes[0].cfg.CatalogRefresh = 200 * time.Millisecond
+	tc.kill(0)
+	tc.start(0)
+	tc.waitLeader()
+	repo := filepath.Join(t.TempDir(), "store")
+	gitCommit(t, repo, map[string]string{"gitea.yaml": starterEntry(t, "gitea")})
+	if code, err := tc.call(0, "POST", "/api/v1/catalog/sources", tc.token, map[string]any{"name": "mine", "url": "file://" + repo, "format": "proximity"}, nil, nil); err != nil || code != 201 {
+		t.Fatalf("add: %d %v", code, err)
+	}
+	second := gitCommit(t, repo, map[string]string{"gitea.yaml": starterEntry(t, "gitea", `version: "1.22.6"`, `version: "1.23.0"`)})
+	waitFor(t, "the new commit", 15*time.Second, func() bool {
+		var e entryOut
+		var src sourceOut
+		tc.call(0, "GET", "/api/v1/catalog/mine/gitea", tc.token, nil, nil, &e)
+		tc.call(0, "GET", "/api/v1/catalog/sources/mine", tc.token, nil, nil, &src)
+		return e.Version == "1.23.0" && src.Commit == second
+	})
+}

@@ -70,6 +70,9 @@ type Config struct {
 	AgentCertTTL time.Duration
 	// CatalogDir holds the catalog's YAML files ("": the starter catalog).
 	CatalogDir string
+	// CatalogRefresh is how often the leader fetches every catalog
+	// source (0: only on reload).
+	CatalogRefresh time.Duration
 	// Now is the API's clock (default time.Now; tests drive it).
 	Now func() time.Time
 	// SessionTTL is how long a login's session lasts (default 12h).
@@ -295,6 +298,7 @@ func (s *Server) onLeaderReady(ctx context.Context, cl *cluster.Cluster) {
 	go s.agents.Lead(ctx)
 	go s.apps.Run(ctx)
 	go s.ensureCatalog(ctx, cl)
+	go s.refreshCatalog(ctx)
 	go func() {
 		for ctx.Err() == nil {
 			err := s.agents.EnsureCA(ctx)
@@ -309,6 +313,35 @@ func (s *Server) onLeaderReady(ctx context.Context, cl *cluster.Cluster) {
 		}
 	}()
 	s.initAdmin(ctx, cl)
+}
+
+// refreshCatalog fetches every catalog source each CatalogRefresh while
+// this server leads (counted from when it became leader), so that new
+// versions are seen without a reload.
+func (s *Server) refreshCatalog(ctx context.Context) {
+	if s.cfg.CatalogRefresh <= 0 {
+		return
+	}
+	t := time.NewTicker(s.cfg.CatalogRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		out, err := s.api.RefreshCatalog(ctx)
+		if err != nil {
+			s.log.Warn("catalog refresh", "err", err)
+			continue
+		}
+		for _, r := range out.Sources {
+			if r.Error != "" {
+				s.log.Warn("catalog source not fetched; its entries are kept", "source", r.Name, "err", r.Error)
+			}
+		}
+		s.log.Info("catalog refreshed", "entries", out.Entries)
+	}
 }
 
 // ensureCatalog loads the catalog into a cluster that has none yet.

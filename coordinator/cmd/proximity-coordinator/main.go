@@ -74,6 +74,9 @@ func serverCmd() *cobra.Command {
 			if cfg.SessionTTL < time.Minute || cfg.SessionTTL > 30*24*time.Hour {
 				return fmt.Errorf("--session-ttl: %s outside 1m to 720h", cfg.SessionTTL)
 			}
+			if cfg.CatalogRefresh != 0 && (cfg.CatalogRefresh < 5*time.Minute || cfg.CatalogRefresh > 30*24*time.Hour) {
+				return fmt.Errorf("--catalog-refresh: %s must be 0 (off) or within 5m to 720h", cfg.CatalogRefresh)
+			}
 			cfg.Logger = logger()
 			cfg.Timing = cluster.DefaultTiming()
 			return run(cmd.Context(), cfg, -1)
@@ -94,6 +97,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", "the key of --tls-cert-file (PEM)")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a login's session lasts (1m to 30 days)")
 	f.StringVar(&cfg.CatalogDir, "catalog-dir", "", "directory of *.yaml files the builtin catalog source reads, at the cluster's first start and on catalog reload (default: the starter catalog built in)")
+	f.DurationVar(&cfg.CatalogRefresh, "catalog-refresh", 6*time.Hour, "how often the leader fetches every catalog source: 0 (only on proximityctl catalog reload) or 5m to 720h")
 	f.StringVar(&configFile, "config", "", "YAML file of settings named like these flags (flags and "+EnvPrefix+"_* variables win)")
 	for _, name := range []string{"node-id", "data-dir", "http-addr", "grpc-addr", "raft-addr", "gossip-addr", "cluster-key-file"} {
 		_ = cmd.MarkFlagRequired(name)
