@@ -62,6 +62,21 @@
 // zone of the backup settings, from the zone database (time/tzdata is
 // linked in, for servers without one): keep the servers' tzdata alike.
 //
+// # Updates
+//
+// An app keeps the catalog version it runs (CatalogVersion) until an
+// update succeeds: the update's target (AppActionCmd.Version, which must
+// be what its catalog entry offers when the update starts) is recorded
+// only by the AppStep that ends it with UpdatedTo; a failed or cancelled
+// update leaves the version and names its target in Updates.Failed. The
+// leader's updater starts automatic updates with AutoUpdate, which applies
+// only to an idle app whose policy is auto and which is still at the
+// version the updater read (ExpectVersion), and appends the audit record
+// in the same entry: two leaders acting on the same state start one
+// update. UpdateNotice records a newer version once (an app change
+// notice); SetUpdatePolicy sets the policy. Maintenance windows are
+// evaluated by the updater with its own clock, never in Apply.
+//
 // # Registry guarantees
 //
 //   - A VMID is held by at most one reservation and is never one marked
