@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/proximity-ve/proximity/internal/catalog"
@@ -40,7 +41,20 @@ func TestAutoUpdateGuardedByAppState(t *testing.T) {
 	on, win := AutoUpdateAuto, "sun 03:00"
 	mustOK(t, apply(t, f, Command{Type: CmdSetUpdatePolicy, RequestID: "pol", SetUpdatePolicy: &SetUpdatePolicyCmd{ID: app.ID, AutoUpdate: &on, Window: &win, At: t0}})[0])
 
+	// The notice and the automatic update are app changes on the events
+	// stream (and the update's backup a backup change).
+	mark := f.LastChange()
+	mustOK(t, apply(t, f, Command{Type: CmdUpdateNotice, RequestID: "notice", UpdateNotice: &UpdateNoticeCmd{ID: app.ID, From: "1", Version: "2", At: t0}})[0])
+	mustKind(t, apply(t, f, Command{Type: CmdUpdateNotice, RequestID: "notice-again", UpdateNotice: &UpdateNoticeCmd{ID: app.ID, From: "1", Version: "2", At: t0}})[0], problem.Conflict)
 	mustOK(t, auto("leader1", "b1", "1"))
+	changes, _, _ := f.ChangesAfter(mark, 10)
+	var kinds []string
+	for _, c := range changes {
+		kinds = append(kinds, string(c.Kind)+":"+c.Key)
+	}
+	if want := []string{"app:" + app.ID, "app:" + app.ID, "backup:b1"}; fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Fatalf("changes: %v, want %v", kinds, want)
+	}
 	mustKind(t, auto("leader2", "b2", "1"), problem.Conflict) // busy
 	var audit int
 	f.Read(func(s *State) { audit = len(s.Audit) })
