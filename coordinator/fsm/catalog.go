@@ -145,10 +145,14 @@ func (s *State) catalogFetched(c CatalogFetchedCmd) error {
 		}
 		rep = &src.Report
 		if c.Error == "" {
-			src.Entries = c.Entries
-			if src.Entries == nil {
-				src.Entries = []catalog.Entry{}
+			for _, e := range c.Entries {
+				if e.Source != c.Name || !strings.HasPrefix(e.ID, c.Name+"/") {
+					return problem.E(problem.Invalid, "catalog: entry %s is not of source %s", e.ID, c.Name)
+				}
 			}
+			src.Entries = append([]catalog.Entry{}, c.Entries...)
+			// CatalogEntry searches them by id.
+			sort.Slice(src.Entries, func(i, j int) bool { return src.Entries[i].ID < src.Entries[j].ID })
 		}
 	}
 	rep.FetchedAt, rep.Error = at, c.Error

@@ -37,15 +37,18 @@ func TestCatalogSourceKeepsItsEntriesWhenAFetchFails(t *testing.T) {
 	mustOK(t, apply(t, f, fetched(source.Builtin, source.Spec{}, "", "web"))[0])
 	mustOK(t, apply(t, f, Command{Type: CmdAddCatalogSource, RequestID: "add", AddCatalogSource: &AddCatalogSourceCmd{Spec: spec, At: t0}})[0])
 	mustKind(t, apply(t, f, Command{Type: CmdAddCatalogSource, RequestID: "add2", AddCatalogSource: &AddCatalogSourceCmd{Spec: spec, At: t0}})[0], problem.Conflict)
-	mustOK(t, apply(t, f, fetched("mine", spec, "", "mine/a", "mine/b"))[0])
+	mustKind(t, apply(t, f, fetched("mine", spec, "", "other/a"))[0], problem.Invalid)
+	mustOK(t, apply(t, f, fetched("mine", spec, "", "mine/b", "mine/a"))[0])
 	mustOK(t, apply(t, f, fetched("mine", spec, "unreachable"))[0])
 	f.Read(func(s *State) {
 		src := s.CatalogSources["mine"]
 		if len(src.Entries) != 2 || src.Report.Error != "unreachable" || src.Report.Entries != 2 || src.Report.Rejected != 1 || src.Report.Degraded != 1 || src.Report.Commit != "c-" {
 			t.Fatalf("after a failed fetch: %+v", src.Report)
 		}
-		if e, ok := s.CatalogEntry("mine/b"); !ok || e.ID != "mine/b" {
-			t.Fatal("mine/b not found")
+		for _, id := range []string{"mine/a", "mine/b"} {
+			if e, ok := s.CatalogEntry(id); !ok || e.ID != id {
+				t.Fatalf("%s not found", id)
+			}
 		}
 		for _, id := range []string{"web", "builtin/web"} {
 			if e, ok := s.CatalogEntry(id); !ok || e.ID != "web" {
