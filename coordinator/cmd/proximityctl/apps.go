@@ -216,7 +216,12 @@ func appsCmd(e *env) *cobra.Command {
 	}
 	update.Flags().BoolVar(&updateWait, "wait", false, "show the progress until the update ends (within --timeout)")
 	update.Flags().StringVar(&updateVersion, "version", "", "the version to move to: must be the one the catalog offers (forces an update that is not newer)")
-	cmd.AddCommand(logs, appSecretsCmd(e), metrics, clone, update, appOpenCmd(e))
+	// "app backups ..." is "backup ..." (proximityctl backup policy APP is
+	// also proximityctl app backups policy APP); hidden from the help, which
+	// lists the top-level group.
+	appBackups := backupsCmd(e)
+	appBackups.Hidden = true
+	cmd.AddCommand(logs, appSecretsCmd(e), metrics, clone, update, appOpenCmd(e), appBackups)
 	cmd.AddCommand(appRestoreCmds(e)...) // move.go
 	return cmd
 }

@@ -19,7 +19,7 @@ func TestBackupPolicyCommandLine(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "default") || !strings.Contains(out, "keep all") {
 		t.Fatalf("policy: %d %s %s", code, out, errs)
 	}
-	code, out, errs = ctl(t, ts, token, "backups", "policy", "vault", "--schedule", "mon..fri 21:00", "--keep-daily", "7", "--keep-weekly", "4")
+	code, out, errs = ctl(t, ts, token, "app", "backups", "policy", "vault", "--schedule", "mon..fri 21:00", "--keep-daily", "7", "--keep-weekly", "4")
 	if code != 0 || !strings.Contains(out, "mon..fri 21:00") || !strings.Contains(out, "keep-daily=7,keep-weekly=4") || !strings.Contains(out, "app") {
 		t.Fatalf("set policy: %d %s %s", code, out, errs)
 	}
