@@ -281,6 +281,8 @@ func TestPolicyRefusesHostVolumesAndProxmoxPorts(t *testing.T) {
 	}
 	runPolicyCases(t, []policyCase{
 		{name: "restore of an app's backup", kind: taskspec.Restore, vmid: 100, spec: taskspec.RestoreSpec{Volid: "local:backup/vzdump-lxc-100-2026_01_02-03_04_05.tar.zst", Storage: "local-lvm", Force: true}},
+		{name: "restore beside the original (a move)", kind: taskspec.Restore, vmid: 101, spec: taskspec.RestoreSpec{Volid: "nfs:backup/vzdump-lxc-100-2026_01_02-03_04_05.tar.zst", Storage: "local-lvm", Unique: true, Net0: "name=eth0,bridge=vmbr0,ip=dhcp"}},
+		{name: "restore with a net0 that reaches the host", kind: taskspec.Restore, vmid: 101, spec: taskspec.RestoreSpec{Volid: "nfs:backup/vzdump-lxc-100-2026_01_02-03_04_05.tar.zst", Net0: "name=eth0,bridge=vmbr0,ip=dhcp,host-managed=1"}, refuse: "net0"},
 		{name: "restore from PBS", kind: taskspec.Restore, vmid: 100, spec: taskspec.RestoreSpec{Volid: "pbs:backup/ct/100/2026-01-02T03:04:05Z"}},
 		{name: "restore from a file on the node", kind: taskspec.Restore, vmid: 100, spec: taskspec.RestoreSpec{Volid: "/var/lib/vz/images/100/evil.tar"}, refuse: "is not a backup archive"},
 		{name: "restore from a disk", kind: taskspec.Restore, vmid: 100, spec: taskspec.RestoreSpec{Volid: "local-lvm:vm-101-disk-0"}, refuse: "is not a backup archive"},
