@@ -213,7 +213,7 @@ var (
 		net, ns := net0(a, n)
 		return taskspec.Create, taskspec.CreateSpec{Template: e.Template, Hostname: a.Hostname, Cores: a.Resources.Cores,
 			MemoryMB: a.Resources.MemoryMB, DiskGB: a.Resources.DiskGB, Net0: net, Nameserver: ns,
-			Tags: []string{"app-" + e.ID}, Start: true}
+			Tags: []string{entryTag(e.ID)}, Start: true}
 	}}
 	stNetwork = stage{name: "network", wait: true, task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"ip", "-4", "addr", "show", "dev", "eth0"}}

@@ -91,3 +91,19 @@ func (c *Controller) updateMoved(ctx context.Context, a fsm.App, e catalog.Entry
 	return true, c.step(ctx, a, fsm.AppStepCmd{Step: rollback[0].name, Attempt: 1, Error: reason,
 		Log: []string{reason, "rollback: restoring the pre-update backup"}})
 }
+
+// entryTag is the Proxmox tag naming a container's catalog entry:
+// "app-" and the entry's ID, whose "/" (an imported entry's source/id)
+// and any other character a tag cannot hold become "-".
+func entryTag(id string) string {
+	b := []byte("app-")
+	for _, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '+', c == '.', c == '-':
+			b = append(b, c)
+		default:
+			b = append(b, '-')
+		}
+	}
+	return string(b)
+}
