@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -341,5 +342,47 @@ func TestUpdateRollsBackWhenCatalogMovesMidUpdate(t *testing.T) {
 	}
 	if c := ct(t, ag.sim.Store, a.VMID); c == nil || strings.Contains(c.Files[composePath], "# version") {
 		t.Fatalf("container after the rollback: %+v", c)
+	}
+}
+
+// TestUpdateFromSourceAfterNewCommit: an app deployed from a git source
+// (source/id) sees the version of a new commit after a reload and is
+// updated to it: the new Compose document is pushed and the version
+// recorded.
+func TestUpdateFromSourceAfterNewCommit(t *testing.T) {
+	tc, ag, tok := appCluster(t)
+	repo := filepath.Join(t.TempDir(), "store")
+	gitCommit(t, repo, map[string]string{"apps/homepage.yaml": starterEntry(t, "homepage")})
+	spec := map[string]any{"name": "mine", "url": "file://" + repo, "path": "apps", "format": "proximity"}
+	if code, err := tc.call(0, "POST", "/api/v1/catalog/sources", tc.token, spec, nil, nil); err != nil || code != http.StatusCreated {
+		t.Fatalf("add the source: %d %v", code, err)
+	}
+	var a appOut
+	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "mine/homepage", "hostname": "dash"}, nil, &a); err != nil || code != http.StatusAccepted {
+		t.Fatalf("deploy mine/homepage: %d %v", code, err)
+	}
+	defer func() {
+		if t.Failed() {
+			dumpLog(t, tc, tok["alice"], a.ID)
+		}
+	}()
+	a = tc.waitApp(tok["alice"], a.ID, "running")
+	gitCommit(t, repo, map[string]string{"apps/homepage.yaml": starterEntry(t, "homepage",
+		`version: "0.10.9"`, `version: "0.11.0"`, "homepage:v0.10.9", "homepage:v0.11.0")})
+	if code, err := tc.call(0, "POST", "/api/v1/catalog/reload", tc.token, nil, nil, nil); err != nil || code != 200 {
+		t.Fatalf("reload: %d %v", code, err)
+	}
+	if v := tc.updateView(tok["alice"], a.ID); v.UpdateAvailable == nil || *v.UpdateAvailable != "0.11.0" {
+		t.Fatalf("after the reload: %+v", v)
+	}
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/update", tok["alice"], nil, nil, nil); err != nil || code != 202 {
+		t.Fatalf("update: %d %v", code, err)
+	}
+	waitFor(t, "the update", 30*time.Second, func() bool {
+		x := tc.updateView(tok["alice"], a.ID)
+		return x.Operation == "" && x.CatalogVersion == "0.11.0"
+	})
+	if c := ct(t, ag.sim.Store, a.VMID); c == nil || !strings.Contains(c.Files[composePath], "homepage:v0.11.0") {
+		t.Fatalf("container after the update: %+v", c)
 	}
 }
