@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,20 @@ func TestCatalogSourcesCommandLine(t *testing.T) {
 	}
 	if code, out, _ = ctl(t, ts, token, "catalog", "show", "mine/vaultwarden"); code != 0 || !strings.Contains(out, "ADMIN_TOKEN") {
 		t.Fatalf("catalog show SOURCE/ID: %d\n%s", code, out)
+	}
+	// Completion of SOURCE/... asks for that source's entries: a store
+	// larger than one page completes too.
+	big := t.TempDir()
+	gitea, _ := os.ReadFile("../../../internal/catalog/starter/gitea.yaml")
+	for i := 0; i < 100; i++ {
+		id := fmt.Sprintf("g%03d", i)
+		os.WriteFile(filepath.Join(big, id+".yaml"), []byte(strings.Replace(string(gitea), "id: gitea", "id: "+id, 1)), 0o644)
+	}
+	if code, _, errs := ctl(t, ts, token, "catalog", "sources", "add", "big", "dir://"+big); code != 0 {
+		t.Fatalf("sources add big: %d %s", code, errs)
+	}
+	if code, out, _ := ctl(t, ts, token, "__complete", "app", "deploy", "big/g09"); code != 0 || !strings.Contains(out, "big/g099\t") || strings.Contains(out, "vaultwarden") {
+		t.Fatalf("completion of big/g09: %d\n%s", code, out)
 	}
 	if code, _, errs := ctl(t, ts, token, "catalog", "sources", "remove", "mine"); code != 0 {
 		t.Fatalf("sources remove: %d %s", code, errs)

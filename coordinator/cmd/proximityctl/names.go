@@ -120,7 +120,7 @@ func wireNames(e *env, root *cobra.Command) {
 					c.ValidArgsFunction = e.appThenBackup()
 				}
 			case argCatalog:
-				c.ValidArgsFunction = firstArg(e.completer(e.catalogIDs))
+				c.ValidArgsFunction = firstArg(e.catalogCompleter())
 			case argNode:
 				c.ValidArgsFunction = firstArg(e.completer(e.nodeNames))
 			}
@@ -241,8 +241,21 @@ func (e *env) appNames(ctx context.Context) []string {
 	})
 }
 
-func (e *env) catalogIDs(ctx context.Context) []string {
-	return e.listNames(ctx, "/api/v1/catalog?per_page=100", func(m map[string]any) string {
+// catalogCompleter completes catalog ids; once a source is typed
+// (SOURCE/...), the ids of that source, so that a large store completes
+// too.
+func (e *env) catalogCompleter() completeFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		path := "/api/v1/catalog?per_page=100"
+		if src, _, ok := strings.Cut(toComplete, "/"); ok {
+			path += "&source=" + url.QueryEscape(src)
+		}
+		return e.completer(func(ctx context.Context) []string { return e.catalogIDs(ctx, path) })(cmd, args, toComplete)
+	}
+}
+
+func (e *env) catalogIDs(ctx context.Context, path string) []string {
+	return e.listNames(ctx, path, func(m map[string]any) string {
 		if str(m, "id") == "" {
 			return ""
 		}
