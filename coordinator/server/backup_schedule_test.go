@@ -60,6 +60,21 @@ func (tc *testCluster) scheduledRuns(token, id string) int {
 	return n
 }
 
+// scheduledIDs lists the backups of app id's scheduled runs, oldest first.
+func (tc *testCluster) scheduledIDs(token, id string) []string {
+	var logs struct{ Items []fsm.LogLine }
+	if code, err := tc.lcall("GET", "/api/v1/apps/"+id+"/logs?limit=1000", token, nil, &logs); err != nil || code != 200 {
+		tc.t.Fatalf("logs: %d %v", code, err)
+	}
+	var out []string
+	for _, l := range logs.Items {
+		if rest, ok := strings.CutPrefix(l.Msg, "scheduled backup "); ok && strings.HasPrefix(rest, "bak_") {
+			out = append(out, strings.Fields(rest)[0])
+		}
+	}
+	return out
+}
+
 func (tc *testCluster) lbackups(token, app string) []backupOut {
 	var out struct{ Items []backupOut }
 	if code, err := tc.lcall("GET", "/api/v1/apps/"+app+"/backups", token, nil, &out); err != nil || code != 200 {
@@ -128,9 +143,14 @@ func TestScheduledBackupFiresWithFakeClockAndPrunes(t *testing.T) {
 		bs := tc.lbackups(tok["alice"], a.ID)
 		return len(bs) == 2 && tc.idle(tok["alice"], a.ID)
 	})
-	for _, b := range tc.lbackups(tok["alice"], a.ID) {
+	runs := tc.scheduledIDs(tok["alice"], a.ID)
+	kept := tc.lbackups(tok["alice"], a.ID) // newest first
+	if len(runs) != 3 || kept[0].ID != runs[2] || kept[1].ID != runs[1] {
+		t.Fatalf("kept %+v, want the two newest scheduled backups of %q", kept, runs)
+	}
+	for _, b := range kept {
 		if b.Reason != "scheduled" || b.Status != "ready" || !strings.HasPrefix(b.Volid, "pbs1:backup/") {
-			t.Fatalf("kept backup %+v: want the two newest scheduled ones, on pbs1", b)
+			t.Fatalf("kept backup %+v: want a ready scheduled backup on pbs1", b)
 		}
 	}
 	if err := ag.sim.Store.View(func(n *pvesim.Node) error {
