@@ -36,6 +36,9 @@ const (
 	stepMoveCleanupForward = fsm.StepCleanup + "-move-forward"
 )
 
+// argMoveLeftover marks an undo whose new container could not be removed.
+const argMoveLeftover = "move_leftover"
+
 // moveRestore restores the backup as the new container: its own MAC
 // address, and its own address when addressing is static (the old
 // container keeps running on the backed-up one).
@@ -193,8 +196,12 @@ func (c *Controller) moveSucceeded(ctx context.Context, a fsm.App, stages []stag
 	}
 	if idx+1 == len(stages) {
 		if fsm.Undoing(a.Step) {
+			gone := "the new container and its reservation are gone"
+			if a.OpArgs[argMoveLeftover] != "" {
+				gone = "the new container's reservation is freed (the container is left, see the error)"
+			}
 			return c.moveStep(ctx, a, fsm.MoveStepCmd{Release: true, Step: fsm.AppStepCmd{Done: true, Status: a.PrevStatus, Error: a.Error,
-				Log: []string{fmt.Sprintf("%s: done; the new container and its reservation are gone, and the app is %s on %s as before", st.name, a.PrevStatus, a.Node)}}})
+				Log: []string{fmt.Sprintf("%s: done; %s, and the app is %s on %s as before", st.name, gone, a.PrevStatus, a.Node)}}})
 		}
 		return c.moveStep(ctx, a, fsm.MoveStepCmd{Release: true, Step: fsm.AppStepCmd{Done: true, Status: fsm.AppRunning, Error: a.Error,
 			Log: []string{fmt.Sprintf("%s: done; CT %d on %s is gone and its VMID and ports are free", st.name, vmid, node),
@@ -217,7 +224,7 @@ func (c *Controller) moveFailed(ctx context.Context, a fsm.App, stages []stage, 
 	switch {
 	case st.name == stepMoveCleanup:
 		// The forwards go all the same; the container is left for a person.
-		return c.step(ctx, a, fsm.AppStepCmd{Step: stages[idx+1].name, Attempt: 1,
+		return c.step(ctx, a, fsm.AppStepCmd{Step: stages[idx+1].name, Attempt: 1, SetArgs: map[string]string{argMoveLeftover: "1"},
 			Error: fmt.Sprintf("%s; CT %d on %s could not be removed (%s): remove it by hand", a.Error, vmid, node, reason),
 			Log:   []string{reason + "; remove CT " + strconv.Itoa(vmid) + " on " + node + " by hand", stages[idx+1].name + ": started"}})
 	case st.name == stepMoveCleanupForward:

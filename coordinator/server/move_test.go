@@ -342,3 +342,52 @@ func TestMoveCancelledLeavesAppInPlace(t *testing.T) {
 		t.Fatalf("%d reservations after the cancelled move, %d before", len(regs), len(before))
 	}
 }
+
+// TestMoveUndoThatCannotRemoveTheNewContainerSaysSo: when the undo of a
+// failed move cannot destroy the new container, the app still stays where
+// it was, its error names the container to remove by hand, the new
+// reservation is freed, and the VMID, which the node still reports, is
+// marked foreign so that no reservation takes it.
+func TestMoveUndoThatCannotRemoveTheNewContainerSaysSo(t *testing.T) {
+	tc, tok, stores, a := moveCluster(t)
+	defer func() {
+		if t.Failed() {
+			dumpLog(t, tc, tok, a.ID)
+		}
+	}()
+	if err := stores["pve1"].Update(func(n *pvesim.Node) error {
+		f := n.CTs[a.VMID].Files
+		f["/opt/proximity/app/.env"] += "PVESIM_BROKEN=1\n"
+		f["/var/lib/pvesim/unhealthy-env"] = "PVESIM_BROKEN=1"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := tc.backupOn(t, tok, a.ID, "nfs")
+	if err := stores["pve2"].SetFaults(pvesim.Faults{Fail: []string{"vzdestroy"}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := tc.call(0, "POST", "/api/v1/apps/"+a.ID+"/backups/"+b.ID+"/restore", tok, map[string]any{"node": "pve2"}, nil, nil); err != nil || code != 202 {
+		t.Fatalf("move: %d %v", code, err)
+	}
+	var after appOut
+	waitFor(t, "move undone", 60*time.Second, func() bool {
+		_, after = tc.appStatus(tok, a.ID)
+		return after.Status == "running" && strings.Contains(after.Error, "move failed")
+	})
+	var left int
+	_ = stores["pve2"].View(func(n *pvesim.Node) error {
+		for vmid := range n.CTs {
+			left = vmid
+		}
+		return nil
+	})
+	if after.Node != "pve1" || after.VMID != a.VMID || left == 0 || !strings.Contains(after.Error, fmt.Sprintf("CT %d on pve2 could not be removed", left)) || !strings.Contains(after.Error, "by hand") {
+		t.Fatalf("app after the undo: %+v (CT %d left on pve2)", after, left)
+	}
+	waitFor(t, "left VMID marked foreign", 20*time.Second, func() bool {
+		var foreign, reserved bool
+		tc.leaderServer().Cluster().FSM().Read(func(s *fsm.State) { foreign, reserved = s.IsForeign(left), s.ReservedVMID(left) })
+		return foreign && !reserved
+	})
+}
