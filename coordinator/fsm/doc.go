@@ -82,13 +82,18 @@
 //   - A VMID is held by at most one reservation and is never one marked
 //     foreign.
 //   - A hostname (compared in lower case) is held by at most one reservation.
+//     An app being moved (MoveApp) also has a standby reservation that
+//     carries its hostname without holding it; the switch (MoveStep) hands
+//     the hostname to it in the same command that makes the app's old
+//     reservation the standby, and the move's end frees the standby.
 //   - A (node, public port) pair is held by at most one reservation.
 //   - An IPv4 address is held by at most one reservation and lies in the
 //     configured subnet, never its network, broadcast or gateway address.
 //   - Reserve takes the whole tuple or nothing; Release frees all of it.
 //   - A reservation an app holds (owner "app:<id>") is freed only by the
 //     app's lifecycle (its removal, or a deploy that failed for good): the
-//     Release command refuses it with a Conflict naming the app.
+//     Release command refuses it with a Conflict naming the app, and a
+//     moving app's standby reservation too.
 //
 // Freed VMIDs are not handed out again until the cursor wraps around the
 // range: a destroyed container's backups (named after its VMID) never
