@@ -231,8 +231,18 @@ func TestInventory(t *testing.T) {
 	sts, err := n.rt.Storages(c)
 	n.must(err)
 	if len(sts) != 2 || sts[0].Name != "local" || !sts[0].Holds("backup") || sts[0].Holds("rootdir") ||
-		sts[1].Name != "local-lvm" || sts[1].Type != "lvmthin" || !sts[1].Holds("rootdir") || sts[1].Total == 0 {
+		sts[1].Name != "local-lvm" || sts[1].Type != "lvmthin" || !sts[1].Holds("rootdir") || sts[1].Total == 0 || sts[0].Shared || sts[1].Shared {
 		t.Fatalf("storages: %+v", sts)
+	}
+	// A shared storage says so (a backup on it can be restored on another node).
+	n.must(n.st.Update(func(nd *pvesim.Node) error {
+		nd.Storages = append(nd.Storages, pvesim.Storage{ID: "nfs", Type: "nfs", Content: []string{"backup"}, Path: t.TempDir(), Shared: true})
+		return nil
+	}))
+	sts, err = n.rt.Storages(c)
+	n.must(err)
+	if len(sts) != 3 || sts[2].Name != "nfs" || !sts[2].Shared || sts[0].Shared {
+		t.Fatalf("storages with a shared one: %+v", sts)
 	}
 }
 
@@ -300,9 +310,12 @@ func TestBackupRestore(t *testing.T) {
 	if res, _ := n.rt.Exec(c, 140, "cat", "/data/version"); res.Stdout != "v1" {
 		t.Fatalf("restored file: %+v", res)
 	}
-	n.must(n.rt.Restore(c, 141, volid, pve.RestoreOptions{Unique: true, Hostname: "db-copy"}))
+	n.must(n.rt.Restore(c, 141, volid, pve.RestoreOptions{Unique: true, Hostname: "db-copy", Net0: "name=eth0,bridge=vmbr0,ip=10.0.0.9/24,gw=10.0.0.1"}))
 	if st, _ := n.rt.Status(c, 141); st.Name != "db-copy" {
 		t.Fatalf("restore to new vmid: %+v", st)
+	}
+	if cfg, _ := n.rt.Config(c, 141); !strings.Contains(cfg["net0"], "ip=10.0.0.9/24") {
+		t.Fatalf("restore with a new net0: %+v", cfg)
 	}
 	n.must(n.rt.DeleteBackup(c, volid))
 	if list, _ := n.rt.Backups(c, "local", 0); len(list) != 0 {
