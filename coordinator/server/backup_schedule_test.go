@@ -293,7 +293,7 @@ func TestScheduledBackupAcrossLeaderChangeRunsOnce(t *testing.T) {
 		t.Fatalf("deploy: %d %v", code, err)
 	}
 	tc.waitApp(tok["alice"], a.ID, "running")
-	if code, _ := tc.lcall("PUT", "/api/v1/apps/"+a.ID+"/backup-policy", tok["alice"], map[string]any{"schedule": "hourly"}, nil); code != 200 {
+	if code, _ := tc.lcall("PUT", "/api/v1/apps/"+a.ID+"/backup-policy", tok["alice"], map[string]any{"schedule": "hourly", "retention": map[string]int{"keep_last": 1}}, nil); code != 200 {
 		t.Fatalf("policy: %d", code)
 	}
 	defer func() {
@@ -330,14 +330,29 @@ func TestScheduledBackupAcrossLeaderChangeRunsOnce(t *testing.T) {
 	if next3 := tc.nextRun(tok["alice"], a.ID); !next3.Equal(next2.Add(time.Hour)) {
 		t.Fatalf("next run %s after the run due %s", next3, next2)
 	}
-	scheduled := 0
-	for _, b := range tc.lbackups(tok["alice"], a.ID) {
-		if b.Reason == "scheduled" {
-			scheduled++
+	// keep_last 1: the second run's backup stays, the first is pruned
+	// once, by whichever leader saw it.
+	runs := tc.scheduledIDs(tok["alice"], a.ID)
+	waitFor(t, "the prune", 30*time.Second, func() bool {
+		bs := tc.lbackups(tok["alice"], a.ID)
+		return len(bs) == 1 && tc.idle(tok["alice"], a.ID)
+	})
+	if n := len(runs); n != 2 {
+		t.Fatalf("%d scheduled runs, want 2: %q", n, runs)
+	}
+	if bs := tc.lbackups(tok["alice"], a.ID); bs[0].ID != runs[1] {
+		t.Fatalf("kept %+v, want the second run's backup %s", bs, runs[1])
+	}
+	var logs struct{ Items []fsm.LogLine }
+	_, _ = tc.lcall("GET", "/api/v1/apps/"+a.ID+"/logs?limit=1000", tok["alice"], nil, &logs)
+	pruned := 0
+	for _, l := range logs.Items {
+		if strings.HasPrefix(l.Msg, "prune: ") {
+			pruned++
 		}
 	}
-	if n := tc.scheduledRuns(tok["alice"], a.ID); n != 2 || scheduled != 2 {
-		t.Fatalf("%d scheduled runs and %d scheduled backups, want 2 of each", n, scheduled)
+	if pruned != 1 {
+		t.Fatalf("%d prunes in the app's log, want 1", pruned)
 	}
 }
 
