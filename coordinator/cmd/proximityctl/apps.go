@@ -276,7 +276,7 @@ func backupsCmd(e *env) *cobra.Command {
 			return e.print(out, []string{"ID", "STATUS", "REASON", "VOLUME", "CREATED"}, rows)
 		},
 	}
-	var createWait, restoreWait bool
+	var createWait bool
 	create := &cobra.Command{
 		Use: "create APP", Short: "Back up an app", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -295,24 +295,7 @@ func backupsCmd(e *env) *cobra.Command {
 		},
 	}
 	create.Flags().BoolVar(&createWait, "wait", false, "show the progress until the backup is ready or failed (within --timeout)")
-	restore := &cobra.Command{
-		Use: "restore APP BACKUP_ID", Short: "Restore an app from a backup", Args: cobra.ExactArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			var a app
-			var mark logCursor
-			if restoreWait {
-				mark = e.logMark(args[0])
-			}
-			if err := e.call("POST", "/api/v1/apps/"+url.PathEscape(args[0])+"/backups/"+url.PathEscape(args[1])+"/restore", nil, &a); err != nil {
-				return err
-			}
-			if restoreWait {
-				return e.wait(waitFor{app: a.ID, shown: mark})
-			}
-			return e.print(a, appHeader, [][]string{a.row()})
-		},
-	}
-	restore.Flags().BoolVar(&restoreWait, "wait", false, "show the progress until the restore ends (within --timeout)")
+	restore := restoreCmd(e, "restore", "Restore an app from a backup, in place or onto another node (--node)", false) // move.go
 	del := &cobra.Command{
 		Use: "delete APP BACKUP_ID", Short: "Delete a backup", Args: cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
