@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -264,10 +265,10 @@ func (e *Entry) Validate(file string) error {
 	if hp.TimeoutSec < 1 || hp.TimeoutSec > 1800 {
 		bad("health_check.timeout_sec", "%d outside 1-1800", hp.TimeoutSec)
 	}
-	for i, c := range e.Update.Commands {
-		if len(c) == 0 {
-			bad(fmt.Sprintf("update.commands[%d]", i), "empty command")
-		}
+	if len(e.Update.Commands) > 0 && !slices.EqualFunc(e.Update.Commands, DefaultUpdate, slices.Equal) {
+		// Every update pushes the new version's Compose document and .env,
+		// then pulls and recreates; other steps would not be run.
+		bad("update.commands", "only the default update is supported (docker compose pull, then docker compose up -d --remove-orphans); leave it out")
 	}
 	return errors.Join(errs...)
 }
@@ -277,6 +278,10 @@ func validHTTPS(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme == "https" && u.Host != "" && len(s) <= 2048 && !strings.ContainsAny(s, " \n\r\t\"'<>")
 }
+
+// DefaultUpdate is how every app is updated once the new version's
+// Compose document and .env are in place: pull the images and recreate.
+var DefaultUpdate = [][]string{{"docker", "compose", "pull"}, {"docker", "compose", "up", "-d", "--remove-orphans"}}
 
 // secretNameRE are variable names that hold secrets; they are never
 // fixed in a catalog file (finding 31: a hard-coded password).

@@ -58,12 +58,14 @@ func TestEveryErrorNamesFileAndField(t *testing.T) {
 		"short secret":     strings.Replace(good, "generate: 32", "generate: 4", 1),
 		"compose not yaml": strings.Replace(good, "    web:\n", "    web: [\n", 1),
 		"scheme":           strings.Replace(good, "protocol: tcp", "protocol: tcp, scheme: ftp", 1),
+		"update steps":     good + "update:\n  commands:\n    - [sh, -c, \"curl x | sh\"]\n",
 	}
 	want := map[string]string{
 		"unknown field": "(document)", "bad id": "id", "port range": "ports[0].internal", "protocol": "ports[0].protocol",
 		"unpublished port": "ports[0].internal", "undefined var": "compose", "unpinned image": "compose",
 		"health port": "health_check.port", "template": "template", "memory": "resources.memory_mb",
 		"short secret": "environment[0].generate", "compose not yaml": "compose", "scheme": "ports[0].scheme",
+		"update steps": "update.commands",
 	}
 	if _, err := Parse("demo.yaml", []byte(good)); err != nil {
 		t.Fatalf("the good entry: %v", err)
