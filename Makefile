@@ -41,10 +41,15 @@ build: ## build proximity-coordinator, proximity-agent, proximityctl and the pve
 test: lint build test-race ## lint, build, and run every test with the race detector
 
 test-unit: ## run the tests without the race detector (faster)
-	$(GO) test -count=1 -timeout 10m $(PKGS)
+	$(GO) test -count=1 -parallel $(TEST_PARALLEL) -timeout 10m $(PKGS)
+
+# Tests that start whole clusters mostly wait (elections, heartbeats, the
+# controller's steps) and run side by side, TEST_PARALLEL at a time per
+# package.
+TEST_PARALLEL ?= 4
 
 test-race:
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout 20m $(PKGS)
 
 lint: ## gofmt, go vet, staticcheck, package docs
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

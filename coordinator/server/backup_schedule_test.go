@@ -39,9 +39,9 @@ func (tc *testCluster) nextRun(token, id string) time.Time {
 }
 
 // advanceTo moves the servers' clock just past t.
-func advanceTo(t *testing.T, at time.Time) {
-	if d := at.Sub(testClock.now()); d > 0 {
-		testClock.advance(t, d+time.Second)
+func (tc *testCluster) advanceTo(t *testing.T, at time.Time) {
+	if d := at.Sub(tc.clock.now()); d > 0 {
+		tc.clock.advance(t, d+time.Second)
 	}
 }
 
@@ -134,7 +134,7 @@ func TestScheduledBackupFiresWithFakeClockAndPrunes(t *testing.T) {
 	}()
 	for i := 1; i <= 3; i++ {
 		next := tc.nextRun(tok["alice"], a.ID)
-		advanceTo(t, next)
+		tc.advanceTo(t, next)
 		waitFor(t, "scheduled run", 20*time.Second, func() bool {
 			return tc.scheduledRuns(tok["alice"], a.ID) == i && tc.idle(tok["alice"], a.ID)
 		})
@@ -163,11 +163,11 @@ func TestScheduledBackupFiresWithFakeClockAndPrunes(t *testing.T) {
 	}
 
 	// Five hours without a leader's clock reaching the runs: one run.
-	testClock.advance(t, 5*time.Hour)
+	tc.clock.advance(t, 5*time.Hour)
 	waitFor(t, "the missed run", 20*time.Second, func() bool {
 		return tc.scheduledRuns(tok["alice"], a.ID) == 4 && tc.idle(tok["alice"], a.ID)
 	})
-	if next := tc.nextRun(tok["alice"], a.ID); !next.After(testClock.now()) {
+	if next := tc.nextRun(tok["alice"], a.ID); !next.After(tc.clock.now()) {
 		t.Fatalf("next run %s is not in the future", next)
 	}
 	if n := tc.scheduledRuns(tok["alice"], a.ID); n != 4 {
@@ -226,7 +226,7 @@ func TestScheduledBackupWaitsForBusyAppThenSkips(t *testing.T) {
 		}
 	}
 	restart()
-	advanceTo(t, next)
+	tc.advanceTo(t, next)
 	// While the restart runs, no scheduled backup starts.
 	for {
 		var x struct{ Op string }
@@ -261,7 +261,7 @@ func TestScheduledBackupWaitsForBusyAppThenSkips(t *testing.T) {
 	// Busy past the following run: skipped.
 	next = tc.nextRun(tok["alice"], a.ID)
 	restart()
-	advanceTo(t, next.Add(time.Hour))
+	tc.advanceTo(t, next.Add(time.Hour))
 	waitFor(t, "the skip", 20*time.Second, func() bool {
 		var l struct{ Items []fsm.LogLine }
 		_, _ = tc.lcall("GET", "/api/v1/apps/"+a.ID+"/logs?limit=1000", tok["alice"], nil, &l)
@@ -307,7 +307,7 @@ func TestScheduledBackupAcrossLeaderChangeRunsOnce(t *testing.T) {
 	if err := ag.sim.Store.SetFaults(pvesim.Faults{TaskMS: 800}); err != nil {
 		t.Fatal(err)
 	}
-	advanceTo(t, next)
+	tc.advanceTo(t, next)
 	waitFor(t, "the run starts", 20*time.Second, func() bool { return tc.scheduledRuns(tok["alice"], a.ID) == 1 })
 	old := tc.leader()
 	tc.kill(old)
@@ -321,7 +321,7 @@ func TestScheduledBackupAcrossLeaderChangeRunsOnce(t *testing.T) {
 	tc.start(old)
 
 	// 2. The leader dies just as the next run comes due.
-	advanceTo(t, next2)
+	tc.advanceTo(t, next2)
 	tc.kill(tc.waitLeader())
 	tc.waitLeader()
 	waitFor(t, "the second run", 60*time.Second, func() bool {

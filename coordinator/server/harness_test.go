@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,6 +38,8 @@ type testCluster struct {
 	nodes   []*testNode
 	token   string
 	http    *http.Client
+	// clock is the API's clock of this cluster's servers.
+	clock *clock
 }
 
 type testNode struct {
@@ -53,10 +56,9 @@ func (n *testNode) server() *Server {
 
 func (n *testNode) url() string { return "https://" + n.cfg.HTTPAddr }
 
-// testClock is the API's clock in tests: real time plus an offset a test
-// may move forward (the tests of this package run one at a time).
-var testClock clock
-
+// clock is the API's clock in tests: real time plus an offset a test may
+// move forward. Each cluster has its own, so tests that move it can run
+// beside others.
 type clock struct{ offset atomic.Int64 }
 
 func (c *clock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
@@ -102,9 +104,28 @@ func freeLoopbackHost(t testing.TB) string {
 	return ""
 }
 
+// parallel marks a top-level test that starts clusters as parallel, once.
+// Such tests spend most of their time waiting (elections, heartbeats, the
+// controller's steps), each on its own loopback address, so they run side
+// by side (go test -parallel). A test that captures the servers' logs
+// (captured, one package variable set before its cluster starts) stays
+// serial: serial tests run before any parallel one resumes.
+func parallel(t testing.TB) {
+	tt, ok := t.(*testing.T)
+	if !ok || captured != nil || strings.Contains(tt.Name(), "/") {
+		return
+	}
+	if _, done := parallelTests.LoadOrStore(tt, true); !done {
+		tt.Parallel()
+	}
+}
+
+var parallelTests sync.Map
+
 func newTestCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, host: freeLoopbackHost(t), dir: t.TempDir()}
+	parallel(t)
+	tc := &testCluster{t: t, host: freeLoopbackHost(t), dir: t.TempDir(), clock: &clock{}}
 	tc.keyFile = filepath.Join(tc.dir, "cluster.key")
 	if _, err := cluster.WriteNewKeyFile(tc.keyFile); err != nil {
 		t.Fatal(err)
@@ -184,7 +205,7 @@ func (tc *testCluster) nodeConfig(i, expect int) *testNode {
 	cfg := Config{
 		NodeID: fmt.Sprintf("c%d", i+1), DataDir: filepath.Join(tc.dir, fmt.Sprintf("c%d", i+1)),
 		HTTPAddr: addr(0), RaftAddr: addr(1), GossipAddr: addr(2), GRPCAddr: addr(3),
-		ClusterKeyFile: tc.keyFile, Timing: cluster.TestTiming(), PasswordParams: &testPasswordParams, Now: testClock.now, Logger: log.With("server", i+1), LogOutput: out,
+		ClusterKeyFile: tc.keyFile, Timing: cluster.TestTiming(), PasswordParams: &testPasswordParams, Now: tc.clock.now, Logger: log.With("server", i+1), LogOutput: out,
 	}
 	if v, err := strconv.Atoi(os.Getenv("PROXIMITY_TEST_INFLIGHT")); err == nil {
 		cfg.Proposer.MaxInflight = v

@@ -404,7 +404,7 @@ func TestTwoFactorLogin(t *testing.T) {
 	if st, _, _ := tc.raw(0, "POST", "/api/v1/me/totp/verify", tok, `{"code":"000000"}`, nil); st != 400 {
 		t.Fatalf("a wrong code verifies: %d", st)
 	}
-	code, _ := auth.TOTPCode(enrol.Secret, testClock.now())
+	code, _ := auth.TOTPCode(enrol.Secret, tc.clock.now())
 	var on struct {
 		Enabled       bool
 		RecoveryCodes []string `json:"recovery_codes"`
@@ -421,8 +421,8 @@ func TestTwoFactorLogin(t *testing.T) {
 		t.Fatalf("login without a code: %d %s", st, b)
 	}
 	// The code that turned it on was spent; the next step's works once.
-	testClock.advance(t, 30*time.Second)
-	next, _ := auth.TOTPCode(enrol.Secret, testClock.now())
+	tc.clock.advance(t, 30*time.Second)
+	next, _ := auth.TOTPCode(enrol.Secret, tc.clock.now())
 	if st, b := loginOTP(0, code); st != 401 {
 		t.Fatalf("the verification's code again: %d %s", st, b)
 	}

@@ -470,7 +470,7 @@ func TestOperatorCertificateReloadedOnSIGHUP(t *testing.T) {
 		return pool
 	}
 	first := issue("first")
-	tc := &testCluster{t: t, host: host, dir: t.TempDir()}
+	tc := &testCluster{t: t, host: host, dir: t.TempDir(), clock: &clock{}}
 	tc.keyFile = filepath.Join(tc.dir, "cluster.key")
 	if _, err := cluster.WriteNewKeyFile(tc.keyFile); err != nil {
 		t.Fatal(err)

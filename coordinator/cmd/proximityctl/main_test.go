@@ -11,6 +11,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,8 +31,15 @@ type testServer struct {
 // startServer starts a single-server cluster and returns it with its
 // first admin token, once the token and the CA certificate are written.
 // Password hashing is cheap (the format and the checks are the same).
+var parallelTests sync.Map
+
 func startServer(t *testing.T) (testServer, string) {
 	t.Helper()
+	// Each test's server has its own loopback address and spends most of
+	// its time waiting: the tests that start one run side by side.
+	if _, done := parallelTests.LoadOrStore(t, true); !done && !strings.Contains(t.Name(), "/") {
+		t.Parallel()
+	}
 	host := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
 	at := func(p int) string { return net.JoinHostPort(host, fmt.Sprint(p)) }
 	keyFile := filepath.Join(t.TempDir(), "cluster.key")
