@@ -49,6 +49,11 @@ func entryJSON(e catalog.Entry) catalog.Entry {
 	if e.Icon != "" && !strings.Contains(e.Icon, "/") {
 		e.Icon = catalog.IconPrefix + e.Icon
 	}
+	if e.Icon == "" {
+		// Every entry has an icon: a store's own may be a file the
+		// coordinator does not serve (reported when it was imported).
+		e.Icon = catalog.MonogramIcon(e)
+	}
 	if e.Tags == nil {
 		e.Tags = []string{}
 	}

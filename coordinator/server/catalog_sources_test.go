@@ -285,6 +285,14 @@ func storeSource(t *testing.T, tc *testCluster, format string) {
 		if !strings.HasPrefix(e.ID, name+"/") || e.Source != name {
 			t.Errorf("entry %+v", e)
 		}
+		// Every entry has an icon URL: its store's (https://), or one the
+		// API serves (a store's logo file is not served: a monogram).
+		if strings.HasPrefix(e.Icon, "https://") {
+			continue
+		}
+		if code, hdr, body := tc.raw(0, "GET", e.Icon, "", "", nil); code != 200 || hdr.Get("Content-Type") != "image/svg+xml" || !strings.HasPrefix(string(body), "<svg") {
+			t.Errorf("entry %s: icon %q answers %d %s", e.ID, e.Icon, code, hdr.Get("Content-Type"))
+		}
 	}
 }
 

@@ -385,13 +385,45 @@ func StarterFS() fs.FS { return starter }
 // an entry's icon "name.svg" is the URL IconPrefix+"name.svg".
 const IconPrefix = "/api/v1/catalog/icons/"
 
-// Icon returns one of the builtin catalog's icons (an SVG file).
+// Icon returns one of the builtin catalog's icons (an SVG file), or a
+// monogram ("monogram-ab.svg": the letters AB) for entries without one.
 func Icon(name string) ([]byte, bool) {
+	if m := monogramRE.FindStringSubmatch(name); m != nil {
+		return []byte(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64" width="64" height="64" role="img" aria-label="` +
+			strings.ToUpper(m[1]) + `"><rect width="64" height="64" rx="14" fill="#475569"/><text x="32" y="41" font-family="DejaVu Sans, Arial, sans-serif" font-size="24" font-weight="700" text-anchor="middle" fill="#ffffff">` +
+			strings.ToUpper(m[1]) + `</text></svg>`), true
+	}
 	if !iconFileRE.MatchString(name) {
 		return nil, false
 	}
 	b, err := fs.ReadFile(starter, "starter/icons/"+name)
 	return b, err == nil
+}
+
+var monogramRE = regexp.MustCompile(`^monogram-([a-z0-9]{1,2})\.svg$`)
+
+// MonogramIcon is the icon URL of an entry that has none: a monogram of
+// the first letters of its name's first two words (or of its id).
+func MonogramIcon(e Entry) string {
+	letters := ""
+	for _, w := range strings.Fields(strings.ToLower(e.Name)) {
+		for _, r := range w {
+			if r < 128 && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+				letters += string(r)
+				break
+			}
+		}
+		if len(letters) == 2 {
+			break
+		}
+	}
+	if letters == "" {
+		letters = "a"
+		if id := e.ID[strings.LastIndex(e.ID, "/")+1:]; id != "" {
+			letters = id[:1]
+		}
+	}
+	return IconPrefix + "monogram-" + letters + ".svg"
 }
 
 // Starter is the catalog that ships with Proximity.

@@ -154,3 +154,28 @@ func TestStarterEntriesAreComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryEntryHasAnIcon: an entry without an icon of its own (a store's
+// logo file is not served) gets a monogram the coordinator serves; the
+// monogram route takes letters and digits only.
+func TestEveryEntryHasAnIcon(t *testing.T) {
+	for _, c := range []struct{ name, id, want string }{
+		{"Actual Budget", "runtipi/actual", IconPrefix + "monogram-ab.svg"},
+		{"ntfy", "ntfy", IconPrefix + "monogram-n.svg"},
+		{"  ", "mine/zulip", IconPrefix + "monogram-z.svg"},
+		{"Ünïcode 2fa", "x", IconPrefix + "monogram-n2.svg"},
+	} {
+		if got := MonogramIcon(Entry{Name: c.name, ID: c.id}); got != c.want {
+			t.Errorf("%q: %s, want %s", c.name, got, c.want)
+		}
+	}
+	b, ok := Icon("monogram-ab.svg")
+	if !ok || !strings.Contains(string(b), ">AB</text>") || !strings.HasPrefix(string(b), "<svg") {
+		t.Fatalf("monogram-ab.svg: %v %s", ok, b)
+	}
+	for _, bad := range []string{"monogram-abc.svg", "monogram-<a>.svg", "monogram-.svg", "monogram-AB.svg", "../x.svg"} {
+		if _, ok := Icon(bad); ok {
+			t.Errorf("%s is served", bad)
+		}
+	}
+}
