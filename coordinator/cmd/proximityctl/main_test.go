@@ -17,6 +17,7 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/auth"
 	"github.com/proximity-ve/proximity/coordinator/cluster"
+	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/coordinator/server"
 )
 
@@ -64,6 +65,14 @@ func startServer(t *testing.T) (testServer, string) {
 	ca, err := srv.WaitCACert(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The new cluster's leader loads the starter catalog moments after it
+	// is elected; a person would see it before deploying.
+	for loaded := false; !loaded; time.Sleep(20 * time.Millisecond) {
+		srv.Cluster().FSM().Read(func(s *fsm.State) { loaded = s.Catalog != nil })
+		if ctx.Err() != nil {
+			t.Fatal("the starter catalog was not loaded")
+		}
 	}
 	return testServer{addr: srv.URL(), caCert: ca, srv: srv}, token
 }
