@@ -123,6 +123,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	// The reporter outlives ctx until the running tasks have ended, so
 	// their results are delivered.
 	repCtx, stopReporter := context.WithCancel(context.WithoutCancel(ctx))
+	a.exec.mu.Lock()
+	a.exec.stopping = false // a Run after a stopped one takes tasks again
+	a.exec.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, loop := range []struct {
 		ctx context.Context

@@ -36,6 +36,9 @@ type executor struct {
 	seen    map[taskKey]bool // running or finished, result not yet delivered
 	vmids   map[int]*sync.Mutex
 	running map[string]*runningTask // by task ID: queued or running
+	// stopping is set when the agent stops: no task starts after it, so
+	// wg.Add never races the wait for the running ones.
+	stopping bool
 }
 
 // runningTask is a task this agent queued or runs, and how to stop it.
@@ -65,7 +68,9 @@ func newExecutor(a *Agent) *executor {
 func (x *executor) submit(ctx context.Context, t *pb.Task) {
 	k := taskKey{t.Id, t.Fence}
 	x.mu.Lock()
-	if x.seen[k] {
+	if x.seen[k] || x.stopping {
+		// A task that arrives while the agent stops is not taken: the
+		// next start gets it again from the cluster.
 		x.mu.Unlock()
 		return
 	}
@@ -81,8 +86,8 @@ func (x *executor) submit(ctx context.Context, t *pb.Task) {
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	rt := &runningTask{fence: t.Fence, kind: t.Kind, cancel: cancel}
 	x.running[t.Id] = rt
-	x.mu.Unlock()
 	x.wg.Add(1)
+	x.mu.Unlock()
 	go func() {
 		defer x.wg.Done()
 		defer func() {
@@ -160,6 +165,9 @@ func (x *executor) delivered(id string, fence uint64, refused bool) {
 
 // waitFor waits for running tasks up to d; it reports whether all ended.
 func (x *executor) waitFor(d time.Duration) bool {
+	x.mu.Lock()
+	x.stopping = true
+	x.mu.Unlock()
 	done := make(chan struct{})
 	go func() { x.wg.Wait(); close(done) }()
 	select {

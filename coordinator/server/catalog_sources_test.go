@@ -11,6 +11,7 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/proximity-ve/proximity/internal/catalog"
 )
 
 // gitCommit writes files into the repository at dir (made if needed) and
@@ -239,7 +240,7 @@ func TestCatalogDirectorySource(t *testing.T) {
 			code, _ := tc.call(i, "GET", "/api/v1/catalog/local/gitea", tc.token, nil, nil, &e)
 			return code == 200
 		})
-		if e.Icon != "" || e.Source != "local" || e.ID != "local/gitea" {
+		if e.Icon != catalog.IconPrefix+"monogram-g.svg" || e.Source != "local" || e.ID != "local/gitea" {
 			t.Fatalf("the entry on server %d: %+v", i, e)
 		}
 	}
