@@ -149,7 +149,7 @@ func (e *Entry) Validate(file string) error {
 	if len(e.Compose) > MaxCompose {
 		bad("compose", "longer than %d bytes", MaxCompose)
 	}
-	if e.Icon != "" && !iconFileRE.MatchString(e.Icon) && !validHTTPS(e.Icon) {
+	if e.Icon != "" && !iconFileRE.MatchString(e.Icon) && !ValidHTTPS(e.Icon) {
 		bad("icon", "%q must be an icon file name (name.svg) or an https:// URL", e.Icon)
 	}
 	if e.Website != "" && !strings.HasPrefix(e.Website, "https://") {
@@ -273,8 +273,9 @@ func (e *Entry) Validate(file string) error {
 	return errors.Join(errs...)
 }
 
-// validHTTPS reports whether s is an https:// URL with a host.
-func validHTTPS(s string) bool {
+// ValidHTTPS reports whether s is an https:// URL with a host, as an
+// entry's icon and website must be.
+func ValidHTTPS(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme == "https" && u.Host != "" && len(s) <= 2048 && !strings.ContainsAny(s, " \n\r\t\"'<>")
 }
@@ -286,6 +287,12 @@ var DefaultUpdate = [][]string{{"docker", "compose", "pull"}, {"docker", "compos
 // secretNameRE are variable names that hold secrets; they are never
 // fixed in a catalog file (finding 31: a hard-coded password).
 var secretNameRE = regexp.MustCompile(`PASSWORD|PASSWD|SECRET|TOKEN|(^|_)KEY$|_KEY_`)
+
+// SecretName reports whether a variable's name says it holds a secret.
+func SecretName(name string) bool { return secretNameRE.MatchString(name) }
+
+// VariableName reports whether name is a variable name an entry may use.
+func VariableName(name string) bool { return envNameRE.MatchString(name) }
 
 var varRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 

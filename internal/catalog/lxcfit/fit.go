@@ -192,7 +192,7 @@ func (f *fitter) fit() catalog.Entry {
 		field string
 		v     *string
 	}{{"icon", &a.Icon}, {"website", &a.Website}} {
-		if *u.v != "" && !validHTTPS(*u.v) {
+		if *u.v != "" && !catalog.ValidHTTPS(*u.v) {
 			f.degrade(u.field, "%q is not an https:// URL; the entry has no %s", *u.v, u.field)
 			*u.v = ""
 		}

@@ -5,7 +5,6 @@ package lxcfit
 
 import (
 	"fmt"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -107,12 +106,6 @@ func (f *fitter) ports(svcs map[string]any, names []string) ([]catalog.Port, cat
 		hp = "/"
 	}
 	return ports, catalog.HealthCheck{Port: "web", Path: hp, TimeoutSec: 300}
-}
-
-// validHTTPS is the catalog's reading of an https:// URL.
-func validHTTPS(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && u.Scheme == "https" && u.Host != "" && len(s) <= 2048 && !strings.ContainsAny(s, " \n\r\t\"'<>")
 }
 
 // healthPathRE is what the agent accepts as the health check's path.

@@ -11,11 +11,6 @@ import (
 	"github.com/proximity-ve/proximity/internal/catalog"
 )
 
-// secretNameRE is the catalog's reading of a variable that holds a secret.
-var secretNameRE = regexp.MustCompile(`PASSWORD|PASSWD|SECRET|TOKEN|(^|_)KEY$|_KEY_`)
-
-var envNameRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
-
 // fixedSecrets replaces each password the store's file fixes (the same
 // for every install) by a secret generated on the node. Variables that
 // share a value keep sharing it, and a connection URL that embeds it
@@ -34,7 +29,7 @@ func (f *fitter) fixedSecrets(svcs map[string]any, names []string) {
 				}
 				v = str(env[k])
 			}
-			if !secretNameRE.MatchString(strings.ToUpper(k)) || v == "" || strings.Contains(v, "$") {
+			if !catalog.SecretName(strings.ToUpper(k)) || v == "" || strings.Contains(v, "$") {
 				continue
 			}
 			if byValue[v] == nil {
@@ -110,7 +105,7 @@ func (f *fitter) describedSettings(svcs map[string]any, names []string) {
 		env, _ := svcs[name].(map[string]any)["environment"].(map[string]any)
 		for _, k := range sortedKeys(env) {
 			label, ok := f.app.Described[k]
-			if !ok || !envNameRE.MatchString(k) || f.taken(k) {
+			if !ok || !catalog.VariableName(k) || f.taken(k) {
 				continue
 			}
 			v := str(env[k])
@@ -118,7 +113,7 @@ func (f *fitter) describedSettings(svcs map[string]any, names []string) {
 				continue
 			}
 			s := catalog.Setting{Name: k, Type: inferType(v), Label: label, Default: v}
-			if secretNameRE.MatchString(k) {
+			if catalog.SecretName(k) {
 				continue // fixedSecrets has made it a generated secret
 			}
 			if fixed, ok := f.checkSetting(s); ok {
@@ -210,7 +205,7 @@ func (f *fitter) declareVariables(compose string) {
 			continue
 		}
 		s := catalog.Setting{Name: name, Type: catalog.TypeString, Label: name}
-		if secretNameRE.MatchString(name) {
+		if catalog.SecretName(name) {
 			s = catalog.Setting{Name: name, Type: catalog.TypeSecret, Label: name, Generate: 32}
 		}
 		f.settings = append(f.settings, s)
