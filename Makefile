@@ -27,18 +27,40 @@ PKGS        := ./...
 # Race detection on the packages whose concurrency is their point.
 RACE_PKGS   := ./coordinator/...
 
-.PHONY: all build test test-unit test-race lint generate check-generated vulncheck run bench bench-registry bench-agents deb package-test help clean
+.PHONY: all build web web-deps test test-unit test-race test-web ui-audit lint generate check-generated vulncheck run bench bench-registry bench-agents deb package-test help clean
 
 all: build
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "%-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build proximity-coordinator, proximity-agent, proximityctl and the pvesim simulator into bin/
+build: web ## build the web dashboard, then proximity-coordinator (with it embedded), proximity-agent, proximityctl and the pvesim simulator into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent ./internal/pvesim/cmd/pvesim
 
-test: lint build test-race ## lint, build, and run every test with the race detector
+test: lint build test-race test-web ## lint, build, and run every test (Go with the race detector; the dashboard's unit and browser tests)
+
+# The web dashboard (web/): Node.js 20.19 or later and npm; the packages are
+# the ones package-lock.json pins, installed again when it changes. No
+# browser is downloaded: the browser tests use Debian's chromium.
+WEB_DEPS := web/node_modules/.package-lock.json
+$(WEB_DEPS): web/package-lock.json
+	cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+	@touch $@
+
+web-deps: $(WEB_DEPS)
+
+web: $(WEB_DEPS) ## build the web dashboard into web/dist (embedded by the next go build)
+	cd web && npm run build
+
+# Vitest for the components and stores, then Playwright in Debian's
+# Chromium against `proximity-coordinator dev` (CHROMIUM=/usr/bin/chromium).
+test-web: build
+	cd web && npm test
+	cd web && npm run e2e
+
+ui-audit: build ## Lighthouse scores of the catalog and an app page (performance, accessibility, best practices)
+	cd web && npm run audit:ui
 
 test-unit: ## run the tests without the race detector (faster)
 	$(GO) test -count=1 -parallel $(TEST_PARALLEL) -timeout 10m $(PKGS)
@@ -57,6 +79,8 @@ lint: ## gofmt, go vet, staticcheck, package docs
 	$(GO) run $(STATICCHECK) $(PKGS)
 	@missing=$$($(GO) list -f '{{if not .Doc}}{{.ImportPath}}{{end}}' $(PKGS)); \
 	  if [ -n "$$missing" ]; then echo "packages without a package comment:"; echo "$$missing"; exit 1; fi
+	$(MAKE) --no-print-directory $(WEB_DEPS)
+	cd web && npm run check
 
 generate: ## regenerate committed generated code (protobuf; needs protoc)
 	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)
@@ -72,7 +96,7 @@ vulncheck: ## fail on any known vulnerability the code reaches (govulncheck and 
 run: build ## run Proximity on its embedded default (one coordinator, three simulated Proxmox nodes)
 	$(BIN)/proximity-coordinator dev
 
-deb: ## build proximity-agent and proximity-coordinator .deb files into dist/ (PKG_VERSION=0.4.0)
+deb: web ## build proximity-agent and proximity-coordinator .deb files into dist/ (PKG_VERSION=0.4.0)
 	@mkdir -p $(DIST)/man $(PKG_OUT)
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -buildid= -X main.version=$(PKG_VERSION)' \
 	  -o $(DIST)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent
@@ -100,4 +124,5 @@ bench-agents: build ## agent scale test: one coordinator and AGENTS simulated ag
 	$(GO) run ./bench/agents -coordinator $(BIN)/proximity-coordinator -agent $(BIN)/proximity-agent -agents $(AGENTS)
 
 clean: ## remove build output
-	rm -rf $(BIN) .tools $(DIST)
+	rm -rf $(BIN) .tools $(DIST) web/test-results
+	cd web && node scripts/clean.mjs

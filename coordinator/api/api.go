@@ -65,6 +65,9 @@ type Config struct {
 	// open streams (default 256 and 8).
 	EventsHeartbeat               time.Duration
 	MaxStreams, MaxStreamsPerUser int
+	// UI, when set, serves every GET outside the API's paths: the web
+	// dashboard (package web).
+	UI http.Handler
 }
 
 // API is the HTTP handler.
@@ -98,6 +101,7 @@ type API struct {
 	// placing serializes placement on the leader: a deploy chooses its
 	// node and proposes while it holds the one slot (placement.go).
 	placing chan struct{}
+	ui      http.Handler
 }
 
 // New builds the handler.
@@ -116,7 +120,7 @@ func New(cfg Config) *API {
 	}
 	a := &API{
 		b: cfg.Backend, log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now, agents: cfg.Agents, catalogDir: cfg.CatalogDir,
-		mux: http.NewServeMux(), placing: make(chan struct{}, 1),
+		mux: http.NewServeMux(), placing: make(chan struct{}, 1), ui: cfg.UI,
 	}
 	a.sessionTTL, a.passwordParams, a.logins, a.authFail = cfg.SessionTTL, auth.DefaultParams, newLoginThrottle(), newAuthThrottle()
 	if a.sessionTTL <= 0 {

@@ -427,6 +427,19 @@ func oidcOut(o fsm.OIDCSettings) oidcJSON {
 	return out
 }
 
+// authMethods tells a sign-in page how people sign in: with a password,
+// and with single sign-on when an issuer is configured. It names nothing
+// else of the configuration.
+func (a *API) authMethods(rq *request) (int, any, error) {
+	var o fsm.OIDCSettings
+	a.b.FSM().Read(func(s *fsm.State) { o, _ = s.OIDCSettings() })
+	sso := map[string]any{"enabled": o.Issuer != ""}
+	if o.Issuer != "" {
+		sso["name"] = "single sign-on"
+	}
+	return http.StatusOK, map[string]any{"password": true, "oidc": sso}, nil
+}
+
 func (a *API) getOIDC(rq *request) (int, any, error) {
 	var o fsm.OIDCSettings
 	a.b.FSM().Read(func(s *fsm.State) { o, _ = s.OIDCSettings() })

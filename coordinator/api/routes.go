@@ -50,6 +50,7 @@ func (a *API) table() []*route {
 		{method: "GET", pattern: "/healthz", access: public, where: local, h: a.healthz},
 		{method: "GET", pattern: "/readyz", access: public, where: local, h: a.readyz},
 
+		{method: "GET", pattern: "/api/v1/auth/methods", access: public, where: local, h: a.authMethods},
 		{method: "GET", pattern: "/api/v1/cluster", access: adminOnly, where: local, h: a.getCluster},
 		{method: "DELETE", pattern: "/api/v1/cluster/members/{id}", access: adminOnly, where: leader, h: a.removeMember},
 
@@ -178,8 +179,25 @@ func (a *API) register() {
 		})
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// The web dashboard has every path outside the API's: its own
+		// routes load its page (history fallback).
+		if a.ui != nil && !isAPIPath(r.URL.Path) {
+			a.ui.ServeHTTP(w, r)
+			return
+		}
 		a.fail(w, nil, problem.E(problem.NotFound, "no route for %s", r.URL.Path))
 	})
+}
+
+// isAPIPath reports whether p belongs to the API rather than the dashboard:
+// an unknown path there is a problem document, never the dashboard's page.
+func isAPIPath(p string) bool {
+	for _, pre := range []string{"/api/", "/healthz", "/readyz", "/metrics"} {
+		if p == strings.TrimSuffix(pre, "/") || strings.HasPrefix(p, pre) {
+			return true
+		}
+	}
+	return false
 }
 
 // Routes lists every route as "METHOD PATTERN" with its access level, for

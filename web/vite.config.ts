@@ -1,0 +1,22 @@
+import { defineConfig } from 'vitest/config';
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+
+// The dashboard is built into dist/ and embedded into proximity-coordinator
+// (embed.go). Nothing is loaded from another origin.
+export default defineConfig({
+  plugins: [svelte()],
+  build: {
+    outDir: 'dist',
+    // dist/.gitkeep stays: scripts/clean.mjs empties the rest first.
+    emptyOutDir: false,
+    assetsInlineLimit: 0,
+    target: 'es2022',
+    sourcemap: false,
+  },
+  test: {
+    environment: 'jsdom',
+    include: ['src/**/*.test.ts'],
+    setupFiles: ['src/test-setup.ts'],
+  },
+  resolve: process.env.VITEST ? { conditions: ['browser'] } : undefined,
+});
