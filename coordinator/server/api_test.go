@@ -279,7 +279,10 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-func TestHealthReadyAndMetrics(t *testing.T) {
+// TestHealthReadyMetricsAndDashboard checks the server's unversioned
+// paths: health, readiness, metrics, and the web dashboard at every path
+// outside the API's, while an unknown API path stays a problem document.
+func TestHealthReadyMetricsAndDashboard(t *testing.T) {
 	tc := newTestCluster(t, 1)
 	if st, _, b := tc.raw(0, "GET", "/healthz", "", "", nil); st != 200 || !strings.Contains(string(b), "ok") {
 		t.Fatalf("healthz: %d %s", st, b)
@@ -293,5 +296,19 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 		if st != 200 || !strings.Contains(string(b), want) {
 			t.Fatalf("metrics lack %q (status %d)", want, st)
 		}
+	}
+	for _, p := range []string{"/", "/catalog", "/apps/app_x/logs"} {
+		st, h, b := tc.raw(0, "GET", p, "", "", nil)
+		if st != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(h.Get("Content-Security-Policy"), "script-src 'self'") || !strings.Contains(string(b), "Proximity") {
+			t.Errorf("GET %s: %d %s CSP %q", p, st, h.Get("Content-Type"), h.Get("Content-Security-Policy"))
+		}
+	}
+	for _, p := range []string{"/api/v1/nope", "/api/v2/apps", "/api"} {
+		if st, h, _ := tc.raw(0, "GET", p, "", "", nil); st != 404 || h.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("GET %s: %d %s, want a 404 problem", p, st, h.Get("Content-Type"))
+		}
+	}
+	if st, _, b := tc.raw(0, "GET", "/api/v1/auth/methods", "", "", nil); st != 200 || string(b) != `{"oidc":{"enabled":false},"password":true}`+"\n" {
+		t.Errorf("auth methods: %d %s", st, b)
 	}
 }

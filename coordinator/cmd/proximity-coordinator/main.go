@@ -254,9 +254,10 @@ func run(parent context.Context, cfg server.Config, devNodes int) error {
 			return err
 		}
 		defer stopNodes()
-		fmt.Printf("Proximity is running with %d simulated Proxmox node(s).\n  API:         %s\n  CA:          %s\n  Admin:       %s / %s\n  Admin token: %s\n  Data dir:    %s\n\n"+
+		fmt.Printf("Proximity is running with %d simulated Proxmox node(s).\n  Dashboard:   %s/ (sign in with the admin's name and password; the browser will ask you to trust the CA below)\n"+
+			"  API:         %s\n  CA:          %s\n  Admin:       %s / %s\n  Admin token: %s\n  Data dir:    %s\n\n"+
 			"  export PROXIMITY_ADDR=%s PROXIMITY_CACERT=%s PROXIMITY_TOKEN=%s\n\nPress Ctrl-C to stop.\n",
-			devNodes, srv.URL(), srv.CACertPath(), adminName, adminPassword, token, cfg.DataDir, srv.URL(), srv.CACertPath(), token)
+			devNodes, srv.URL(), srv.URL(), srv.CACertPath(), adminName, adminPassword, token, cfg.DataDir, srv.URL(), srv.CACertPath(), token)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
