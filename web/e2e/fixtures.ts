@@ -75,3 +75,21 @@ export async function waitForApp(api: APIRequestContext, id: string, statuses: s
   }
   throw new Error(`app ${id} did not reach ${statuses.join('|')} (last ${last})`);
 }
+
+/**
+ * auditPage checks the page as it is at 1440 and 390 px wide and in the
+ * dark theme: axe finds nothing serious, nothing overflows the width, and
+ * a screenshot of each is kept. It leaves the page at 1440 px, light.
+ */
+export async function auditPage(page: Page, name: string) {
+  for (const [width, scheme] of [[1440, 'light'], [390, 'light'], [1440, 'dark']] as const) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.emulateMedia({ colorScheme: scheme });
+    await checkA11y(page, `${name} at ${width} px, ${scheme}`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow, `${name} at ${width} px scrolls sideways by ${overflow} px`).toBeLessThanOrEqual(0);
+    await shot(page, scheme === 'dark' ? `${name}-dark` : name);
+  }
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.emulateMedia({ colorScheme: 'light' });
+}
