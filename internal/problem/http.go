@@ -2,7 +2,6 @@ package problem
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 )
@@ -62,12 +61,18 @@ func BodyFor(err error, requestID string) Body {
 	status := Status(k)
 	detail := "internal error; see the server log for request " + requestID
 	if k != Internal {
-		var pe *Error
-		if errors.As(err, &pe) && pe.Detail != "" {
-			detail = pe.Detail
-		} else {
-			detail = http.StatusText(status)
-		}
+		// The detail of the error that gave the kind: a wrapper without
+		// one was written for the log, not for the caller.
+		detail = http.StatusText(status)
+		walk(err, func(pe *Error) bool {
+			if pe.Kind != k {
+				return false
+			}
+			if pe.Detail != "" {
+				detail = pe.Detail
+			}
+			return true
+		})
 	}
 	return Body{
 		Type:      typeURI(k, err),
