@@ -185,7 +185,7 @@ func (id *identity) tlsConfig() *tls.Config {
 func (a *Agent) join(ctx context.Context) error {
 	tok, err := pki.ParseToken(a.cfg.JoinToken)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrJoinRefused, err)
+		return fmt.Errorf("%w: %v", ErrJoinRefused, err)
 	}
 	key, err := a.id.joinKey()
 	if err != nil {

@@ -459,7 +459,7 @@ func (c *Cluster) ReadIndex(ctx context.Context) error {
 		return proposer.ErrNotLeader
 	}
 	if err := c.raft.VerifyLeader().Error(); err != nil {
-		return fmt.Errorf("%w: %w", proposer.ErrNotLeader, err)
+		return fmt.Errorf("%w: %v", proposer.ErrNotLeader, err)
 	}
 	if !c.leaderReady.Load() {
 		return proposer.ErrNotLeader

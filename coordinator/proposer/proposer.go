@@ -130,7 +130,7 @@ func (p *Proposer) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, er
 			return fsm.Result{}, ErrClosed
 		}
 	case <-ctx.Done():
-		return fsm.Result{}, fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
+		return fsm.Result{}, fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
 	}
 }
 
@@ -229,10 +229,10 @@ func finish(batch []*pending, results []fsm.Result, err error) {
 func classify(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
-		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	default:
 		// ErrLeadershipLost, ErrRaftShutdown, ErrAbortedByRestore and
 		// anything else: the entry may have been committed.
-		return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
 	}
 }

@@ -2,6 +2,7 @@ package problem
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 )
@@ -61,18 +62,12 @@ func BodyFor(err error, requestID string) Body {
 	status := Status(k)
 	detail := "internal error; see the server log for request " + requestID
 	if k != Internal {
-		// The detail of the error that gave the kind: a wrapper without
-		// one was written for the log, not for the caller.
-		detail = http.StatusText(status)
-		walk(err, func(pe *Error) bool {
-			if pe.Kind != k {
-				return false
-			}
-			if pe.Detail != "" {
-				detail = pe.Detail
-			}
-			return true
-		})
+		var pe *Error
+		if errors.As(err, &pe) && pe.Detail != "" {
+			detail = pe.Detail
+		} else {
+			detail = http.StatusText(status)
+		}
 	}
 	return Body{
 		Type:      typeURI(k, err),

@@ -4,6 +4,7 @@
 package problem
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -83,50 +84,22 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// KindOf returns the first Kind set in err's chain, or Internal. A wrapper
-// that sets none (Internal is the zero value) carries its cause's:
-// Wrap(Internal, notFound, "reading the app") is still NotFound.
+// KindOf returns the Kind of the first *Error in err's chain, or Internal.
 func KindOf(err error) Kind {
-	k := Internal
-	walk(err, func(pe *Error) bool {
-		k = pe.Kind
-		return k != Internal
-	})
-	return k
-}
-
-// TypeOf returns the first Type set in err's chain, or "".
-func TypeOf(err error) string {
-	t := ""
-	walk(err, func(pe *Error) bool {
-		t = pe.Type
-		return t != ""
-	})
-	return t
-}
-
-// walk calls f on every *Error in err's chain, outermost first (joined
-// errors depth first), until f answers true.
-func walk(err error, f func(*Error) bool) bool {
-	for err != nil {
-		if pe, ok := err.(*Error); ok && f(pe) {
-			return true
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				if walk(e, f) {
-					return true
-				}
-			}
-			return false
-		case interface{ Unwrap() error }:
-			err = u.Unwrap()
-		default:
-			return false
-		}
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Kind
 	}
-	return false
+	return Internal
+}
+
+// TypeOf returns the Type of the first *Error in err's chain, or "".
+func TypeOf(err error) string {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Type
+	}
+	return ""
 }
 
 // Is reports whether err carries the given kind.

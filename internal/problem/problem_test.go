@@ -70,37 +70,3 @@ func TestTypedProblemKeepsItsKind(t *testing.T) {
 		t.Fatalf("internal: %q", b.Type)
 	}
 }
-
-// A wrapper that sets no kind carries its cause's, through fmt's %w and
-// errors.Join too; the caller sees the cause's detail, not the wrapper's.
-func TestKindOfLooksThroughUnsetWrappers(t *testing.T) {
-	nf := E(NotFound, "app app_1 does not exist")
-	for name, err := range map[string]error{
-		"Wrap":         Wrap(Internal, nf, "reading the app"),
-		"Wrap of %w":   Wrap(Internal, fmt.Errorf("store: %w", nf), "reading the app"),
-		"%w: %w":       fmt.Errorf("%w: %w", errors.New("first"), nf),
-		"errors.Join":  errors.Join(errors.New("first"), Wrap(Internal, nf, "")),
-		"two wrappers": Wrap(Internal, Wrap(Internal, nf, "inner"), "outer"),
-	} {
-		if k := KindOf(err); k != NotFound {
-			t.Errorf("%s: KindOf = %v, want not-found", name, k)
-		}
-		if b := BodyFor(err, "req_1"); b.Status != 404 || b.Detail != "app app_1 does not exist" {
-			t.Errorf("%s: body %+v", name, b)
-		}
-	}
-	// The outer kind wins when it is set.
-	if k := KindOf(Wrap(Conflict, nf, "busy")); k != Conflict {
-		t.Errorf("KindOf = %v, want conflict", k)
-	}
-	typed := &Error{Kind: Conflict, Type: "capacity", Detail: "no node fits"}
-	if got := TypeOf(Wrap(Internal, typed, "placing")); got != "capacity" {
-		t.Errorf("TypeOf = %q, want capacity", got)
-	}
-	if k := KindOf(errors.New("plain")); k != Internal {
-		t.Errorf("plain error: %v", k)
-	}
-	if b := BodyFor(Wrap(Internal, errors.New("disk on fire"), "saving"), "req_2"); b.Status != 500 || strings.Contains(b.Detail, "fire") || strings.Contains(b.Detail, "saving") {
-		t.Errorf("internal body %+v", b)
-	}
-}

@@ -104,7 +104,7 @@ func readLines(r io.Reader, line func(string) error) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %w", errPipe, err)
+			return fmt.Errorf("%w: %v", errPipe, err)
 		}
 	}
 }
