@@ -27,13 +27,14 @@ type API struct {
 	st *Store
 	// Token, when set, is the only accepted "USER@REALM!ID=SECRET"; when
 	// empty any well-formed PVEAPIToken header is accepted.
-	Token string
-	mux   *http.ServeMux
+	Token   string
+	mux     *http.ServeMux
+	started time.Time // the node's boot, for its uptime
 }
 
 // NewAPI returns the API handler for st.
 func NewAPI(st *Store, token string) *API {
-	a := &API{st: st, Token: token, mux: http.NewServeMux()}
+	a := &API{st: st, Token: token, mux: http.NewServeMux(), started: time.Now()}
 	const p = "/api2/json"
 	routes := map[string]func(w http.ResponseWriter, r *http.Request) (any, error){
 		"GET " + p + "/version":                                            a.version,
@@ -354,7 +355,15 @@ func (a *API) nodeStatus(w http.ResponseWriter, r *http.Request) (any, error) {
 			"memory":     map[string]any{"total": total, "used": used, "free": max(total-used, 0)},
 			"rootfs":     map[string]any{"total": dtotal, "used": disk, "free": max(dtotal-disk, 0), "avail": max(dtotal-disk, 0)},
 			"loadavg":    []string{"0.10", "0.05", "0.01"},
-			"pveversion": "pve-manager/9.1.3/5e8b0d0d", "current-kernel": map[string]any{"release": "6.17.2-1-pve"},
+			"pveversion": "pve-manager/9.1.3/5e8b0d0d",
+			// Every field the API schema marks required, as a node answers.
+			"boot-info": map[string]any{"mode": "efi", "secureboot": 0},
+			"current-kernel": map[string]any{"machine": "x86_64", "release": "6.17.2-1-pve", "sysname": "Linux",
+				"version": "#1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 (2025-10-21T11:55Z)"},
+			"kversion": "Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 (2025-10-21T11:55Z)",
+			"ksm":      map[string]any{"shared": 0},
+			"swap":     map[string]any{"total": 8 << 30, "used": 0, "free": 8 << 30},
+			"uptime":   int64(time.Since(a.started).Seconds()), "idle": 0, "wait": 0.001,
 		}
 		return nil
 	})

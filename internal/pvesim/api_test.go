@@ -70,6 +70,26 @@ func TestAPIErrorsAndAuth(t *testing.T) {
 	if status, _ = get("/nodes/pve/qemu", auth); status != "501 Method 'GET /nodes/pve/qemu' not implemented" {
 		t.Fatalf("unimplemented: %s", status)
 	}
+	// The node's status carries every field the API schema requires.
+	status, body = get("/nodes/pve/status", auth)
+	data, _ := body["data"].(map[string]any)
+	if status != "200 OK" || data == nil {
+		t.Fatalf("node status: %s %v", status, body)
+	}
+	for _, f := range []string{"boot-info", "cpu", "cpuinfo", "current-kernel", "idle", "ksm", "kversion", "loadavg", "memory", "pveversion", "rootfs", "swap", "uptime", "wait"} {
+		if _, ok := data[f]; !ok {
+			t.Errorf("node status lacks %s", f)
+		}
+	}
+	kernel, _ := data["current-kernel"].(map[string]any)
+	for _, f := range []string{"machine", "release", "sysname", "version"} {
+		if v, _ := kernel[f].(string); v == "" {
+			t.Errorf("current-kernel lacks %s: %v", f, kernel)
+		}
+	}
+	if boot, _ := data["boot-info"].(map[string]any); boot["mode"] != "efi" {
+		t.Errorf("boot-info: %v", data["boot-info"])
+	}
 }
 
 func TestFaultAndTakeCommands(t *testing.T) {
