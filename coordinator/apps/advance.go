@@ -38,12 +38,13 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		return c.finish(ctx, a, opFinal)
 	}
 	var e catalog.Entry
+	var haveEntry bool
 	var network fsm.NetworkSettings
 	var defaults fsm.ResourceSettings
 	var task fsm.Task
 	var haveTask bool
 	c.cfg.Backend.FSM().Read(func(s *fsm.State) {
-		e, _ = s.CatalogEntry(a.CatalogID)
+		e, haveEntry = s.CatalogEntry(a.CatalogID)
 		network, defaults = s.Network, s.ResourceDefaults()
 		if a.TaskID != "" {
 			task, haveTask = s.Task(a.TaskID)
@@ -82,6 +83,11 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		if moved, err := c.updateMoved(ctx, a, e, st); moved || err != nil {
 			return err
 		}
+		if st.needsEntry && !haveEntry {
+			// Without its entry the stage would send Proxmox an empty
+			// template or Compose file: no retry brings the entry back.
+			return c.failed(ctx, a, stages, idx, fmt.Sprintf("catalog entry %q is not in the catalog (was its source removed?)", a.CatalogID), "invalid")
+		}
 		kind, spec := st.task(a, e, network)
 		if st.forwards {
 			// The node's whole set, read only when it is sent.
@@ -117,7 +123,11 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		// the same task, and a later operation never meets an old one.
 		t := fsm.Task{ID: fmt.Sprintf("%s-%d-%s-%d", a.ID, a.OpIndex, st.name, a.Attempt), Node: a.Node, Kind: kind, VMID: a.VMID}
 		if st.onSource {
-			t.VMID, _ = strconv.Atoi(a.OpArgs["source_vmid"])
+			v, err := strconv.Atoi(a.OpArgs["source_vmid"])
+			if err != nil || v <= 0 {
+				return c.failed(ctx, a, stages, idx, fmt.Sprintf("the source container's VMID %q is not a VMID", a.OpArgs["source_vmid"]), "invalid")
+			}
+			t.VMID = v
 		}
 		if n := a.OpArgs[fsm.ArgBackupNode]; st.name == stDeleteBackup.name && n != "" {
 			t.Node = n // the archive's node: a moved app's older backups stay where they were made
@@ -137,14 +147,20 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		return nil
 	}
 	var out taskspec.Output
+	var decodeErr error
 	if len(task.Output) > 0 {
-		_ = json.Unmarshal(task.Output, &out)
+		decodeErr = json.Unmarshal(task.Output, &out)
 	}
 	failure := ""
 	kind := task.ErrorKind
-	if task.State == fsm.TaskFailed {
+	switch {
+	case task.State == fsm.TaskFailed:
 		failure = task.Error
-	} else if st.check != nil {
+	case decodeErr != nil:
+		// A task that succeeded with an output no one can read has not
+		// told us what it made (a backup's archive): another attempt.
+		failure, kind = "the node's answer could not be read: "+decodeErr.Error(), "output"
+	case st.check != nil:
 		if err := st.check(out); err != nil {
 			failure, kind = err.Error(), "check"
 		}
@@ -197,6 +213,15 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		}
 		return c.finishWith(ctx, a, final, backup)
 	}
+	return c.failed(ctx, a, stages, idx, failure, kind)
+}
+
+// failed handles a failed attempt of stage stages[idx]: another attempt
+// after the policy's delay, unless the failure is permanent or the attempts
+// are used up; then the operation's undo (cleanup, rollback) or its end in
+// error with the reason.
+func (c *Controller) failed(ctx context.Context, a fsm.App, stages []stage, idx int, failure, kind string) error {
+	st := stages[idx]
 	policy := c.policy
 	if st.wait {
 		policy = c.wait
@@ -214,7 +239,10 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 	}
 	reason := fmt.Sprintf("%s failed after %d attempt(s): %s", st.name, a.Attempt, failure)
 	snapshotCleanup := func() *fsm.Cleanup {
-		vmid, _ := strconv.Atoi(a.OpArgs["source_vmid"])
+		vmid, err := strconv.Atoi(a.OpArgs["source_vmid"])
+		if err != nil || vmid <= 0 || a.OpArgs["snapshot"] == "" {
+			return nil // no snapshot was taken of a container we can name
+		}
 		return &fsm.Cleanup{ID: fmt.Sprintf("%s-%d", a.ID, a.OpIndex), Node: a.Node, VMID: vmid, Snapshot: a.OpArgs["snapshot"], Reason: reason}
 	}
 	if st.cleanup && idx+1 < len(stages) {

@@ -152,6 +152,10 @@ type stage struct {
 	wait bool // a stage that waits for something to come up
 	// task builds the agent task of the stage.
 	task func(a fsm.App, e catalog.Entry, n fsm.NetworkSettings) (kind string, spec any)
+	// needsEntry stages build their task from the app's catalog entry
+	// (template, Compose file, settings, health check); without the entry
+	// the operation fails instead.
+	needsEntry bool
 	// check verifies a succeeded task's output.
 	check func(out taskspec.Output) error
 	// onSource runs the task on the clone source's container.
@@ -209,7 +213,7 @@ func net0(a fsm.App, n fsm.NetworkSettings) (string, string) {
 }
 
 var (
-	stCreate = stage{name: "create", timeout: createFactor, task: func(a fsm.App, e catalog.Entry, n fsm.NetworkSettings) (string, any) {
+	stCreate = stage{name: "create", needsEntry: true, timeout: createFactor, task: func(a fsm.App, e catalog.Entry, n fsm.NetworkSettings) (string, any) {
 		net, ns := net0(a, n)
 		return taskspec.Create, taskspec.CreateSpec{Template: e.Template, Hostname: a.Hostname, Cores: a.Resources.Cores,
 			MemoryMB: a.Resources.MemoryMB, DiskGB: a.Resources.DiskGB, Net0: net, Nameserver: ns,
@@ -231,16 +235,16 @@ var (
 	stDocker = stage{name: "docker", timeout: longFactor, task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"sh", "-c", "apt-get update && apt-get install -y -q docker.io docker-compose curl"}}
 	}, check: execOK}
-	stCompose = stage{name: "compose", task: func(_ fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+	stCompose = stage{name: "compose", needsEntry: true, task: func(_ fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		return taskspec.Push, taskspec.PushSpec{Path: appDir + "/compose.yaml", Content: []byte(e.Compose), Perms: "0644"}
 	}}
-	stEnv = stage{name: "env", task: func(a fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+	stEnv = stage{name: "env", needsEntry: true, task: func(a fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		return taskspec.WriteEnv, envSpec(a, e)
 	}}
 	stUp = stage{name: "up", timeout: longFactor, task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Exec, taskspec.ExecSpec{Argv: []string{"docker", "compose", "--project-directory", appDir, "up", "-d", "--remove-orphans"}}
 	}, check: execOK}
-	stHealth = stage{name: "health", wait: true, task: func(_ fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+	stHealth = stage{name: "health", needsEntry: true, wait: true, task: func(_ fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		port := 0
 		for _, p := range e.Ports {
 			if p.Name == e.HealthCheck.Port {
@@ -264,6 +268,12 @@ var (
 	}}
 	stBackup = stage{name: "backup", timeout: longFactor, task: func(fsm.App, catalog.Entry, fsm.NetworkSettings) (string, any) {
 		return taskspec.Backup, taskspec.BackupSpec{Storage: "local", Mode: "snapshot"}
+	}, check: func(out taskspec.Output) error {
+		// A backup is recorded only with the archive it made.
+		if out.Volid == "" {
+			return errors.New("vzdump reported no archive")
+		}
+		return nil
 	}}
 	stRestore = stage{name: "restore", timeout: longFactor, task: func(a fsm.App, _ catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		return taskspec.Restore, taskspec.RestoreSpec{Volid: a.OpArgs["volid"], Storage: "local-lvm", Force: true}

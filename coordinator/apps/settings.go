@@ -62,7 +62,7 @@ func opName(a fsm.App) string { return fmt.Sprintf("%s-%d", a.ID, a.OpIndex) }
 // file is put back and the stack recreated and checked again; the app's
 // recorded settings change only when the operation succeeds.
 var (
-	stEnvUpdate = stage{name: "env", task: func(a fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+	stEnvUpdate = stage{name: "env", needsEntry: true, task: func(a fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		spec := taskspec.EnvSpec{Path: appDir + "/.env", Mode: taskspec.EnvUpdate, Op: opName(a), App: a.ID,
 			Values: map[string]string{}, Generate: map[string]int{}}
 		for _, s := range e.Settings {

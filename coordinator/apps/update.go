@@ -25,7 +25,7 @@ import (
 // An update without a target version (a log entry of an earlier
 // version) only pulls the same images again.
 var (
-	stEnvUpgrade = stage{name: "env", task: func(a fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
+	stEnvUpgrade = stage{name: "env", needsEntry: true, task: func(a fsm.App, e catalog.Entry, _ fsm.NetworkSettings) (string, any) {
 		return taskspec.WriteEnv, upgradeEnv(a, e)
 	}}
 	updateStages = []stage{stBackup, stCompose, stEnvUpgrade, stPull, stUp, stHealth}
