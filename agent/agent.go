@@ -230,7 +230,7 @@ func (a *Agent) redirect(err error, trailer metadata.MD, addr string) bool {
 			a.servers.prefer(l)
 			return true
 		}
-		if status.Convert(err).Message() != "not the leader" {
+		if !proto.IsNotLeader(err) {
 			return false
 		}
 		fallthrough

@@ -37,7 +37,13 @@ package proto
 
 //go:generate protoc --proto_path=. --go_out=agentpb --go_opt=paths=source_relative --go-grpc_out=agentpb --go-grpc_opt=paths=source_relative agent.proto join.proto work.proto inventory.proto report.proto live.proto
 
-import "time"
+import (
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
 
 // Keepalive settings, shared by both ends so they agree: the agent pings
 // an idle connection every KeepaliveTime and gives up after
@@ -53,3 +59,35 @@ const (
 // LeaderTrailer is the trailer key in which a follower names the leader's
 // gRPC address.
 const LeaderTrailer = "proximity-leader"
+
+// ErrorDomain and ReasonNotLeader name, in a status's ErrorInfo detail,
+// the FailedPrecondition a follower answers to a call only the leader
+// serves: callers test for it with IsNotLeader, never by the message.
+const (
+	ErrorDomain     = "proximity"
+	ReasonNotLeader = "NOT_LEADER"
+)
+
+// NotLeader is the error a follower answers to a call only the leader
+// serves.
+func NotLeader() error {
+	st := status.New(codes.FailedPrecondition, "not the leader")
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: ReasonNotLeader, Domain: ErrorDomain}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// IsNotLeader reports whether err is NotLeader's, as received over gRPC.
+func IsNotLeader(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.FailedPrecondition {
+		return false
+	}
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.Domain == ErrorDomain && ei.Reason == ReasonNotLeader {
+			return true
+		}
+	}
+	return false
+}

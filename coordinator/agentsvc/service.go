@@ -380,7 +380,7 @@ func (s *Service) leaderOnly(ctx context.Context) error {
 	if addr := s.leaderGRPC(); addr != "" {
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(proto.LeaderTrailer, addr))
 	}
-	return status.Error(codes.FailedPrecondition, "not the leader")
+	return proto.NotLeader()
 }
 
 func (s *Service) leaderGRPC() string {
@@ -414,7 +414,7 @@ func (s *Service) servers() []string {
 func grpcErr(err error) error {
 	switch {
 	case errors.Is(err, proposer.ErrNotLeader):
-		return status.Error(codes.FailedPrecondition, "not the leader")
+		return proto.NotLeader()
 	case errors.Is(err, proposer.ErrUnknownOutcome), errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.Unavailable, "the outcome is unknown; retry")
 	}
