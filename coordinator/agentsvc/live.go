@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/coordinator/usage"
 	"github.com/proximity-ve/proximity/internal/problem"
 	"github.com/proximity-ve/proximity/proto"
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
@@ -153,6 +154,10 @@ func (s *Service) Lead(ctx context.Context) {
 	})
 	l.used = map[string]map[int]bool{}
 	l.mu.Unlock()
+	// The metrics' history is this term's: it starts empty and is let go
+	// when the term ends.
+	s.usage.Reset()
+	defer s.usage.Reset()
 	tick := time.NewTicker(max(s.cfg.TTL/10, 50*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -227,6 +232,12 @@ func (l *liveness) inventory(ctx context.Context, node string, inv *pb.Inventory
 		l.s.log.Warn("inventory: VMIDs the registry holds for another node's apps left out of this node's report",
 			"node", node, "vmids", slices.Sorted(maps.Keys(others)))
 	}
+	readings := make([]usage.Reading, 0, len(guests))
+	for _, g := range guests {
+		readings = append(readings, usage.Reading{VMID: int(g.Vmid), Sample: usage.Sample{Status: g.Status, CPU: g.Cpu,
+			Mem: g.Mem, MaxMem: g.MaxMem, Disk: g.Disk, MaxDisk: g.MaxDisk, NetIn: g.NetIn, NetOut: g.NetOut}})
+	}
+	l.s.usage.Record(node, l.s.cfg.Now(), readings)
 	l.mu.Lock()
 	l.used[node] = used
 	if li := l.info[node]; li != nil {
@@ -300,6 +311,13 @@ func (s *Service) NodeLive(node string) (Live, bool) {
 		return Live{}, false
 	}
 	return *li, true
+}
+
+// History returns the samples of a node's container since a time, oldest
+// first, from the inventories this server took while it leads (package
+// usage).
+func (s *Service) History(node string, vmid int, since time.Time) []usage.Sample {
+	return s.usage.History(node, vmid, since)
 }
 
 // TaskLog returns the log lines the agent reported for a task.

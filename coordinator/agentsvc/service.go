@@ -24,6 +24,7 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/coordinator/proposer"
+	"github.com/proximity-ve/proximity/coordinator/usage"
 	"github.com/proximity-ve/proximity/internal/pki"
 	"github.com/proximity-ve/proximity/internal/problem"
 	"github.com/proximity-ve/proximity/internal/secrets"
@@ -71,6 +72,8 @@ type Service struct {
 	certFrom []byte // CA the cached server certificate was issued by
 
 	live *liveness
+	// usage is the history of the containers' metrics (leader only).
+	usage *usage.Store
 	// links are the agents' Live streams open on this server (query.go).
 	links *liveLinks
 	// joins limits Join calls per source address; logs limits the log
@@ -98,6 +101,7 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, b: cfg.Backend, log: cfg.Logger.With("component", "agentsvc")}
 	s.live = newLiveness(s)
+	s.usage = usage.New(0)
 	s.links = &liveLinks{conns: map[string]*liveConn{}}
 	s.joins = NewPeerLimiter(joinRate, joinBurst, maxPeers)
 	s.logs = newLogLimiter()

@@ -272,9 +272,15 @@ func (a *API) cancelApp(rq *request) (int, any, error) {
 func (a *API) deleteApp(rq *request) (int, any, error) { return a.appAction(rq, fsm.OpDelete) }
 
 // appMetrics answers what the node's agent last reported for the app's
-// container; a counter not reported is null, never a made-up zero.
+// container; a counter not reported is null, never a made-up zero. With
+// range (a duration up to usage.Window), history adds the samples this
+// leader took over that time, oldest first (metrics_history.go).
 func (a *API) appMetrics(rq *request) (int, any, error) {
 	app, err := a.ownApp(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	span, err := metricsRange(rq.r.URL.Query().Get("range"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -290,6 +296,9 @@ func (a *API) appMetrics(rq *request) (int, any, error) {
 				}
 			}
 		}
+	}
+	if span > 0 {
+		out["history"] = a.metricsHistory(app, span)
 	}
 	return http.StatusOK, out, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/agentsvc"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/coordinator/usage"
 	"github.com/proximity-ve/proximity/internal/pki"
 	"github.com/proximity-ve/proximity/internal/problem"
 	"github.com/proximity-ve/proximity/internal/validate"
@@ -16,6 +17,9 @@ import (
 type Agents interface {
 	CAPin() string
 	NodeLive(node string) (agentsvc.Live, bool)
+	// History is a node's container's metrics since a time, oldest first
+	// (the leader's memory of this term; package usage).
+	History(node string, vmid int, since time.Time) []usage.Sample
 }
 
 type nodeJSON struct {
