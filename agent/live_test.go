@@ -13,6 +13,7 @@ import (
 	"github.com/proximity-ve/proximity/internal/pve"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 	"github.com/proximity-ve/proximity/internal/taskspec"
+	"github.com/proximity-ve/proximity/internal/testutil"
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
 )
 
@@ -77,13 +78,7 @@ func (h *policyNodeHarness) answer(t *testing.T, id string) (data string, end *p
 
 func waitUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.UntilTrue(t, 30*time.Second, what, ok)
 }
 
 // TestLiveAnswersLogsAndEnvOfTheApp runs a real agent on a simulated node

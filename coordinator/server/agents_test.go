@@ -17,6 +17,7 @@ import (
 	"github.com/proximity-ve/proximity/internal/pki"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 	"github.com/proximity-ve/proximity/internal/taskspec"
+	"github.com/proximity-ve/proximity/internal/testutil"
 )
 
 // The test binary doubles as pct, vzdump and pveam for simulated nodes.
@@ -116,13 +117,7 @@ func (tc *testCluster) nodes_() map[string]nodeOut {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.UntilTrue(t, d, what, cond)
 }
 
 func (tc *testCluster) leaderServer() *Server { return tc.nodes[tc.waitLeader()].server() }
