@@ -189,7 +189,7 @@ func (x *executor) run(ctx context.Context, t *pb.Task) {
 	out, err := x.do(tctx, t)
 	res := &pb.Result{Ok: err == nil}
 	if err != nil {
-		res.Error, res.ErrorKind = err.Error(), taskspec.ErrorKind(err)
+		res.Error, res.ErrorKind = err.Error(), string(failureOf(err))
 		log.Warn("task failed", "err", err, "kind", res.ErrorKind)
 		x.a.rep.log(t, "failed: "+err.Error())
 	} else {

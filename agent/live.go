@@ -119,7 +119,7 @@ func (l *live) stream(ctx context.Context, addr string) error {
 		select {
 		case l.sem <- struct{}{}:
 		default:
-			_ = send(&pb.LiveReply{Id: req.Id, End: true, ErrorKind: "busy", Error: fmt.Sprintf("this node answers %d live requests at once", liveMaxRunning)})
+			_ = send(&pb.LiveReply{Id: req.Id, End: true, ErrorKind: string(taskspec.FailBusy), Error: fmt.Sprintf("this node answers %d live requests at once", liveMaxRunning)})
 			continue
 		}
 		bound := liveReadTimeout
@@ -162,7 +162,7 @@ func (l *live) answer(ctx context.Context, req *pb.LiveRequest, send func(*pb.Li
 		}
 	}
 	if err != nil {
-		end.Error, end.ErrorKind = err.Error(), taskspec.ErrorKind(err)
+		end.Error, end.ErrorKind = err.Error(), string(failureOf(err))
 		log.Debug("live request failed", "kind", end.ErrorKind, "err", err)
 	}
 	_ = send(end)

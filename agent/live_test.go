@@ -291,7 +291,7 @@ func TestPolicyLiveRequests(t *testing.T) {
 			switch {
 			case c.refuse == "" && err != nil:
 				t.Fatalf("refused: %v", err)
-			case c.refuse != "" && (err == nil || !strings.Contains(err.Error(), c.refuse) || taskspec.ErrorKind(err) != "invalid"):
+			case c.refuse != "" && (err == nil || !strings.Contains(err.Error(), c.refuse) || failureOf(err) != taskspec.FailInvalid):
 				t.Fatalf("got %v, want a refusal with %q", err, c.refuse)
 			}
 		})

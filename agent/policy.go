@@ -60,7 +60,7 @@ func (e *RefusedError) Error() string {
 	return "refused by this node's policy (" + e.Source + "): " + e.Rule
 }
 
-// Unwrap makes a refusal an invalid request (taskspec.ErrorKind "invalid").
+// Unwrap makes a refusal an invalid request (taskspec.FailInvalid).
 func (e *RefusedError) Unwrap() error { return pve.ErrInvalid }
 
 func (p Policy) refuse(format string, args ...any) error {

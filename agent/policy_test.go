@@ -72,8 +72,8 @@ func runPolicyCases(t *testing.T, cases []policyCase) {
 			if !strings.Contains(err.Error(), c.refuse) || !strings.HasPrefix(err.Error(), "refused by this node's policy") {
 				t.Fatalf("refusal %q does not say %q", err, c.refuse)
 			}
-			if taskspec.ErrorKind(err) != "invalid" {
-				t.Fatalf("a refusal is reported as %q, want invalid (not retried)", taskspec.ErrorKind(err))
+			if failureOf(err) != taskspec.FailInvalid {
+				t.Fatalf("a refusal is reported as %q, want invalid (not retried)", failureOf(err))
 			}
 		})
 	}

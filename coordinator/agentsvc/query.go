@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/taskspec"
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
 )
 
@@ -162,7 +163,7 @@ func (c *liveConn) deliver(r *pb.LiveReply) {
 	}
 	ch := Chunk{Data: r.Data, Values: r.Values, Truncated: r.Truncated}
 	if r.Error != "" {
-		ch.Err = liveError(r.ErrorKind, r.Error)
+		ch.Err = liveError(taskspec.Failure(r.ErrorKind), r.Error)
 	}
 	q.bytes += len(r.Data)
 	cancel := false
@@ -191,11 +192,11 @@ func (c *liveConn) deliver(r *pb.LiveReply) {
 // not running or not there is a conflict with the app's state, a refusal
 // or bad argument is invalid, anything else leaves the node unable to
 // answer now.
-func liveError(kind, msg string) error {
+func liveError(kind taskspec.Failure, msg string) error {
 	switch kind {
-	case "not_running", "not_found", "locked":
+	case taskspec.FailNotRunning, taskspec.FailNotFound, taskspec.FailLocked:
 		return problem.E(problem.Conflict, "the app's container cannot answer: %s", msg)
-	case "invalid":
+	case taskspec.FailInvalid:
 		return problem.E(problem.Invalid, "%s", msg)
 	}
 	return problem.E(problem.Unavailable, "the node could not answer: %s", msg)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/taskspec"
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
 )
 
@@ -96,7 +97,7 @@ func (s *Service) ownTasks(node string, events []*pb.TaskEvent) (map[string]bool
 // command; see fsm.CompleteTaskCmd.)
 func (s *Service) result(ctx context.Context, node, id string, fence uint64, r *pb.Result) (refused bool, err error) {
 	cmd := fsm.Command{Type: fsm.CmdCompleteTask, RequestID: s.cfg.NewID("done_"), CompleteTask: &fsm.CompleteTaskCmd{
-		ID: id, Node: node, Fence: fence, OK: r.Ok, Error: r.Error, ErrorKind: r.ErrorKind, At: s.cfg.Now(),
+		ID: id, Node: node, Fence: fence, OK: r.Ok, Error: r.Error, ErrorKind: taskspec.Failure(r.ErrorKind), At: s.cfg.Now(),
 	}}
 	if len(r.OutputJson) > 0 {
 		cmd.CompleteTask.Output = json.RawMessage(r.OutputJson)

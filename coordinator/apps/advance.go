@@ -17,9 +17,6 @@ import (
 
 var inetRE = regexp.MustCompile(`inet (\d+\.\d+\.\d+\.\d+)/`)
 
-// permanent are task error kinds that no retry can fix.
-var permanent = map[string]bool{"invalid": true, "unsupported": true, "protected": true}
-
 // advance moves one app's operation one step: it submits the current
 // stage's task, or, when that task has ended, goes to the next stage,
 // retries, or ends the operation.
@@ -86,7 +83,7 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		if st.needsEntry && !haveEntry {
 			// Without its entry the stage would send Proxmox an empty
 			// template or Compose file: no retry brings the entry back.
-			return c.failed(ctx, a, stages, idx, fmt.Sprintf("catalog entry %q is not in the catalog (was its source removed?)", a.CatalogID), "invalid")
+			return c.failed(ctx, a, stages, idx, fmt.Sprintf("catalog entry %q is not in the catalog (was its source removed?)", a.CatalogID), taskspec.FailInvalid)
 		}
 		kind, spec := st.task(a, e, network)
 		if st.forwards {
@@ -125,7 +122,7 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		if st.onSource {
 			v, err := strconv.Atoi(a.OpArgs["source_vmid"])
 			if err != nil || v <= 0 {
-				return c.failed(ctx, a, stages, idx, fmt.Sprintf("the source container's VMID %q is not a VMID", a.OpArgs["source_vmid"]), "invalid")
+				return c.failed(ctx, a, stages, idx, fmt.Sprintf("the source container's VMID %q is not a VMID", a.OpArgs["source_vmid"]), taskspec.FailInvalid)
 			}
 			t.VMID = v
 		}
@@ -159,10 +156,10 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 	case decodeErr != nil:
 		// A task that succeeded with an output no one can read has not
 		// told us what it made (a backup's archive): another attempt.
-		failure, kind = "the node's answer could not be read: "+decodeErr.Error(), "output"
+		failure, kind = "the node's answer could not be read: "+decodeErr.Error(), taskspec.FailOutput
 	case st.check != nil:
 		if err := st.check(out); err != nil {
-			failure, kind = err.Error(), "check"
+			failure, kind = err.Error(), taskspec.FailCheck
 		}
 	}
 	if failure == "" {
@@ -220,13 +217,13 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 // after the policy's delay, unless the failure is permanent or the attempts
 // are used up; then the operation's undo (cleanup, rollback) or its end in
 // error with the reason.
-func (c *Controller) failed(ctx context.Context, a fsm.App, stages []stage, idx int, failure, kind string) error {
+func (c *Controller) failed(ctx context.Context, a fsm.App, stages []stage, idx int, failure string, kind taskspec.Failure) error {
 	st := stages[idx]
 	policy := c.policy
 	if st.wait {
 		policy = c.wait
 	}
-	if a.Attempt < policy.Attempts && !permanent[kind] {
+	if a.Attempt < policy.Attempts && !kind.Permanent() {
 		d := policy.Delay(a.Attempt)
 		c.mu.Lock()
 		c.notBefore[a.ID] = c.cfg.Now().Add(d)

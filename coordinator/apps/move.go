@@ -104,7 +104,7 @@ func (c *Controller) advanceMove(ctx context.Context, a fsm.App) error {
 		failure = task.Error
 	} else if st.check != nil {
 		if err := st.check(out); err != nil {
-			failure, kind = err.Error(), "check"
+			failure, kind = err.Error(), taskspec.FailCheck
 		}
 	}
 	if failure == "" {
@@ -114,7 +114,7 @@ func (c *Controller) advanceMove(ctx context.Context, a fsm.App) error {
 	if st.wait {
 		policy = c.wait
 	}
-	if a.Attempt < policy.Attempts && !permanent[kind] {
+	if a.Attempt < policy.Attempts && !kind.Permanent() {
 		d := policy.Delay(a.Attempt)
 		c.mu.Lock()
 		c.notBefore[a.ID] = c.cfg.Now().Add(d)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/proximity-ve/proximity/internal/problem"
 	"github.com/proximity-ve/proximity/internal/secrets"
+	"github.com/proximity-ve/proximity/internal/taskspec"
 	"github.com/proximity-ve/proximity/internal/validate"
 )
 
@@ -88,21 +89,21 @@ const (
 // incarnation of the task was issued: the agent reports results with it,
 // and results carrying an older fence are refused.
 type Task struct {
-	ID            string          `json:"id"`
-	Node          string          `json:"node"`
-	Kind          string          `json:"kind"`
-	VMID          int             `json:"vmid,omitempty"`
-	ReservationID string          `json:"reservation_id,omitempty"`
-	Spec          json.RawMessage `json:"spec,omitempty"`
-	Fence         uint64          `json:"fence"`
-	Attempt       int             `json:"attempt"`
-	State         string          `json:"state"`
-	Error         string          `json:"error,omitempty"`
-	ErrorKind     string          `json:"error_kind,omitempty"`
-	Output        json.RawMessage `json:"output,omitempty"`
-	CreatedAt     time.Time       `json:"created_at"`
-	DoneAt        time.Time       `json:"done_at,omitzero"`
-	DoneSeq       uint64          `json:"done_seq,omitempty"`
+	ID            string           `json:"id"`
+	Node          string           `json:"node"`
+	Kind          string           `json:"kind"`
+	VMID          int              `json:"vmid,omitempty"`
+	ReservationID string           `json:"reservation_id,omitempty"`
+	Spec          json.RawMessage  `json:"spec,omitempty"`
+	Fence         uint64           `json:"fence"`
+	Attempt       int              `json:"attempt"`
+	State         string           `json:"state"`
+	Error         string           `json:"error,omitempty"`
+	ErrorKind     taskspec.Failure `json:"error_kind,omitempty"`
+	Output        json.RawMessage  `json:"output,omitempty"`
+	CreatedAt     time.Time        `json:"created_at"`
+	DoneAt        time.Time        `json:"done_at,omitzero"`
+	DoneSeq       uint64           `json:"done_seq,omitempty"`
 }
 
 // MaxFinishedTasks bounds the finished tasks kept; the oldest go first.
@@ -137,14 +138,14 @@ type NodeStatusCmd struct {
 // someone took the VMID by hand, so it becomes foreign and the task is
 // reissued with a fresh VMID, in the same step.
 type CompleteTaskCmd struct {
-	ID        string          `json:"id"`
-	Node      string          `json:"node"`
-	Fence     uint64          `json:"fence"`
-	OK        bool            `json:"ok"`
-	Error     string          `json:"error,omitempty"`
-	ErrorKind string          `json:"error_kind,omitempty"`
-	Output    json.RawMessage `json:"output,omitempty"`
-	At        time.Time       `json:"at"`
+	ID        string           `json:"id"`
+	Node      string           `json:"node"`
+	Fence     uint64           `json:"fence"`
+	OK        bool             `json:"ok"`
+	Error     string           `json:"error,omitempty"`
+	ErrorKind taskspec.Failure `json:"error_kind,omitempty"`
+	Output    json.RawMessage  `json:"output,omitempty"`
+	At        time.Time        `json:"at"`
 }
 
 // ReissueTaskCmd hands a task out again under a new fence. With NewVMID
@@ -355,7 +356,7 @@ func (s *State) completeTask(index uint64, c CompleteTaskCmd) (*Task, error) {
 		cp := *t // a repeated report of the same incarnation
 		return &cp, nil
 	}
-	if !c.OK && c.ErrorKind == "exists" && t.Kind == "create" && t.ReservationID != "" {
+	if !c.OK && c.ErrorKind == taskspec.FailExists && t.Kind == "create" && t.ReservationID != "" {
 		if _, ok := s.Reservations[t.ReservationID]; ok {
 			if re, err := s.reissueTask(index, ReissueTaskCmd{ID: t.ID, NewVMID: true}); err == nil {
 				return re, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/taskspec"
 )
 
 func hash64(c byte) string { return strings.Repeat(string(c), 64) }
@@ -75,7 +76,7 @@ func TestTaskFencing(t *testing.T) {
 		t.Fatalf("task: %+v", task)
 	}
 	done := func(rid, node string, fence uint64, kind string) Result {
-		return apply(t, f, Command{Type: CmdCompleteTask, RequestID: rid, CompleteTask: &CompleteTaskCmd{ID: "task1", Node: node, Fence: fence, OK: false, Error: kind, ErrorKind: kind, At: t0}})[0]
+		return apply(t, f, Command{Type: CmdCompleteTask, RequestID: rid, CompleteTask: &CompleteTaskCmd{ID: "task1", Node: node, Fence: fence, OK: false, Error: kind, ErrorKind: taskspec.Failure(kind), At: t0}})[0]
 	}
 	wantKind(t, done("d0", "pve2", task.Fence, "locked"), problem.NotFound) // another node's task
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/internal/problem"
+	"github.com/proximity-ve/proximity/internal/taskspec"
 )
 
 // Steps of an operation's undo: the controller runs them after a failure
@@ -20,8 +21,8 @@ const ArgCancelledBy = "cancelled_by"
 
 // Task error kinds of fenced tasks.
 const (
-	TaskCancelled = "cancelled"
-	TaskTimeout   = "timeout"
+	TaskCancelled = taskspec.FailCancelled
+	TaskTimeout   = taskspec.FailTimeout
 )
 
 // Undoing reports whether step is part of an operation's undo.
@@ -47,9 +48,9 @@ type ExpireTaskCmd struct {
 	ID    string `json:"id"`
 	Fence uint64 `json:"fence"`
 	// Kind is TaskTimeout (past its deadline) or TaskCancelled.
-	Kind   string    `json:"kind"`
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
+	Kind   taskspec.Failure `json:"kind"`
+	Reason string           `json:"reason"`
+	At     time.Time        `json:"at"`
 }
 
 func (s *State) cancelApp(index uint64, c CancelAppCmd) (*App, error) {
@@ -102,7 +103,7 @@ func (s *State) expireTask(index uint64, c ExpireTaskCmd) (*Task, error) {
 // reports later carries the old fence and is refused, so the task can
 // never complete its operation. The agent is told to stop it (see
 // FencedTasks).
-func (s *State) fenceTask(index uint64, id, kind, reason string, at time.Time) {
+func (s *State) fenceTask(index uint64, id string, kind taskspec.Failure, reason string, at time.Time) {
 	t, ok := s.Tasks[id]
 	if !ok || t.State != TaskPending {
 		return

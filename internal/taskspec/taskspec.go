@@ -5,10 +5,7 @@
 package taskspec
 
 import (
-	"errors"
-
 	"github.com/proximity-ve/proximity/internal/nat"
-	"github.com/proximity-ve/proximity/internal/pve"
 	"github.com/proximity-ve/proximity/internal/secrets"
 )
 
@@ -209,21 +206,33 @@ func Tag(taskID string) string {
 // ManagedTag marks every container Proximity made.
 const ManagedTag = "proximity"
 
-// ErrorKind names a Proxmox failure for the coordinator: exists,
-// not_found, locked, not_running, already_running, running, timeout,
-// protected, unsupported, invalid, or error.
-func ErrorKind(err error) string {
-	for _, k := range []struct {
-		err  error
-		name string
-	}{
-		{pve.ErrExists, "exists"}, {pve.ErrNotFound, "not_found"}, {pve.ErrLocked, "locked"},
-		{pve.ErrNotRunning, "not_running"}, {pve.ErrAlreadyRunning, "already_running"}, {pve.ErrRunning, "running"},
-		{pve.ErrTimeout, "timeout"}, {pve.ErrProtected, "protected"}, {pve.ErrUnsupported, "unsupported"}, {pve.ErrInvalid, "invalid"},
-	} {
-		if errors.Is(err, k.err) {
-			return k.name
-		}
-	}
-	return "error"
+// Failure is the kind of a task's or a live request's failure: what the
+// agent reports beside the error's text, and what the coordinator branches
+// on (retry or not, 409 or 503). The text of each is its wire and log form;
+// never compare a failure by its text elsewhere.
+type Failure string
+
+// The failures. The first ten name Proxmox's typed errors (the agent maps
+// them, agent/failure.go); the rest are the coordinator's own.
+const (
+	FailExists         Failure = "exists"
+	FailNotFound       Failure = "not_found"
+	FailLocked         Failure = "locked"
+	FailNotRunning     Failure = "not_running"
+	FailAlreadyRunning Failure = "already_running"
+	FailRunning        Failure = "running"
+	FailTimeout        Failure = "timeout" // also: a stage past its deadline (fenced)
+	FailProtected      Failure = "protected"
+	FailUnsupported    Failure = "unsupported"
+	FailInvalid        Failure = "invalid"   // also: refused by the node's policy
+	FailError          Failure = "error"     // anything else
+	FailBusy           Failure = "busy"      // the node answers too many live requests
+	FailCancelled      Failure = "cancelled" // fenced by a cancel
+	FailCheck          Failure = "check"     // the task ran, its output fails the stage's check
+	FailOutput         Failure = "output"    // the task's output does not decode
+)
+
+// Permanent reports whether no retry of the same task can succeed.
+func (f Failure) Permanent() bool {
+	return f == FailInvalid || f == FailUnsupported || f == FailProtected
 }
