@@ -39,18 +39,6 @@ func allDigits(s string) bool {
 // Hostname checks an RFC 1123 host name (dot-separated labels of 1–63
 // letters, digits and inner hyphens; at most 253 characters; not all
 // numeric) and returns it in lower case, the form uniqueness is judged on.
-// HostAddress checks an address a host is reached at: an IP address or a
-// DNS name (RFC 1123), without a port.
-func HostAddress(field, s string) error {
-	if _, err := netip.ParseAddr(s); err == nil && !strings.Contains(s, "%") {
-		return nil
-	}
-	if _, err := Hostname(field, s); err != nil {
-		return problem.E(problem.Invalid, "%s: %q is not an IP address or a DNS name", field, s)
-	}
-	return nil
-}
-
 func Hostname(field, s string) (string, error) {
 	if s == "" {
 		return "", problem.E(problem.Invalid, "%s: required", field)
@@ -71,6 +59,18 @@ func Hostname(field, s string) (string, error) {
 		return "", problem.E(problem.Invalid, "%s: %q is all numeric", field, s)
 	}
 	return h, nil
+}
+
+// HostAddress checks an address a host is reached at: an IP address or a
+// DNS name (RFC 1123), without a port.
+func HostAddress(field, s string) error {
+	if _, err := netip.ParseAddr(s); err == nil && !strings.Contains(s, "%") {
+		return nil
+	}
+	if _, err := Hostname(field, s); err != nil {
+		return problem.E(problem.Invalid, "%s: %q is not an IP address or a DNS name", field, s)
+	}
+	return nil
 }
 
 // NodeName checks a Proxmox node name (the pve-node format: letters, digits
