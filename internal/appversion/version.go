@@ -85,7 +85,8 @@ func compareRelease(a, b string) int {
 }
 
 // compareNatural compares runs of digits as numbers and other runs as
-// text, in turn; a digit run sorts before a text run.
+// text (byte order, so "alpha" < "beta"), in turn; a digit run sorts
+// before a text run.
 func compareNatural(a, b string) int {
 	for a != "" && b != "" {
 		ra, resta := run(a)
@@ -100,7 +101,7 @@ func compareNatural(a, b string) int {
 		case db:
 			c = 1
 		default:
-			c = compareNumbers(ra, rb)
+			c = strings.Compare(ra, rb)
 		}
 		if c != 0 {
 			return c

@@ -61,3 +61,18 @@ func TestNewer(t *testing.T) {
 		}
 	}
 }
+
+// TestFuzzCompareWordsInReleaseByText: words in a release component
+// compare as text, as the natural order says; they were compared by
+// length first, so "2.0beta" was older than "2.0alpha" and "1.0b" older
+// than "1.0aa" (found by FuzzCompare; the input is in testdata/fuzz).
+func TestFuzzCompareWordsInReleaseByText(t *testing.T) {
+	for _, tc := range [][2]string{{"2.0alpha", "2.0beta"}, {"1.0aa", "1.0b"}, {"1.rc", "1.zeta"}, {"1.0a9", "1.0b1"}} {
+		if got := Compare(tc[0], tc[1]); got != -1 {
+			t.Errorf("Compare(%q, %q) = %d, want -1", tc[0], tc[1], got)
+		}
+		if !Newer(tc[1], tc[0]) {
+			t.Errorf("Newer(%q, %q) = false", tc[1], tc[0])
+		}
+	}
+}
