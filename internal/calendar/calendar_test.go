@@ -311,3 +311,66 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNext: for an event that parses (never an event and an error both),
+// from any instant and in any of a few time zones, Next is a whole second
+// strictly after it that the event matches, its window (Within) holds it,
+// the next run after it is later still, and the event written back
+// (String) computes the same run. In UTC, where every wall time happens
+// once, no second between the instant and Next (up to 150 of them)
+// matches: Next is the first run.
+func FuzzNext(f *testing.F) {
+	for _, s := range []string{"daily", "sat 02:00", "mon..fri 21:00", "*/15", "0/30", "12:05", "mon,wed 3:00",
+		"*-*-1 4:00", "Sat *-1..7 15:00", "2015-10-21", "fri 12..13:5/20", "12/2:5 UTC", "minutely", "*:*:0/7",
+		"2:30", "1:30", "*-2-29", "*-2-30", "2199-12-31 23:59:59"} {
+		f.Add(s, int64(1772935140), uint8(0))
+		f.Add(s, int64(1774748400), uint8(1))
+	}
+	f.Add("*:*:*", int64(-1), uint8(2))
+	f.Fuzz(func(t *testing.T, s string, unix int64, zone uint8) {
+		ev, err := Parse(s)
+		if err != nil {
+			if ev != nil {
+				t.Fatalf("Parse(%q) answered an event and the error %v", s, err)
+			}
+			return
+		}
+		names := []string{"UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kathmandu"}
+		loc, err := time.LoadLocation(names[int(zone)%len(names)])
+		if err != nil {
+			t.Skip(err)
+		}
+		// Instants from 1970 to about 2170, with a fraction of a second.
+		from := time.Unix(int64(uint64(unix)%(200*365*86400)), int64(uint64(unix)%1e9))
+		n := ev.Next(from, loc)
+		again, err := Parse(ev.String())
+		if err != nil {
+			t.Fatalf("String() %q does not parse: %v", ev.String(), err)
+		}
+		if n2 := again.Next(from, loc); !n2.Equal(n) {
+			t.Fatalf("%q computes %s, written back as %q %s", s, n, ev.String(), n2)
+		}
+		if n.IsZero() {
+			return
+		}
+		if !n.After(from) || n.Nanosecond() != 0 {
+			t.Fatalf("Next(%s) = %s, not a whole second after it", from, n)
+		}
+		if !ev.Matches(n, loc) {
+			t.Fatalf("Next(%s) = %s in %s, which does not match %q", from, n, loc, s)
+		}
+		if !ev.Within(n, time.Second, loc) {
+			t.Fatalf("%s is not within a second of a run of %q", n, s)
+		}
+		if nn := ev.Next(n, loc); !nn.IsZero() && !nn.After(n) {
+			t.Fatalf("the run after %s is %s", n, nn)
+		}
+		if loc == time.UTC || ev.utc {
+			for c := from.Truncate(time.Second).Add(time.Second); c.Before(n) && c.Before(from.Add(150*time.Second)); c = c.Add(time.Second) {
+				if ev.Matches(c, loc) {
+					t.Fatalf("%q matches %s, before Next(%s) = %s", s, c, from, n)
+				}
+			}
+		}
+	})
+}
