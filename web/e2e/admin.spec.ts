@@ -1,4 +1,7 @@
 import type { Page } from '@playwright/test';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { checkA11y, expect, shot, storage, test } from './fixtures';
 
 // Every admin page (and the account page): what it shows and does, its
@@ -97,5 +100,69 @@ test.describe('as an admin', () => {
     await page.goto('/admin/users');
     await expect(page.getByRole('row').filter({ hasText: name })).toContainText('disabled');
     await expect(page.getByRole('row').filter({ hasText: name })).toContainText('0 of 3');
+  });
+
+  test('settings: every section; the placement strategy persists; a catalog source with its report', async ({ page, api, allowConsole }) => {
+    await page.goto('/admin/settings');
+    const tabs = page.getByRole('navigation', { name: 'Settings sections' });
+    await expect(tabs.getByRole('link', { name: 'Network' })).toHaveAttribute('aria-current', 'page');
+    for (const [name, field] of [
+      ['Network', 'Subnet'],
+      ['Resources', 'Container storage'],
+      ['Quotas', 'Cores'],
+      ['Backups', 'Schedule'],
+      ['Single sign-on', 'Issuer'],
+      ['VMIDs and ports', 'First VMID'],
+      ['Audit log', 'Records kept'],
+    ]) {
+      await tabs.getByRole('link', { name }).click();
+      await expect(page.getByRole('heading', { level: 2, name })).toBeVisible();
+      await expect(page.getByLabel(field, { exact: true })).toBeVisible();
+      // axe on the sections whose markup differs (a table, fieldsets, a secret).
+      if (['Resources', 'Backups', 'Single sign-on'].includes(name)) await checkA11y(page, `settings ${name}`);
+    }
+    // A refusal names its field inline (the browser logs its 400).
+    allowConsole.push(/status of 400/);
+    await tabs.getByRole('link', { name: 'Network' }).click();
+    await page.getByLabel('Subnet').fill('not a prefix');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect(page.getByText('"not a prefix" is not a CIDR prefix')).toBeVisible();
+    await expect(page.getByLabel('Subnet')).toHaveAttribute('aria-invalid', 'true');
+
+    await tabs.getByRole('link', { name: 'Placement' }).click();
+    await expect(page).toHaveURL(/\/admin\/settings\/placement$/);
+    const before = (await (await api.get('/api/v1/settings/placement')).json()).strategy;
+    const other = before === 'pack' ? 'spread' : 'pack';
+    await page.getByRole('radio', { name: new RegExp(`^${other}`, 'i') }).check();
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect(page.getByRole('status').filter({ hasText: 'Saved.' })).toBeVisible();
+    await page.reload();
+    await expect(page.getByRole('radio', { name: new RegExp(`^${other}`, 'i') })).toBeChecked();
+    expect((await (await api.get('/api/v1/settings/placement')).json()).strategy).toBe(other);
+    await looks(page, 'admin-settings-placement');
+    await api.patch('/api/v1/settings/placement', { data: { strategy: before } });
+
+    // Catalog sources: builtin with its report; a dir:// source whose one
+    // entry is rejected shows the problem, and is removed again.
+    await tabs.getByRole('link', { name: 'Catalog sources' }).click();
+    const sources = page.getByRole('list', { name: 'Catalog sources' });
+    const builtin = sources.getByRole('listitem').filter({ has: page.getByRole('heading', { name: /^builtin/ }) });
+    await expect(builtin).toContainText('built in: starter');
+    expect(Number(await builtin.getByTestId('entries').textContent())).toBeGreaterThan(10);
+    const dir = mkdtempSync(path.join(tmpdir(), 'proximity-e2e-src-'));
+    writeFileSync(path.join(dir, 'broken.yaml'), 'id: Not Valid!\nname: broken\n');
+    const name = `e2e-${uniq()}`;
+    await page.getByLabel('Source name').fill(name);
+    await page.getByLabel('URL').fill(`dir://${dir}`);
+    await page.getByRole('button', { name: 'Add source' }).click();
+    await expect(page.getByRole('status').filter({ hasText: `Added ${name}: 0 entries.` })).toBeVisible();
+    const mine = sources.getByRole('listitem').filter({ has: page.getByRole('heading', { name: new RegExp(`^${name}`) }) });
+    await expect(mine.getByText(/rejected/).first()).toBeVisible();
+    await expect(mine.getByText('broken.yaml').or(mine.getByText(/Not Valid/)).first()).toBeVisible();
+    await looks(page, 'admin-settings-catalog');
+    await mine.getByRole('button', { name: `Remove source ${name}` }).click();
+    await page.getByRole('dialog', { name: `Remove the source ${name}?` }).getByRole('button', { name: 'Remove source' }).click();
+    await expect(mine).toHaveCount(0);
+    expect((await (await api.get('/api/v1/catalog/sources')).json()).items.map((s: { name: string }) => s.name)).not.toContain(name);
   });
 });
