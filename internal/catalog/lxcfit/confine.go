@@ -164,8 +164,14 @@ func under(p, prefix string) bool {
 func (f *fitter) hostPath(field, src string) (dst string, drop bool) {
 	data := DataDir(f.app.ID)
 	src = withDefaults(src)
-	if strings.HasPrefix(src, "./") || src == "." {
-		return path.Join(data, src), false
+	if strings.HasPrefix(src, "./") || src == "." || strings.HasPrefix(src, "../") || src == ".." {
+		// Relative to the app's folder, which is its data folder here;
+		// one that climbs out of it is refused like a system path.
+		if dst := path.Join(data, src); under(dst, data) {
+			return dst, false
+		}
+		f.reject(field, "the host folder %q leaves the app's data folder", src)
+		return src, false
 	}
 	if strings.HasPrefix(src, "~") || strings.Contains(src, "${") {
 		f.reject(field, "the host folder %q is not one the importer can place", src)
@@ -202,6 +208,11 @@ func (f *fitter) hostPath(field, src string) (dst string, drop bool) {
 		}
 	}
 	dst = path.Join(data, "host", clean)
+	if !under(dst, data) {
+		// A relative source ("$X/../..") that climbs out.
+		f.reject(field, "the host folder %q leaves the app's data folder", src)
+		return src, false
+	}
 	f.degrade(field, "the host folder %s becomes the app's folder %s", clean, dst)
 	return dst, false
 }

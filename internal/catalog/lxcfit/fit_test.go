@@ -115,6 +115,7 @@ func TestHostPathRules(t *testing.T) {
 		"/sys/class/net":            "rejected",
 		"/var/lib/docker":           "rejected",
 		"${SOMEWHERE}/x":            "rejected",
+		"./a/../b":                  "/opt/proximity/data/app/b",
 	} {
 		f := &fitter{app: App{ID: "app", File: "f"}}
 		dst, drop := f.hostPath("v", src)
@@ -148,5 +149,26 @@ func TestGuardRejectsOnlyTheAppThatFails(t *testing.T) {
 	}
 	if len(r.Problems) != 1 || !r.Problems[0].Rejected || r.Problems[0].Field != "(importer)" || !strings.Contains(r.Problems[0].Reason, "boom") {
 		t.Fatalf("problems: %+v", r.Problems)
+	}
+}
+
+// TestFuzzFitRelativeMountsStayInTheDataFolder: a relative bind mount
+// source that climbs out of the app's data folder ("./../../../../etc",
+// "../..", "$X/../../../../../../etc") is rejected; it was joined to the
+// data folder and came out as /etc or /opt/proximity, past the system
+// path rule (found by FuzzFit; the inputs are in testdata/fuzz).
+func TestFuzzFitRelativeMountsStayInTheDataFolder(t *testing.T) {
+	for _, src := range []string{"./../../../../etc", "./x/../../../..", "..", "../..", "../../../../../etc", "$X/../../../../../../etc", "$X/../../../.."} {
+		f := &fitter{app: App{ID: "app", File: "f"}}
+		dst, _ := f.hostPath("v", src)
+		if !f.rejected || len(f.problems) != 1 || !strings.Contains(f.problems[0].Reason, "leaves the app's data folder") {
+			t.Errorf("%s: mapped to %s, problems %+v; want a rejection", src, dst, f.problems)
+		}
+	}
+	for src, want := range map[string]string{"../app/x": "/opt/proximity/data/app/x", "$X/y": "/opt/proximity/data/app/host/$X/y"} {
+		f := &fitter{app: App{ID: "app", File: "f"}}
+		if dst, _ := f.hostPath("v", src); f.rejected || dst != want {
+			t.Errorf("%s: %s (rejected %v), want %s", src, dst, f.rejected, want)
+		}
 	}
 }
