@@ -1,7 +1,6 @@
 package pve
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -381,17 +380,29 @@ func (l *Local) Backup(ctx context.Context, vmid int, o BackupOptions) (string, 
 	if err != nil {
 		return "", err
 	}
+	return vzdumpResult(o.Storage, errs, code)
+}
+
+// vzdumpResult reads vzdump's log (its stderr) and exit code: the volume
+// ID of the archive it names on success, else the failure.
+func vzdumpResult(storage, log string, code int) (string, error) {
 	if code != 0 {
-		if m := vzdumpErrRE.FindStringSubmatch(errs); m != nil {
-			return "", Classify(m[1])
+		if m := vzdumpErrRE.FindStringSubmatch(log); m != nil {
+			if err := Classify(m[1]); err != nil {
+				return "", err
+			}
 		}
-		return "", failure(errs, code)
+		return "", failure(log, code)
 	}
-	m := archiveRE.FindStringSubmatch(errs)
+	m := archiveRE.FindStringSubmatch(log)
 	if m == nil {
 		return "", &Error{Text: "vzdump succeeded but named no archive"}
 	}
-	return o.Storage + ":backup/" + filepath.Base(m[1]), nil
+	name := filepath.Base(m[1])
+	if name == "/" || name == "." || name == ".." {
+		return "", &Error{Text: "vzdump succeeded but named no archive: " + m[1]}
+	}
+	return storage + ":backup/" + name, nil
 }
 
 func (l *Local) Restore(ctx context.Context, vmid int, volid string, o RestoreOptions) error {
@@ -469,16 +480,24 @@ func (l *Local) Templates(ctx context.Context, storage string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	return pveamList(out), nil
+}
+
+// pveamList reads `pveam list STORAGE`: a header line, then one line per
+// template whose first column is its volume ID (local:vztmpl/NAME). The
+// names are answered; a line that names no template is skipped.
+func pveamList(out string) []string {
 	var names []string
-	for i, line := range bytes.Split([]byte(out), []byte("\n")) {
-		f := strings.Fields(string(line))
+	for i, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
 		if i == 0 || len(f) == 0 {
 			continue
 		}
-		_, file, _ := strings.Cut(f[0], ":vztmpl/")
-		names = append(names, file)
+		if _, file, ok := strings.Cut(f[0], ":vztmpl/"); ok && file != "" && !strings.Contains(file, "/") {
+			names = append(names, file)
+		}
 	}
-	return names, nil
+	return names
 }
 
 func (l *Local) AvailableTemplates(ctx context.Context) ([]string, error) {
@@ -486,13 +505,19 @@ func (l *Local) AvailableTemplates(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return pveamAvailable(out), nil
+}
+
+// pveamAvailable reads `pveam available --section system`: lines of a
+// section and a template name.
+func pveamAvailable(out string) []string {
 	var names []string
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) >= 2 {
 			names = append(names, f[1])
 		}
 	}
-	return names, nil
+	return names
 }
 
 // DownloadTemplate runs pveam download. pveam exits 0 when its worker

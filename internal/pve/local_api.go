@@ -41,9 +41,9 @@ func (v vmstatus) container() Container {
 		cpus = float64(v.MaxCPU)
 	}
 	return Container{
-		VMID: int(v.VMID), Name: v.Name, Status: v.Status, Lock: v.Lock, Tags: v.Tags, Template: v.Template == 1,
-		CPUs: cpus, CPU: float64(v.CPU), Mem: uint64(v.Mem), MaxMem: uint64(v.MaxMem), Disk: uint64(v.Disk),
-		MaxDisk: uint64(v.MaxDisk), NetIn: uint64(v.NetIn), NetOut: uint64(v.NetOut), Uptime: uint64(v.Uptime),
+		VMID: v.VMID.int(), Name: v.Name, Status: v.Status, Lock: v.Lock, Tags: v.Tags, Template: v.Template == 1,
+		CPUs: cpus, CPU: float64(v.CPU), Mem: v.Mem.u64(), MaxMem: v.MaxMem.u64(), Disk: v.Disk.u64(),
+		MaxDisk: v.MaxDisk.u64(), NetIn: v.NetIn.u64(), NetOut: v.NetOut.u64(), Uptime: v.Uptime.u64(),
 	}
 }
 
@@ -71,8 +71,8 @@ func (l *Local) UsedVMIDs(ctx context.Context) ([]int, error) {
 	}
 	out := make([]int, 0, len(list))
 	for _, v := range list {
-		if v.VMID > 0 {
-			out = append(out, int(v.VMID))
+		if id := v.VMID.int(); id > 0 {
+			out = append(out, id)
 		}
 	}
 	sort.Ints(out)
@@ -101,8 +101,8 @@ func (l *Local) Node(ctx context.Context) (NodeStatus, error) {
 	if err := l.get(ctx, l.nodePath("/status"), &v); err != nil {
 		return NodeStatus{}, err
 	}
-	return NodeStatus{MemTotal: uint64(v.Memory.Total), MemFree: uint64(v.Memory.Free), DiskTotal: uint64(v.RootFS.Total),
-		DiskFree: uint64(v.RootFS.Avail), CPUs: int(v.CPUInfo.CPUs), Version: v.Version}, nil
+	return NodeStatus{MemTotal: v.Memory.Total.u64(), MemFree: v.Memory.Free.u64(), DiskTotal: v.RootFS.Total.u64(),
+		DiskFree: v.RootFS.Avail.u64(), CPUs: v.CPUInfo.CPUs.int(), Version: v.Version}, nil
 }
 
 // Storages reads GET /nodes/{node}/storage and keeps the storages that
@@ -127,7 +127,7 @@ func (l *Local) Storages(ctx context.Context) ([]Storage, error) {
 		if s.Storage == "" || (s.Active != nil && *s.Active == 0) || (s.Enabled != nil && *s.Enabled == 0) {
 			continue
 		}
-		st := Storage{Name: s.Storage, Type: s.Type, Content: []string{}, Total: uint64(s.Total), Available: uint64(s.Avail), Shared: s.Shared == 1}
+		st := Storage{Name: s.Storage, Type: s.Type, Content: []string{}, Total: s.Total.u64(), Available: s.Avail.u64(), Shared: s.Shared == 1}
 		for _, c := range strings.Split(s.Content, ",") {
 			if c = strings.TrimSpace(c); c != "" {
 				st.Content = append(st.Content, c)
@@ -189,7 +189,7 @@ func (l *Local) Backups(ctx context.Context, storage string, vmid int) ([]Backup
 	}
 	out := make([]BackupFile, 0, len(list))
 	for _, b := range list {
-		out = append(out, BackupFile{Volid: b.Volid, VMID: int(b.VMID), Size: uint64(b.Size), Ctime: int64(b.Ctime), Notes: b.Notes, Protected: b.Protected == 1})
+		out = append(out, BackupFile{Volid: b.Volid, VMID: b.VMID.int(), Size: b.Size.u64(), Ctime: int64(b.Ctime), Notes: b.Notes, Protected: b.Protected == 1})
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -242,11 +243,32 @@ func (n *num) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return fmt.Errorf("not a number: %s", b)
 	}
 	*n = num(f)
 	return nil
+}
+
+// u64 is n as a counter: a negative value is 0, one past the largest
+// counter is the largest (Go's conversion of an out-of-range float is
+// implementation-defined).
+func (n num) u64() uint64 {
+	switch {
+	case n <= 0:
+		return 0
+	case n >= 1<<64:
+		return math.MaxUint64
+	}
+	return uint64(n)
+}
+
+// int is n as an int (a VMID, a count), 0 when negative or out of range.
+func (n num) int() int {
+	if n <= 0 || n >= 1<<62 {
+		return 0
+	}
+	return int(n)
 }
 
 // str decodes a JSON string or number as a string (config values).
