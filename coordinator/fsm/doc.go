@@ -12,9 +12,14 @@
 // # Commands
 //
 // A Command is a tagged union: Type names which payload field is set.
-// Command types are append-only numbers; a type this version does not know
-// is answered with an Internal error result, not a panic, so a mixed-version
-// cluster keeps running while it is being upgraded.
+// Command types are append-only numbers, each with the protocol version
+// that introduced it (protocol.go). A type this version does not know stops
+// the server at that entry (a panic, the same on every server of this
+// version) unless its number carries the Ignorable bit, in which case the
+// command is skipped without any state change; the leader proposes a new
+// type only once every server announces a protocol that knows it
+// (CheckProtocol), so a rolling upgrade never meets either case. A type's
+// payload never changes shape: a new payload is a new type.
 //
 // Every command carries a RequestID. The FSM keeps a dedup table from
 // request ID to the first result and a fingerprint of the command's

@@ -1,8 +1,11 @@
 package fsm
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -28,6 +31,19 @@ type FSM struct {
 	// changes are the recent changes for the events stream (events.go),
 	// under mu.
 	changes changeRing
+
+	logger atomic.Pointer[slog.Logger]
+}
+
+// SetLogger sets where the FSM logs (the commands it skips); slog's
+// default until it is called.
+func (f *FSM) SetLogger(l *slog.Logger) { f.logger.Store(l) }
+
+func (f *FSM) log() *slog.Logger {
+	if l := f.logger.Load(); l != nil {
+		return l
+	}
+	return slog.Default()
 }
 
 // Changed returns a channel that is closed after the next entry is applied
@@ -65,17 +81,30 @@ func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 // configuration and no-op entries) never reach it.
 func (f *FSM) Apply(l *raft.Log) any {
 	cmds, err := DecodeBatch(l.Data)
-	var results []Result
-	f.mu.Lock()
 	if err != nil {
 		// A committed entry that does not decode is a corrupt log or a
 		// command written by a newer version's encoding: refuse to guess.
-		f.mu.Unlock()
 		panic(fmt.Sprintf("fsm: raft log entry %d is corrupt: %v", l.Index, err))
 	}
-	results = make([]Result, len(cmds))
-	var changes []Change
+	// Every command of the entry is checked before any is applied, so a
+	// server that stops here has applied nothing of the entry (protocol.go).
 	for i := range cmds {
+		if t := cmds[i].Type; !KnownCommand(t) && !t.IsIgnorable() {
+			panic(fmt.Sprintf("fsm: failed to apply raft log entry %d: unknown command type %s, which this version "+
+				"(protocol %d) does not know and its writer did not mark ignorable; every server of this version stops "+
+				"at this entry: upgrade this server to the version the leader runs", l.Index, t, ProtocolVersion))
+		}
+	}
+	results := make([]Result, len(cmds))
+	var changes []Change
+	f.mu.Lock()
+	for i := range cmds {
+		if !KnownCommand(cmds[i].Type) {
+			results[i] = skipped(l.Index, cmds[i].Type)
+			f.log().Warn("skipped a command this version does not know; its writer marked it ignorable",
+				"index", l.Index, "type", cmds[i].Type, "request_id", cmds[i].RequestID, "protocol", ProtocolVersion)
+			continue
+		}
 		before := f.st.changeBefore(&cmds[i])
 		results[i] = f.st.applyOne(l.Index, &cmds[i], f.window)
 		if !results[i].Replayed && results[i].Err() == nil {
@@ -150,6 +179,21 @@ func (f *FSM) Encode() ([]byte, error) {
 	return f.st.encode()
 }
 
+// Digest is the SHA-256 of the state's canonical encoding, in hex, and
+// the log index it was taken at: two servers at the same index whose
+// digests differ have diverged.
+func (f *FSM) Digest() (digest string, index uint64, err error) {
+	f.mu.RLock()
+	b, err := f.st.encode()
+	index = f.st.Index
+	f.mu.RUnlock()
+	if err != nil {
+		return "", 0, err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), index, nil
+}
+
 type snapshot []byte
 
 func (s snapshot) Persist(sink raft.SnapshotSink) error {
@@ -161,6 +205,15 @@ func (s snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s snapshot) Release() {}
+
+// skipped is the result of an ignorable command this version does not
+// know: nothing is applied and nothing is remembered, on every server of
+// this version alike.
+func skipped(index uint64, t CommandType) Result {
+	r := failure(problem.E(problem.Unavailable, "command type %s is not known to this server's version (protocol %d); skipped", t, ProtocolVersion))
+	r.Index = index
+	return r
+}
 
 // applyOne applies one command with deduplication.
 func (s *State) applyOne(index uint64, c *Command, window uint64) Result {
@@ -298,7 +351,11 @@ func (s *State) dispatch(index uint64, c *Command) Result {
 	case c.Type == CmdCleanupDone && c.CleanupDone != nil:
 		delete(s.Cleanups, c.CleanupDone.ID)
 	default:
-		err = problem.E(problem.Internal, "command type %d with its payload is not known to this version", c.Type)
+		// Apply let only known types through: a known type without its
+		// payload was written wrong, the same way for every server that
+		// knows the type (a type's payload never changes; a new payload
+		// is a new type).
+		err = problem.E(problem.Invalid, "command type %s without its payload", c.Type)
 	}
 	if err != nil {
 		return failure(err)

@@ -302,12 +302,6 @@ func TestServersAndTombstones(t *testing.T) {
 	mustOK(t, apply(t, f, Command{Type: CmdUpsertServer, RequestID: "s4", UpsertServer: &sv})[0])
 }
 
-func TestUnknownCommandIsAnErrorNotAPanic(t *testing.T) {
-	f := New(0)
-	mustKind(t, apply(t, f, Command{Type: 999, RequestID: "x"})[0], problem.Internal)
-	mustKind(t, apply(t, f, Command{Type: CmdReserve, RequestID: "y"})[0], problem.Internal)
-}
-
 // populate applies a mix of every command kind.
 func populate(t *testing.T, f *FSM) {
 	t.Helper()
