@@ -123,8 +123,11 @@ type Cluster struct {
 	// port (a forwardedHandler).
 	forwarded atomicHandler
 
-	liveMu      sync.Mutex
-	live        map[string]meta // live servers by ID, from gossip events
+	liveMu sync.Mutex
+	live   map[string]meta // live servers by ID, from gossip events
+	// protocols is the last protocol each server announced over gossip,
+	// kept when it leaves, under liveMu.
+	protocols   map[string]int
 	lead        leaderState
 	leaderReady atomic.Bool
 	events      chan struct{}
@@ -161,8 +164,9 @@ func Open(cfg Config, f *fsm.FSM) (*Cluster, error) {
 	c := &Cluster{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), fsm: f, bootID: bootID,
 		events: make(chan struct{}, 1), stop: make(chan struct{}), live: map[string]meta{},
-		health: map[string]time.Time{},
+		protocols: map[string]int{}, health: map[string]time.Time{},
 	}
+	f.SetLogger(c.log)
 	ks := append(Keys(nil), cfg.Keys...)
 	c.keys.Store(&ks)
 	c.sealer.Store(ks.Sealer())
@@ -436,12 +440,41 @@ func (c *Cluster) FSM() *fsm.FSM { return c.fsm }
 // Raft is the server's Raft node.
 func (c *Cluster) Raft() *raft.Raft { return c.raft }
 
-// Propose submits a command through group commit (leader only).
+// Propose submits a command through group commit (leader only). A command
+// type that some server of the configuration does not know yet is refused
+// (Unavailable) before it reaches the log: it would stop that server.
 func (c *Cluster) Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 	if c.raft.State() != raft.Leader {
 		return fsm.Result{}, proposer.ErrNotLeader
 	}
+	if fsm.ProtocolNeeded(cmd.Type) > fsm.BaseProtocol {
+		cf := c.raft.GetConfiguration()
+		if err := cf.Error(); err != nil {
+			return fsm.Result{}, fmt.Errorf("%w: %w", proposer.ErrNotLeader, err)
+		}
+		if err := fsm.CheckProtocol(cmd.Type, c.serverProtocols(cf.Configuration().Servers)); err != nil {
+			return fsm.Result{}, err
+		}
+	}
 	return c.prop.Propose(ctx, cmd)
+}
+
+// serverProtocols is the protocol of each server of a configuration as
+// this server knows it: its own, the last one each other server announced
+// over gossip, or 0 for a server it has not heard from since it started.
+func (c *Cluster) serverProtocols(servers []raft.Server) []fsm.ServerProtocol {
+	out := make([]fsm.ServerProtocol, 0, len(servers))
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	for _, s := range servers {
+		id := string(s.ID)
+		p := c.protocols[id]
+		if id == c.cfg.NodeID {
+			p = fsm.ProtocolVersion
+		}
+		out = append(out, fsm.ServerProtocol{ID: id, Protocol: p})
+	}
+	return out
 }
 
 // ReadIndex makes the local FSM safe for a linearizable read. It returns

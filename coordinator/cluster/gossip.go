@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/proximity-ve/proximity/coordinator/fsm"
 )
 
 // meta is what a server announces over gossip.
@@ -32,6 +34,10 @@ type meta struct {
 	// Keys are the fingerprints of the server's cluster keys, primary
 	// first, so a rotation's progress can be read on any server.
 	Keys []string `json:"keys,omitempty"`
+	// Protocol is the newest protocol the server speaks
+	// (fsm.ProtocolVersion); servers of the releases before it was
+	// announced send none and speak fsm.BaseProtocol.
+	Protocol int `json:"protocol,omitempty"`
 }
 
 type metaDelegate struct {
@@ -103,7 +109,7 @@ func (c *Cluster) openGossip() error {
 	c.meta = &metaDelegate{c: c, m: meta{
 		ID: c.cfg.NodeID, Raft: c.cfg.RaftAddr, HTTP: c.cfg.HTTPAddr, GRPC: c.cfg.GRPCAddr,
 		Gossip: c.cfg.GossipAddr, Expect: c.cfg.BootstrapExpect, Boot: c.bootID, Member: hasState,
-		Keys: c.keys.Load().IDs(),
+		Keys: c.keys.Load().IDs(), Protocol: fsm.ProtocolVersion,
 	}}
 	mc.Delegate = c.meta
 	mc.Events = c.meta
@@ -154,6 +160,9 @@ func (c *Cluster) track(n *memberlist.Node, alive bool) {
 	c.liveMu.Lock()
 	if ok {
 		c.live[n.Name] = m
+		// The last protocol a server announced outlives its leaving: a
+		// server that is down still counts with it (protocol.go).
+		c.protocols[n.Name] = max(m.Protocol, fsm.BaseProtocol)
 	} else {
 		delete(c.live, n.Name)
 	}

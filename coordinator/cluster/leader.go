@@ -173,6 +173,10 @@ type Member struct {
 	// Keys are the fingerprints of the member's cluster keys, primary
 	// first, as it announces them (empty when it is not seen).
 	Keys []string `json:"keys"`
+	// Protocol is the newest protocol the member speaks, as this server
+	// last heard it (0: not heard from since this server started). A
+	// command type is proposed only once every member speaks its protocol.
+	Protocol int `json:"protocol"`
 }
 
 // Info is the cluster as this server sees it.
@@ -192,6 +196,11 @@ type Info struct {
 	Term         uint64 `json:"term"`
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
+	// StateDigest is the SHA-256 of this server's replicated state at
+	// DigestIndex: servers at the same index with different digests have
+	// diverged.
+	StateDigest string `json:"state_digest"`
+	DigestIndex uint64 `json:"digest_index"`
 }
 
 // Leader returns the current leader's ID and HTTP address, if known.
@@ -232,16 +241,21 @@ func (c *Cluster) Info() (Info, error) {
 		return Info{}, problem.Wrap(problem.Unavailable, err, "raft configuration unavailable")
 	}
 	in.Members = []Member{}
-	for _, s := range cf.Configuration().Servers {
+	protocols := c.serverProtocols(cf.Configuration().Servers)
+	for i, s := range cf.Configuration().Servers {
 		in.Members = append(in.Members, Member{
 			ID: string(s.ID), RaftAddr: string(s.Address), HTTPAddr: c.httpAddrOf(string(s.ID)),
-			Suffrage: suffrageName(s.Suffrage), Keys: c.keysOf(string(s.ID)),
+			Suffrage: suffrageName(s.Suffrage), Keys: c.keysOf(string(s.ID)), Protocol: protocols[i].Protocol,
 		})
 	}
 	in.SealedBy = c.SealedBy()
 	in.Term = c.raft.CurrentTerm()
 	in.CommitIndex = c.raft.CommitIndex()
 	in.AppliedIndex = c.raft.AppliedIndex()
+	var err error
+	if in.StateDigest, in.DigestIndex, err = c.fsm.Digest(); err != nil {
+		return Info{}, problem.Wrap(problem.Internal, err, "state digest")
+	}
 	return in, nil
 }
 

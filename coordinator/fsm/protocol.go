@@ -148,6 +148,20 @@ func KnownCommand(t CommandType) bool {
 	return ok
 }
 
+// ProtocolNeeded is the protocol every server must speak before a command
+// of type t is proposed: the type's, or IgnorableProtocol for an ignorable
+// type of a newer protocol (a server of IgnorableProtocol skips it).
+func ProtocolNeeded(t CommandType) int {
+	need, ok := CommandSince(t)
+	if !ok {
+		return ProtocolVersion + 1
+	}
+	if t.IsIgnorable() && need > IgnorableProtocol {
+		need = IgnorableProtocol
+	}
+	return need
+}
+
 // ServerProtocol is a server's protocol version as the proposing server
 // knows it: 0 when the server has never reported one to it.
 type ServerProtocol struct {
@@ -161,13 +175,10 @@ type ServerProtocol struct {
 // are never refused; an ignorable type is refused only while a server
 // speaks less than IgnorableProtocol (it would answer an error, not skip).
 func CheckProtocol(t CommandType, servers []ServerProtocol) error {
-	need, ok := CommandSince(t)
-	if !ok {
+	if !KnownCommand(t) {
 		return problem.E(problem.Internal, "command type %s is not known to this version", t)
 	}
-	if t.IsIgnorable() && need > IgnorableProtocol {
-		need = IgnorableProtocol
-	}
+	need := ProtocolNeeded(t)
 	if need <= BaseProtocol {
 		return nil
 	}
