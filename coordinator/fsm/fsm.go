@@ -33,6 +33,7 @@ type FSM struct {
 	changes changeRing
 
 	logger atomic.Pointer[slog.Logger]
+	digest atomic.Pointer[stateDigest] // the last Digest
 }
 
 // SetLogger sets where the FSM logs (the commands it skips); slog's
@@ -114,6 +115,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.changes.add(l.Index, changes)
 	f.st.forgetBefore(l.Index, f.window)
 	f.st.Index = l.Index
+	f.digest.Store(nil)
 	f.mu.Unlock()
 	f.applied.Store(l.Index)
 	f.notify()
@@ -164,6 +166,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.st = st
+	f.digest.Store(nil)
 	f.changes.reset(st.Index)
 	f.mu.Unlock()
 	f.applied.Store(st.Index)
@@ -182,16 +185,29 @@ func (f *FSM) Encode() ([]byte, error) {
 // Digest is the SHA-256 of the state's canonical encoding, in hex, and
 // the log index it was taken at: two servers at the same index whose
 // digests differ have diverged.
+// The state is encoded under the read lock, which holds Apply off, so
+// the digest is computed once per change and kept until the next Apply or
+// Restore.
 func (f *FSM) Digest() (digest string, index uint64, err error) {
 	f.mu.RLock()
-	b, err := f.st.encode()
+	defer f.mu.RUnlock()
 	index = f.st.Index
-	f.mu.RUnlock()
+	if d := f.digest.Load(); d != nil && d.index == index {
+		return d.sum, index, nil
+	}
+	b, err := f.st.encode()
 	if err != nil {
 		return "", 0, err
 	}
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), index, nil
+	digest = hex.EncodeToString(sum[:])
+	f.digest.Store(&stateDigest{index: index, sum: digest})
+	return digest, index, nil
+}
+
+type stateDigest struct {
+	index uint64
+	sum   string
 }
 
 type snapshot []byte
