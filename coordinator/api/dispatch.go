@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -99,7 +100,8 @@ func NewID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// decode reads the JSON body strictly: unknown fields, trailing data and
+// decode reads the JSON body strictly: unknown fields, a field named in
+// another case or given twice (at the top level), trailing data and
 // wrong types are errors that name the field.
 func (rq *request) decode(v any) error {
 	body := bytes.TrimSpace(rq.body)
@@ -125,8 +127,56 @@ func (rq *request) decode(v any) error {
 		}
 		return problem.E(problem.Invalid, "body: %v", err)
 	}
-	if dec.More() {
+	// Anything but white space after the object, a closing bracket too
+	// (which dec.More does not count as more).
+	if _, err := dec.Token(); err != io.EOF {
 		return problem.E(problem.Invalid, "body: unexpected data after the JSON object")
+	}
+	return exactKeys(rq.body, v)
+}
+
+// exactKeys refuses what encoding/json lets through into a struct: a
+// field named in another case ("Role" for "role") and a field given twice
+// (the last would win), at the object's top level.
+func exactKeys(body []byte, v any) error {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	names := map[string]bool{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		names[name] = f.IsExported() && name != "-"
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // {
+		return problem.E(problem.Invalid, "body: %v", err)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return problem.E(problem.Invalid, "body: %v", err)
+		}
+		key, _ := tok.(string)
+		if !names[key] {
+			return problem.E(problem.Invalid, "body: unknown field %q", key)
+		}
+		if seen[key] {
+			return problem.E(problem.Invalid, "body: field %q given twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return problem.E(problem.Invalid, "body: %v", err)
+		}
 	}
 	return nil
 }
