@@ -36,3 +36,44 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParse reads any file: never a map and an error both; every name
+// read is one Compose accepts; and the pairs Format can write, written and
+// read again, are read back unchanged.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"A='x'\nB=\"y\\n\\$z\"\n# c\nexport C=1 # note\n", "\ufeffTZ=Europe/Berlin\r\n",
+		"A='unterminated\n", "a.b-c=1\n", "X=\"\\q\"\n", "=x\n", "A='x' y\n", "A=\"x\"#c\n", "A=\xff\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse(data)
+		if err != nil {
+			if m != nil {
+				t.Fatalf("Parse answered %q with the error %v", m, err)
+			}
+			return
+		}
+		writable := map[string]string{}
+		for k, v := range m {
+			if !parseableName(k) {
+				t.Fatalf("read the name %q", k)
+			}
+			if CheckValue(k, v) == nil {
+				writable[k] = v
+			}
+		}
+		out, err := Format(writable)
+		if err != nil {
+			t.Fatalf("Format refused pairs CheckValue accepts: %v", err)
+		}
+		back, err := Parse(out)
+		if err != nil || len(back) != len(writable) {
+			t.Fatalf("Parse(Format(%q)) = %q, %v", writable, back, err)
+		}
+		for k, v := range writable {
+			if back[k] != v {
+				t.Fatalf("%s: wrote %q, read %q", k, v, back[k])
+			}
+		}
+	})
+}
