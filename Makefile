@@ -27,7 +27,7 @@ PKGS        := ./...
 # Race detection on the packages whose concurrency is their point.
 RACE_PKGS   := ./coordinator/...
 
-.PHONY: all build web web-deps test test-unit test-race test-web ui-audit lint generate check-generated vulncheck run bench bench-registry bench-agents deb package-test help clean
+.PHONY: all build web web-deps test test-unit test-race test-web fuzz ui-audit lint generate check-generated vulncheck run bench bench-registry bench-agents deb package-test help clean
 
 all: build
 
@@ -72,6 +72,11 @@ TEST_PARALLEL ?= 4
 
 test-race:
 	$(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout 20m $(PKGS)
+
+# Every fuzz target (go test -fuzz), one after another, FUZZTIME each.
+FUZZTIME ?= 20s
+fuzz: ## run every Go fuzz target for FUZZTIME each (FUZZTIME=20s); a failing input lands in the package's testdata/fuzz
+	GO=$(GO) FUZZTIME=$(FUZZTIME) tools/fuzz.sh
 
 lint: ## gofmt, go vet, staticcheck, package docs
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
