@@ -2,12 +2,26 @@ import type { Page } from '@playwright/test';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { checkA11y, expect, shot, storage, test } from './fixtures';
+import { createHmac } from 'node:crypto';
+import { checkA11y, expect, shot, storage, test, waitForApp } from './fixtures';
 
 // Every admin page (and the account page): what it shows and does, its
 // screenshots at 1440 and 390 px, and axe at both widths and in dark mode.
 
 const uniq = () => `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
+
+/** totp is the RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret. */
+function totp(secret: string, at = Date.now()): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from((bits.match(/.{8}/g) ?? []).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30_000)));
+  const h = createHmac('sha1', key).update(counter).digest();
+  const o = h[h.length - 1] & 0xf;
+  return String((h.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
 
 /** Screenshots and axe at both widths, then in dark mode. */
 async function looks(page: Page, name: string) {
@@ -164,5 +178,155 @@ test.describe('as an admin', () => {
     await page.getByRole('dialog', { name: `Remove the source ${name}?` }).getByRole('button', { name: 'Remove source' }).click();
     await expect(mine).toHaveCount(0);
     expect((await (await api.get('/api/v1/catalog/sources')).json()).items.map((s: { name: string }) => s.name)).not.toContain(name);
+  });
+
+  test('cluster: the leader, the Raft indexes and the members', async ({ page, api }) => {
+    const c = await (await api.get('/api/v1/cluster')).json();
+    await page.goto('/admin/cluster');
+    await expect(page.getByTestId('leader')).toHaveText(c.leader.id);
+    await expect(page.getByTestId('health')).toHaveText('ready');
+    const row = page.getByRole('row').filter({ hasText: c.leader.id });
+    await expect(row.getByText('leader', { exact: true })).toBeVisible();
+    await expect(row).toContainText(c.members[0].keys[0]);
+    await expect(page.getByRole('button', { name: `Remove member ${c.leader.id}` })).toBeDisabled();
+    await looks(page, 'admin-cluster');
+  });
+
+  test('audit: the creation of a user, filtered by action and kept in the URL', async ({ page, api }) => {
+    const name = `aud-${uniq()}`;
+    const created = await (await api.post('/api/v1/users', { data: { name, role: 'user' } })).json();
+    await page.goto('/admin/audit');
+    await expect(page.getByRole('row').filter({ hasText: created.id })).toContainText('POST /api/v1/users');
+    await page.getByLabel('Action').fill('POST /api/v1/users');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect(page).toHaveURL(/action=POST/);
+    await expect(page.getByText(/records? with this action/)).toBeVisible();
+    const rows = page.getByRole('row').filter({ has: page.locator('td') });
+    await expect(rows.filter({ hasText: created.id })).toHaveCount(1);
+    for (const text of await rows.allTextContents()) expect(text).toContain('POST /api/v1/users');
+    // The filter holds after a reload, and another action finds other records.
+    await page.reload();
+    await expect(page.getByLabel('Action')).toHaveValue('POST /api/v1/users');
+    await expect(rows.filter({ hasText: created.id })).toHaveCount(1);
+    await page.getByLabel('Action').fill('DELETE /api/v1/nodes');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect(rows.filter({ hasText: created.id })).toHaveCount(0);
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await expect(page).toHaveURL(/\/admin\/audit$/);
+    await page.getByLabel('Target').fill(created.id);
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect(page).toHaveURL(new RegExp(`target=${created.id}`));
+    await expect(rows).toHaveCount(1);
+    await looks(page, 'admin-audit');
+  });
+
+  test('reservations: an app holds one that cannot be released; one made by hand can', async ({ page, api, allowConsole }) => {
+    const host = `rsv-${uniq()}`;
+    const res = await api.post('/api/v1/apps', { data: { catalog_id: 'vaultwarden', hostname: host } });
+    expect(res.status(), await res.text()).toBe(202);
+    const app = await res.json();
+    const manual = `hand-${uniq()}`;
+    const r2 = await api.post('/api/v1/reservations', { data: { hostname: manual, node: 'pve2', public_ports: 1 } });
+    expect(r2.status(), await r2.text()).toBe(201);
+    try {
+      await page.goto('/admin/reservations');
+      const row = page.getByRole('row').filter({ hasText: host });
+      await expect(row).toContainText(String(app.vmid));
+      await expect(row.getByRole('link', { name: host })).toHaveAttribute('href', `/apps/${app.id}`);
+      await page.getByLabel('Kind').selectOption('app');
+      await expect(page).toHaveURL(/kind=app/);
+      await expect(page.getByRole('row').filter({ hasText: manual })).toHaveCount(0);
+      await page.getByLabel('Owner app').fill(host);
+      await expect(page.getByText(/^1 of \d+ reservations$/)).toBeVisible();
+      await looks(page, 'admin-reservations');
+
+      allowConsole.push(/status of 409/);
+      await row.getByRole('button', { name: /^Release/ }).click();
+      const ask = page.getByRole('dialog', { name: `Release ${host}?` });
+      await ask.getByRole('button', { name: 'Release' }).click();
+      await expect(ask.getByRole('alert')).toContainText(`belongs to app ${host}`);
+      await ask.getByRole('button', { name: 'Close' }).click();
+      await expect(row).toBeVisible();
+
+      await page.goto('/admin/reservations?kind=user');
+      const mine = page.getByRole('row').filter({ hasText: manual });
+      await mine.getByRole('button', { name: /^Release/ }).click();
+      await page.getByRole('dialog', { name: `Release ${manual}?` }).getByRole('button', { name: 'Release' }).click();
+      await expect(page.getByRole('status').filter({ hasText: `Released ${manual}` })).toBeVisible();
+      await expect(mine).toHaveCount(0);
+    } finally {
+      await waitForApp(api, app.id, ['running', 'error']);
+      await api.delete(`/api/v1/apps/${app.id}`);
+    }
+  });
+});
+
+test.describe('account', () => {
+  test('as the shared user: who it is, its quota and its sessions (nothing changed)', async ({ browser, state }) => {
+    const ctx = await browser.newContext({ storageState: storage.user, baseURL: state.url, ignoreHTTPSErrors: true });
+    const page = await ctx.newPage();
+    const errors: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    await page.goto('/account');
+    await expect(page.getByRole('heading', { level: 2, name: state.user.name })).toBeVisible();
+    await expect(page.getByText('user', { exact: true }).first()).toBeVisible();
+    await expect(page.getByRole('heading', { name: 'Quota' })).toBeVisible();
+    await expect(page.getByRole('row').filter({ hasText: 'this one' })).toContainText('session');
+    await expect(page.getByRole('button', { name: 'Set up two-factor' }).or(page.getByText(/^On: signing in/))).toBeVisible();
+    await looks(page, 'account');
+    expect(errors).toEqual([]);
+    await ctx.close();
+  });
+
+  test('a new user changes its password, turns two-factor on and makes a token', async ({ page, api, allowConsole }) => {
+    const name = `acct-${uniq()}`;
+    const first = 'first password 1234';
+    const u = await (await api.post('/api/v1/users', { data: { name, role: 'user' } })).json();
+    expect((await api.put(`/api/v1/users/${u.id}/password`, { data: { password: first } })).status()).toBe(204);
+    await page.goto('/login');
+    await page.getByLabel('Name').fill(name);
+    await page.getByLabel('Password').fill(first);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page).toHaveURL(/\/catalog/);
+    await page.getByRole('link', { name, exact: true }).click();
+    await expect(page).toHaveURL(/\/account$/);
+
+    // A wrong current password is refused; the right one changes it.
+    allowConsole.push(/status of 40[0-3]/);
+    await page.getByLabel('Current password').fill('not the password');
+    await page.getByLabel('New password', { exact: true }).fill('second password 5678');
+    await page.getByLabel('New password again').fill('second password 5678');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expect(page.getByRole('status').filter({ hasText: 'Password changed' })).toHaveCount(0);
+    await expect(page.getByLabel('Current password')).toHaveAttribute('aria-invalid', 'true');
+    await expect(page.getByText('does not match')).toBeVisible();
+    await page.getByLabel('Current password').fill(first);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expect(page.getByRole('status').filter({ hasText: 'Password changed' })).toBeVisible();
+    expect((await api.post('/api/v1/login', { data: { name, password: 'second password 5678' } })).status()).toBe(200);
+
+    await page.getByRole('button', { name: 'Set up two-factor' }).click();
+    const secret = (await page.getByTestId('totp-secret').textContent())!.trim();
+    await expect(page.getByTestId('totp-uri')).toContainText('otpauth://totp/');
+    await expect(page.getByTestId('totp-uri')).toContainText(secret);
+    await page.getByLabel('Code from the app').fill(totp(secret));
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    const codes = page.getByRole('group', { name: 'Recovery codes' }).getByTestId('secret');
+    await expect(codes).toBeVisible();
+    expect((await codes.textContent())!.trim().split('\n')).toHaveLength(10);
+    await expect(page.getByTestId('totp-state')).toHaveText('on');
+    expect((await (await api.get(`/api/v1/users/${u.id}`)).json()).totp_enabled).toBe(true);
+
+    await page.getByLabel('Token name').fill('laptop');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const tok = page.getByRole('group', { name: /New API token laptop/ }).getByTestId('secret');
+    await expect(tok).toContainText('pxt_');
+    const me = await page.request.get('/api/v1/me', { headers: { Authorization: `Bearer ${(await tok.textContent())!.trim()}` } });
+    expect((await me.json()).name).toBe(name);
+    const row = page.getByRole('row').filter({ hasText: 'laptop' });
+    await row.getByRole('button', { name: /^Revoke/ }).click();
+    await page.getByRole('dialog', { name: 'Revoke this token?' }).getByRole('button', { name: 'Revoke' }).click();
+    await expect(row).toHaveCount(0);
+    await looks(page, 'account-own');
   });
 });
