@@ -1,4 +1,7 @@
 import type { APIRequestContext, Page } from '@playwright/test';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { auditPage, checkA11y, expect, shot, storage, test, waitForApp } from './fixtures';
 
 // The catalog and an entry's page: search, the category filter in the URL,
@@ -25,12 +28,16 @@ test.describe('as an admin', () => {
   test.afterEach(async ({ api }) => cleanup(api));
 
   test('search and the category filter, kept in the URL', async ({ page, api }) => {
+    // Other tests add catalog sources for a while: the counts here are of
+    // the builtin source's entries, which stay as they are.
+    const builtin = page.locator('li.entry').filter({ has: page.locator('.badge', { hasText: /^built-in$/ }) });
     await page.goto('/catalog');
-    const all = await (await api.get('/api/v1/catalog?per_page=100')).json();
-    await expect(page.locator('li.entry')).toHaveCount(all.items.length);
+    const all = await (await api.get('/api/v1/catalog?per_page=100&source=builtin')).json();
+    await expect(builtin).toHaveCount(all.items.length);
     // Every card: its icon with a size, and its source.
     const first = page.locator('li.entry').first();
     await expect(first.locator('img')).toHaveAttribute('width', '48');
+    await expect(first.locator('img')).toHaveAttribute('height', '48');
     await expect(first.locator('img')).toHaveAttribute('src', all.items[0].icon);
     await expect(first.getByText('built-in')).toBeVisible();
     await auditPage(page, 'catalog');
@@ -45,23 +52,51 @@ test.describe('as an admin', () => {
     // The category: only its entries, as many as the API counts.
     await page.getByLabel('Search').fill('');
     await expect(page).not.toHaveURL(/q=/);
-    const cats = (await (await api.get('/api/v1/catalog/categories')).json()).items as { name: string; count: number }[];
+    const cats = (await (await api.get('/api/v1/catalog/categories?source=builtin')).json()).items as { name: string; count: number }[];
     const media = cats.find((c) => c.name === 'media')!;
+    expect(media.count).toBeGreaterThan(1);
     await page.getByLabel('Category').selectOption('media');
     await expect(page).toHaveURL(/[?&]category=media/);
-    await expect(page.locator('li.entry')).toHaveCount(media.count);
+    await expect(builtin).toHaveCount(media.count);
     for (const badge of await page.locator('li.entry .tags .badge:first-child').allInnerTexts()) expect(badge).toBe('media');
     // A reload keeps the filter.
     await page.reload();
     await expect(page.getByLabel('Category')).toHaveValue('media');
-    await expect(page.locator('li.entry')).toHaveCount(media.count);
+    await expect(builtin).toHaveCount(media.count);
 
     // Nothing matches: the empty state, and the way back.
     await page.getByLabel('Search').fill(`nothing-like-this-${run}`);
     await expect(page.getByRole('heading', { name: 'No apps found' })).toBeVisible();
     await page.getByRole('button', { name: 'Clear the search' }).click();
-    await expect(page.locator('li.entry')).toHaveCount(all.items.length);
+    await expect(builtin).toHaveCount(all.items.length);
     await expect(page.getByLabel('Category')).toHaveValue('');
+  });
+
+  test("another source's entry: its badge, its two-segment path, its page", async ({ page, api }) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'proximity-e2e-src-'));
+    const source = `e2e-cat-${run}`;
+    const name = `Notes ${run}`;
+    const starter = readFileSync(path.resolve(import.meta.dirname, '../../internal/catalog/starter/memos.yaml'), 'utf8');
+    writeFileSync(path.join(dir, 'notes.yaml'), starter.replace(/^id: memos$/m, 'id: notes').replace(/^name: .*$/m, `name: "${name}"`));
+    const added = await api.post('/api/v1/catalog/sources', { data: { name: source, url: `dir://${dir}`, format: 'proximity' } });
+    expect(added.status(), await added.text()).toBe(201);
+    try {
+      await page.goto(`/catalog?q=${encodeURIComponent(name)}`);
+      const card = page.locator('li.entry');
+      await expect(card).toHaveCount(1);
+      await expect(card.getByText(`source: ${source}`)).toBeVisible();
+      await expect(card.getByText('built-in')).toHaveCount(0);
+      const link = card.getByRole('link', { name });
+      await expect(link).toHaveAttribute('href', `/catalog/${source}/notes`);
+      await link.click();
+      await expect(page).toHaveURL(new RegExp(`/catalog/${source}/notes$`));
+      await expect(page.getByRole('heading', { level: 1, name })).toBeVisible();
+      await expect(page.getByText(`source: ${source}`)).toBeVisible();
+      await expect(page.getByLabel('Time zone')).toHaveValue('Etc/UTC');
+    } finally {
+      await api.delete(`/api/v1/catalog/sources/${source}`);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('deploy Vaultwarden with a setting: the checks, the progress, Open', async ({ page, api, allowConsole }) => {
