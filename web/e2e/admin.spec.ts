@@ -8,6 +8,10 @@ import { checkA11y, expect, shot, storage, test, waitForApp } from './fixtures';
 // Every admin page (and the account page): what it shows and does, its
 // screenshots at 1440 and 390 px, and axe at both widths and in dark mode.
 
+// The tests are independent (each makes its own users, apps and sources):
+// they may run side by side.
+test.describe.configure({ mode: 'parallel' });
+
 const uniq = () => `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
 
 /** totp is the RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret. */
