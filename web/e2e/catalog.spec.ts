@@ -187,9 +187,10 @@ test.describe('as an admin', () => {
     expect(app.settings.SIGNUPS_ALLOWED).toBe('true');
     expect(app.secret_settings).toContain('ADMIN_TOKEN');
     const main = app.urls.find((u: { main: boolean }) => u.main).url;
-    // A change of the app (its update policy) sends its event with the
-    // state as it is now, whenever the deploy ended.
-    expect((await api.patch(`/api/v1/apps/${id}`, { data: { auto_update: 'notify' } })).ok()).toBe(true);
+    // Whenever the deploy ended, a restart sends the app's events again,
+    // up to running.
+    const restart = await api.post(`/api/v1/apps/${id}/actions`, { data: { action: 'restart' } });
+    expect(restart.status(), await restart.text()).toBe(202);
     await expect(progress.getByRole('heading', { name: `Deploying ${host}` })).toHaveCount(0);
     const open = page.getByRole('link', { name: 'Open', exact: true });
     await expect(open.first()).toBeVisible();
