@@ -2,8 +2,8 @@ import type { Page } from '@playwright/test';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createHmac } from 'node:crypto';
 import { checkA11y, expect, shot, storage, test, waitForApp } from './fixtures';
+import { totp } from './totp';
 
 // Every admin page (and the account page): what it shows and does, its
 // screenshots at 1440 and 390 px, and axe at both widths and in dark mode.
@@ -13,19 +13,6 @@ import { checkA11y, expect, shot, storage, test, waitForApp } from './fixtures';
 test.describe.configure({ mode: 'parallel' });
 
 const uniq = () => `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
-
-/** totp is the RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret. */
-function totp(secret: string, at = Date.now()): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from((bits.match(/.{8}/g) ?? []).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30_000)));
-  const h = createHmac('sha1', key).update(counter).digest();
-  const o = h[h.length - 1] & 0xf;
-  return String((h.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 /** Screenshots and axe at both widths, then in dark mode. */
 async function looks(page: Page, name: string) {
