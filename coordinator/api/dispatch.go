@@ -138,6 +138,29 @@ func (rq *request) decode(v any) error {
 // exactKeys refuses what encoding/json lets through into a struct: a
 // field named in another case ("Role" for "role") and a field given twice
 // (the last would win), at the object's top level.
+// jsonFields adds the JSON names of struct type t's fields to names, true
+// for those encoding/json fills: exported and not "-", with the fields of
+// an embedded struct without a name of its own promoted as json promotes
+// them.
+func jsonFields(t reflect.Type, names map[string]bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if f.Anonymous && name == "" && ft.Kind() == reflect.Struct {
+			jsonFields(ft, names)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names[name] = names[name] || (f.IsExported() && name != "-")
+	}
+}
+
 func exactKeys(body []byte, v any) error {
 	t := reflect.TypeOf(v)
 	for t != nil && t.Kind() == reflect.Pointer {
@@ -147,14 +170,7 @@ func exactKeys(body []byte, v any) error {
 		return nil
 	}
 	names := map[string]bool{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "" {
-			name = f.Name
-		}
-		names[name] = f.IsExported() && name != "-"
-	}
+	jsonFields(t, names)
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil { // {
 		return problem.E(problem.Invalid, "body: %v", err)

@@ -101,3 +101,24 @@ func TestFuzzDecodeExactKeys(t *testing.T) {
 		t.Errorf("exact keys refused: %v", err)
 	}
 }
+
+// The fields of an embedded struct are the body's own, as encoding/json
+// promotes them (PATCH /api/v1/apps/{id} takes the update policy's fields
+// from one); an unknown one beside them is still refused.
+func TestDecodeTakesThePromotedFieldsOfAnEmbeddedStruct(t *testing.T) {
+	type policy struct {
+		AutoUpdate *string `json:"auto_update"`
+		Minutes    *int    `json:"maintenance_window_minutes"`
+	}
+	type patch struct {
+		Settings map[string]string `json:"settings"`
+		policy
+	}
+	var in patch
+	if err := (&request{body: []byte(`{"auto_update":"notify","maintenance_window_minutes":60}`)}).decode(&in); err != nil || in.AutoUpdate == nil || *in.AutoUpdate != "notify" {
+		t.Fatalf("promoted fields refused: %v %+v", err, in)
+	}
+	if err := (&request{body: []byte(`{"auto_update":"notify","policy":{}}`)}).decode(&in); !problem.Is(err, problem.Invalid) {
+		t.Fatalf("the embedded struct's own name taken: %v", err)
+	}
+}
