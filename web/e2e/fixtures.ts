@@ -37,8 +37,14 @@ export const test = base.extend<{ state: E2EState; api: APIRequestContext; allow
         if (m.type() === 'error') errors.push(m.text());
       });
       page.on('pageerror', (e) => errors.push(String(e)));
+      // Chromium's message for a failed request names no URL: keep them.
+      const failed: string[] = [];
+      page.on('response', (r) => {
+        if (r.status() >= 400) failed.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+      });
       await use(errors);
-      expect(errors.filter((e) => !allowConsole.some((re) => re.test(e))), 'console errors').toEqual([]);
+      const unexpected = errors.filter((e) => !allowConsole.some((re) => re.test(e)));
+      expect(unexpected, `console errors (failed requests: ${failed.join(', ') || 'none'})`).toEqual([]);
     },
     { auto: true },
   ],

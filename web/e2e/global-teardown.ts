@@ -1,6 +1,15 @@
 import { rmSync } from 'node:fs';
 import { readState } from './state';
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export default async function globalTeardown() {
   let s;
   try {
@@ -13,7 +22,18 @@ export default async function globalTeardown() {
   } catch {
     // already gone
   }
-  // dev removes nothing it was given: the data directory is ours.
-  await new Promise((r) => setTimeout(r, 1000));
-  rmSync(s.dataDir, { recursive: true, force: true });
+  // The data directory is ours to remove once the server has stopped
+  // writing to it: wait for it to exit (SIGKILL after 15 s).
+  for (let i = 0; alive(s.pid); i++) {
+    if (i === 150) {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (i > 200) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  rmSync(s.dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 }
