@@ -34,9 +34,9 @@ all: build
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "%-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: web ## build the web dashboard, then proximity-coordinator (with it embedded), proximity-agent, proximityctl and the pvesim simulator into bin/
+build: web ## build the web dashboard, then proximity-coordinator (with it embedded), proximity-agent, proximityctl, proximity-dev and the pvesim simulator into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent ./internal/pvesim/cmd/pvesim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./coordinator/cmd/proximity-coordinator ./coordinator/cmd/proximityctl ./agent/cmd/proximity-agent ./coordinator/cmd/proximity-dev ./internal/pvesim/cmd/pvesim
 
 test: lint build test-race test-web ## lint, build, and run every test (Go with the race detector; the dashboard's unit and browser tests)
 
@@ -54,7 +54,7 @@ web: $(WEB_DEPS) ## build the web dashboard into web/dist (embedded by the next 
 	cd web && npm run build
 
 # Vitest for the components and stores, then Playwright in Debian's
-# Chromium against `proximity-coordinator dev` (CHROMIUM=/usr/bin/chromium).
+# Chromium against `proximity-dev` (CHROMIUM=/usr/bin/chromium).
 test-web: build
 	cd web && npm test
 	cd web && npm run e2e
@@ -98,8 +98,8 @@ check-generated: generate ## fail if the committed generated code is stale
 vulncheck: ## fail on any known vulnerability the code reaches (govulncheck and golang.org/x/vulndb, pinned in tools/vuln)
 	GO=$(GO) tools/vuln/vulncheck.sh
 
-run: build ## run Proximity on its embedded default (one coordinator, three simulated Proxmox nodes)
-	$(BIN)/proximity-coordinator dev
+run: build ## run Proximity's development default: proximity-dev (one coordinator with the dashboard, three simulated Proxmox nodes)
+	$(BIN)/proximity-dev
 
 deb: web ## build proximity-agent and proximity-coordinator .deb files into dist/ (PKG_VERSION=0.4.0)
 	@mkdir -p $(DIST)/man $(PKG_OUT)
@@ -126,7 +126,8 @@ bench-registry: build ## registry throughput: 3 coordinators against 3 etcd memb
 
 AGENTS ?= 25,50,100
 bench-agents: build ## agent scale test: one coordinator and AGENTS simulated agent processes (AGENTS=25,50,100)
-	$(GO) run ./bench/agents -coordinator $(BIN)/proximity-coordinator -agent $(BIN)/proximity-agent -agents $(AGENTS)
+	$(GO) build -tags simulate -o $(TOOLS)/proximity-agent-simulate ./agent/cmd/proximity-agent
+	$(GO) run ./bench/agents -coordinator $(BIN)/proximity-coordinator -agent $(TOOLS)/proximity-agent-simulate -agents $(AGENTS)
 
 clean: ## remove build output
 	rm -rf $(BIN) .tools $(DIST) web/test-results

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/proximity-ve/proximity/agent/simnode"
 	"github.com/proximity-ve/proximity/internal/pki"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 	"github.com/proximity-ve/proximity/internal/taskspec"
@@ -101,7 +102,7 @@ func (c *coordinatorStub) result(t *testing.T, id string) (*pb.Result, []string)
 // policyNodeHarness is a real agent on a simulated node, joined to a
 // coordinator stub over mutual TLS.
 type policyNodeHarness struct {
-	sim   *SimNode
+	sim   *simnode.Node
 	coord *coordinatorStub
 	agent *Agent
 	n     int
@@ -151,7 +152,7 @@ func startPolicyNode(t *testing.T, policy Policy) *policyNodeHarness {
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 
-	sim, err := StartSimNode(dir, node)
+	sim, err := simnode.Start(dir, node)
 	if err != nil {
 		t.Fatal(err)
 	}

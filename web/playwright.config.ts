@@ -1,7 +1,7 @@
 import { defineConfig } from '@playwright/test';
 
 // End-to-end tests in Debian's Chromium (no browser download) against
-// `proximity-coordinator dev`, which e2e/global-setup.ts starts with the
+// `proximity-dev`, which e2e/global-setup.ts starts with the
 // dashboard built in. Screenshots of every page at 390 and 1440 px are kept
 // in test-results/screens/.
 export default defineConfig({

@@ -30,7 +30,7 @@ import (
 
 func main() {
 	coord := flag.String("coordinator", "bin/proximity-coordinator", "path to the proximity-coordinator binary")
-	agentBin := flag.String("agent", "bin/proximity-agent", "path to the proximity-agent binary")
+	agentBin := flag.String("agent", "bin/proximity-agent", "path to a proximity-agent binary built with -tags simulate")
 	levels := flag.String("agents", "25,50,100", "comma-separated totals of agents, in increasing order")
 	idle := flag.Duration("idle", 20*time.Second, "measured idle time at each level")
 	host := flag.String("host", "127.0.0.1", "loopback address to run everything on")

@@ -171,7 +171,7 @@ func TestLeaderChangeWithTasksInFlight(t *testing.T) {
 // completes once.
 func TestAgentKilledMidCreate(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "proximity-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/proximity-ve/proximity/agent/cmd/proximity-agent").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "simulate", "-o", bin, "github.com/proximity-ve/proximity/agent/cmd/proximity-agent").CombinedOutput(); err != nil {
 		t.Fatalf("build agent: %v\n%s", err, out)
 	}
 	tc := newTestCluster(t, 1)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/agent/simnode"
 	"github.com/proximity-ve/proximity/coordinator/api"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/internal/pki"
@@ -31,7 +32,7 @@ const debian = "debian-13-standard_13.6-1_amd64.tar.zst"
 type testAgent struct {
 	name   string
 	dir    string
-	sim    *agent.SimNode
+	sim    *simnode.Node
 	agent  *agent.Agent
 	cancel context.CancelFunc
 	done   chan error
@@ -65,7 +66,7 @@ func (tc *testCluster) grpcAddrs() []string {
 // startAgent runs an in-process agent on a simulated node under dir.
 func (tc *testCluster) startAgent(name, token, dir string, coordinators []string) *testAgent {
 	tc.t.Helper()
-	sim, err := agent.StartSimNode(dir, name)
+	sim, err := simnode.Start(dir, name)
 	if err != nil {
 		tc.t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func TestAgentJoinWorkAndForeignVMIDs(t *testing.T) {
 func TestJoinTokensRefused(t *testing.T) {
 	tc := newTestCluster(t, 1)
 	run := func(name, token string, d time.Duration) error {
-		sim, err := agent.StartSimNode(filepath.Join(tc.dir, name), name)
+		sim, err := simnode.Start(filepath.Join(tc.dir, name), name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/agent/simnode"
 )
 
 type urlOut struct {
@@ -69,7 +70,7 @@ func TestAdvertiseAddrNamesTheNode(t *testing.T) {
 	tc := newTestCluster(t, 1)
 	tc.waitLeader()
 	dir := filepath.Join(tc.dir, "pve7")
-	sim, err := agent.StartSimNode(dir, "pve7")
+	sim, err := simnode.Start(dir, "pve7")
 	if err != nil {
 		t.Fatal(err)
 	}

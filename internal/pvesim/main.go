@@ -86,7 +86,7 @@ func pvesimCmd(st *Store, args []string, env func(string) string, stdout, stderr
 // RunAsTool makes the current binary behave as pct, vzdump or pveam when
 // it was started through a link of that name, and exits; otherwise it
 // returns. Binaries that embed a simulated node (the agent with
-// --simulate, `proximity-coordinator dev`, test binaries) call it first
+// the agent built with -tags simulate, proximity-dev, test binaries) call it first
 // thing in main so the adapter can run them as the Proxmox tools.
 func RunAsTool() {
 	name := filepath.Base(os.Args[0])

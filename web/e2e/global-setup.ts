@@ -1,4 +1,4 @@
-// Starts `proximity-coordinator dev` (three simulated nodes) on a loopback
+// Starts `proximity-dev` (three simulated nodes) on a loopback
 // address of its own, signs the admin and a second user in, and leaves
 // what the tests need in e2e/.state/: the URL, the names and passwords, and
 // each role's cookies.
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { request } from '@playwright/test';
 import { stateDir, type E2EState } from './state';
 
-const bin = path.resolve(process.env.PROXIMITY_COORDINATOR ?? '../bin/proximity-coordinator');
+const bin = path.resolve(process.env.PROXIMITY_DEV ?? '../bin/proximity-dev');
 
 export default async function globalSetup() {
   mkdirSync(stateDir, { recursive: true });
@@ -17,7 +17,7 @@ export default async function globalSetup() {
   const host = `127.${20 + Math.floor(Math.random() * 200)}.${Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}`;
   const url = `https://${host}:7070`;
   const log = openSync(path.join(stateDir, 'coordinator.log'), 'w');
-  const child = spawn(bin, ['dev', '--http-addr', `${host}:7070`, '--data-dir', dataDir], {
+  const child = spawn(bin, ['--http-addr', `${host}:7070`, '--data-dir', dataDir], {
     stdio: ['ignore', 'pipe', log],
     detached: true,
   });

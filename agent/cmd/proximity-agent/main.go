@@ -20,7 +20,6 @@ import (
 	"github.com/proximity-ve/proximity/internal/buildinfo"
 	"github.com/proximity-ve/proximity/internal/config"
 	"github.com/proximity-ve/proximity/internal/pve"
-	"github.com/proximity-ve/proximity/internal/pvesim"
 	"github.com/proximity-ve/proximity/internal/validate"
 )
 
@@ -46,7 +45,6 @@ type settings struct {
 }
 
 func main() {
-	pvesim.RunAsTool()
 	pve.RunToolWithUmask()
 	var cfg settings
 	cmd := &cobra.Command{
@@ -71,7 +69,9 @@ func main() {
 	f.StringVar(&cfg.coordinator, "coordinator", "", "host:port of a coordinator's gRPC service; several may be given, comma separated (required)")
 	f.StringVar(&cfg.joinToken, "join-token", "", "single-use join token from POST /api/v1/join-tokens (first start only)")
 	f.StringVar(&cfg.dataDir, "data-dir", "", "directory for the node certificate and task state (required)")
-	f.BoolVar(&cfg.simulate, "simulate", false, "run against a simulated Proxmox node instead of this host")
+	if simulated != nil {
+		f.BoolVar(&cfg.simulate, "simulate", false, "run against a simulated Proxmox node instead of this host (only in a build with -tags simulate)")
+	}
 	f.StringVar(&cfg.configFile, "config", "", "YAML file of settings named like these flags (flags and "+envPrefix+"_* variables win)")
 	f.StringVar(&cfg.pveAPI, "pve-api", "https://127.0.0.1:8006/api2/json", "this node's Proxmox API")
 	f.StringVar(&cfg.pveCA, "pve-ca", "/etc/pve/pve-root-ca.pem", "CA certificate of the Proxmox API")
@@ -135,13 +135,12 @@ func run(cfg settings) error {
 	}
 	var rt pve.Runtime
 	if cfg.simulate {
-		sim, err := agent.StartSimNode(cfg.dataDir, cfg.node)
+		sim, stop, err := simulated(cfg.dataDir, cfg.node)
 		if err != nil {
 			return err
 		}
-		defer sim.Close()
-		log.Info("simulated Proxmox node", "api", sim.Server.URL())
-		rt = sim.Runtime
+		defer stop()
+		rt = sim
 	} else {
 		var err error
 		if rt, err = localRuntime(cfg); err != nil {
@@ -159,3 +158,7 @@ func run(cfg settings) error {
 	}
 	return a.Run(ctx)
 }
+
+// simulated starts a simulated Proxmox node and answers its runtime; nil
+// unless the binary is built with -tags simulate (simulate.go).
+var simulated func(dataDir, node string) (pve.Runtime, func(), error)

@@ -1,17 +1,15 @@
-// Package main is proximity-coordinator. It runs a coordinator server, or the
-// embedded default for development (`dev`).
+// Package main is proximity-coordinator: a coordinator server, and keygen
+// for a new cluster's key. The development default (one server with
+// simulated nodes) is proximity-dev, a binary of its own, so this one links
+// neither the simulator nor the agent.
 package main
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -21,7 +19,6 @@ import (
 	"github.com/proximity-ve/proximity/coordinator/server"
 	"github.com/proximity-ve/proximity/internal/buildinfo"
 	"github.com/proximity-ve/proximity/internal/config"
-	"github.com/proximity-ve/proximity/internal/pvesim"
 )
 
 // version and commit are stamped at build time (Makefile: -X main.version,
@@ -32,8 +29,6 @@ var (
 )
 
 func main() {
-	// dev mode's simulated nodes run this binary as pct, vzdump and pveam.
-	pvesim.RunAsTool()
 	root := &cobra.Command{
 		Use:           "proximity-coordinator",
 		Short:         "Proximity coordinator: the registry, the operator API and the work queue",
@@ -41,7 +36,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), devCmd(), keygenCmd())
+	root.AddCommand(serverCmd(), keygenCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "proximity-coordinator:", err)
 		os.Exit(1)
@@ -79,7 +74,7 @@ func serverCmd() *cobra.Command {
 			}
 			cfg.Logger = logger()
 			cfg.Timing = cluster.DefaultTiming()
-			return run(cmd.Context(), cfg, -1)
+			return run(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -105,65 +100,6 @@ func serverCmd() *cobra.Command {
 	return cmd
 }
 
-func devCmd() *cobra.Command {
-	var httpAddr, dataDir, catalogDir string
-	var nodes int
-	cmd := &cobra.Command{
-		Use:   "dev",
-		Short: "Run the embedded default: one coordinator and simulated Proxmox nodes on loopback",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			host, _, err := net.SplitHostPort(httpAddr)
-			if err != nil {
-				return fmt.Errorf("--http-addr: %w", err)
-			}
-			if dataDir == "" {
-				// A data directory of its own lives as long as this
-				// process; one the operator named is kept.
-				if dataDir, err = os.MkdirTemp("", "proximity-dev-"); err != nil {
-					return err
-				}
-				defer func() {
-					if rerr := os.RemoveAll(dataDir); rerr != nil {
-						fmt.Fprintln(os.Stderr, "proximity-coordinator: remove the temporary data directory:", rerr)
-					} else {
-						fmt.Printf("Removed the temporary data directory %s (give --data-dir to keep one).\n", dataDir)
-					}
-				}()
-			}
-			ports, err := freePorts(host, 3)
-			if err != nil {
-				return err
-			}
-			if err := os.MkdirAll(dataDir, 0o700); err != nil {
-				return fmt.Errorf("--data-dir: %w", err)
-			}
-			keyFile, err := devKey(dataDir)
-			if err != nil {
-				return err
-			}
-			cfg := server.Config{
-				NodeID: "dev", DataDir: dataDir, HTTPAddr: httpAddr,
-				GRPCAddr:       net.JoinHostPort(host, strconv.Itoa(ports[0])),
-				RaftAddr:       net.JoinHostPort(host, strconv.Itoa(ports[1])),
-				GossipAddr:     net.JoinHostPort(host, strconv.Itoa(ports[2])),
-				ClusterKeyFile: keyFile, CatalogDir: catalogDir,
-				Logger: logger(), Timing: cluster.DefaultTiming(),
-			}
-			cfg.Timing.LocalGossip = true
-			if nodes < 0 || nodes > 64 {
-				return fmt.Errorf("--nodes: %d outside 0-64", nodes)
-			}
-			return run(cmd.Context(), cfg, nodes)
-		},
-	}
-	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:7070", "host:port of the operator API")
-	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory, kept on exit (default: a new temporary directory, removed on exit)")
-	cmd.Flags().IntVar(&nodes, "nodes", 3, "simulated Proxmox nodes, each with its own in-process agent")
-	cmd.Flags().StringVar(&catalogDir, "catalog-dir", "", "directory of *.yaml files the builtin catalog source reads (default: the starter catalog built in)")
-	return cmd
-}
-
 func keygenCmd() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
@@ -186,79 +122,25 @@ func keygenCmd() *cobra.Command {
 	return cmd
 }
 
-// devKey is dev mode's own cluster key, kept in its data directory.
-func devKey(dataDir string) (string, error) {
-	p := filepath.Join(dataDir, "cluster.key")
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
-	if _, err := cluster.WriteNewKeyFile(p); err != nil {
-		return "", err
-	}
-	return p, nil
-}
-
-// freePorts finds n free TCP ports on host. Raft and gossip addresses are
-// stored in the Raft configuration, so dev mode picks them once per data
-// directory; it keeps them in a file there so a restart reuses them.
-func freePorts(host string, n int) ([]int, error) {
-	var out []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
-}
-
-// run serves until interrupted. devNodes < 0 is server mode; otherwise it
-// is dev mode with that many simulated nodes.
-func run(parent context.Context, cfg server.Config, devNodes int) error {
-	dev := devNodes >= 0
+// run serves until interrupted; SIGHUP reloads the cluster keys and the
+// API certificate.
+func run(parent context.Context, cfg server.Config) error {
 	if parent == nil {
 		parent = context.Background()
 	}
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if dev {
-		if err := reuseDevAddrs(&cfg); err != nil {
-			return err
-		}
-	}
 	srv, err := server.Start(cfg)
 	if err != nil {
 		return err
 	}
 	cfg.Logger.Info("coordinator started", "node", cfg.NodeID, "api", srv.URL(), "data_dir", cfg.DataDir)
-	if dev {
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		token, err := srv.WaitAdminToken(wctx)
-		if err == nil {
-			_, err = srv.WaitCACert(wctx)
-		}
-		var adminName, adminPassword string
-		if err == nil {
-			adminName, adminPassword, err = srv.EnsureDevPassword(wctx)
-		}
-		cancel()
-		if err != nil {
-			_ = srv.Shutdown(context.Background())
-			return err
-		}
-		stopNodes, err := startDevNodes(ctx, srv, cfg, devNodes)
-		if err != nil {
-			_ = srv.Shutdown(context.Background())
-			return err
-		}
-		defer stopNodes()
-		fmt.Printf("Proximity is running with %d simulated Proxmox node(s).\n  Dashboard:   %s/ (sign in with the admin's name and password; the browser will ask you to trust the CA below)\n"+
-			"  API:         %s\n  CA:          %s\n  Admin:       %s / %s\n  Admin token: %s\n  Data dir:    %s\n\n"+
-			"  export PROXIMITY_ADDR=%s PROXIMITY_CACERT=%s PROXIMITY_TOKEN=%s\n\nPress Ctrl-C to stop.\n",
-			devNodes, srv.URL(), srv.URL(), srv.CACertPath(), adminName, adminPassword, token, cfg.DataDir, srv.URL(), srv.CACertPath(), token)
-	}
+	return serve(ctx, cfg, srv)
+}
+
+// serve waits for the end of ctx, reloading on SIGHUP, then shuts srv
+// down.
+func serve(ctx context.Context, cfg server.Config, srv *server.Server) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -276,21 +158,4 @@ func run(parent context.Context, cfg server.Config, devNodes int) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
-}
-
-// reuseDevAddrs keeps dev mode's Raft and gossip addresses stable across
-// restarts with the same data directory.
-func reuseDevAddrs(cfg *server.Config) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("--data-dir: %w", err)
-	}
-	p := cfg.DataDir + "/dev-addrs"
-	if b, err := os.ReadFile(p); err == nil {
-		f := strings.Fields(string(b))
-		if len(f) == 3 {
-			cfg.GRPCAddr, cfg.RaftAddr, cfg.GossipAddr = f[0], f[1], f[2]
-			return nil
-		}
-	}
-	return os.WriteFile(p, []byte(cfg.GRPCAddr+" "+cfg.RaftAddr+" "+cfg.GossipAddr+"\n"), 0o600)
 }

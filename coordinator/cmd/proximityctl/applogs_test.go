@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/agent/simnode"
 	"github.com/proximity-ve/proximity/internal/dotenv"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 )
 
 // startNode joins an agent on a simulated node to the server and waits
 // until the node is ready.
-func startNode(t *testing.T, ts testServer, token string) *agent.SimNode {
+func startNode(t *testing.T, ts testServer, token string) *simnode.Node {
 	t.Helper()
 	var tok struct{ Token string }
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -29,7 +30,7 @@ func startNode(t *testing.T, ts testServer, token string) *agent.SimNode {
 		}
 	}
 	dir := t.TempDir()
-	sim, err := agent.StartSimNode(dir, "pve1")
+	sim, err := simnode.Start(dir, "pve1")
 	if err != nil {
 		t.Fatal(err)
 	}

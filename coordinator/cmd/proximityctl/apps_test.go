@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/agent/simnode"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 )
 
@@ -36,7 +37,7 @@ func TestAppCommandLineEndToEnd(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	dir := t.TempDir()
-	sim, err := agent.StartSimNode(dir, "pve1")
+	sim, err := simnode.Start(dir, "pve1")
 	if err != nil {
 		t.Fatal(err)
 	}

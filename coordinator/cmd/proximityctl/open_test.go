@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/agent/simnode"
 )
 
 // TestAppOpenPrintsTheMainURL: `app open NAME` prints the app's main URL,
@@ -28,7 +29,7 @@ func TestAppOpenPrintsTheMainURL(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	sim, err := agent.StartSimNode(dir, "pve1")
+	sim, err := simnode.Start(dir, "pve1")
 	if err != nil {
 		t.Fatal(err)
 	}

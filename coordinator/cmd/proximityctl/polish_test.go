@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/agent/simnode"
 )
 
 // startServerWithNode starts a server and one agent on a simulated node
@@ -32,7 +33,7 @@ func startServerWithNode(t *testing.T) (testServer, string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	dir := t.TempDir()
-	sim, err := agent.StartSimNode(dir, "pve1")
+	sim, err := simnode.Start(dir, "pve1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/agent/simnode"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 )
 
 // startWithNode is startServer with one agent on a simulated node that is
 // ready.
-func startWithNode(t *testing.T) (testServer, string, *agent.SimNode) {
+func startWithNode(t *testing.T) (testServer, string, *simnode.Node) {
 	t.Helper()
 	ts, token := startServer(t)
 	var tok struct{ Token string }
@@ -29,7 +30,7 @@ func startWithNode(t *testing.T) (testServer, string, *agent.SimNode) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	dir := t.TempDir()
-	sim, err := agent.StartSimNode(dir, "pve1")
+	sim, err := simnode.Start(dir, "pve1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,9 @@
-package agent
+// Package simnode runs a simulated Proxmox node for proximity-dev, tests and
+// the agent built with the simulate tag: the simulator's state in a
+// directory, its API on loopback, and the calling binary linked as pct,
+// vzdump and pveam, driven by the agent's real adapter. No production
+// binary links it.
+package simnode
 
 import (
 	"fmt"
@@ -9,18 +14,18 @@ import (
 	"github.com/proximity-ve/proximity/internal/pvesim"
 )
 
-// SimNode is a simulated Proxmox node for --simulate and dev mode: its
-// state in <dir>/pvesim, its API served on loopback, and this very binary
-// linked as pct, vzdump and pveam (the binary must call
-// pvesim.RunAsTool first thing). The runtime is the real adapter.
-type SimNode struct {
+// Node is a simulated Proxmox node: its state in <dir>/pvesim, its API
+// served on loopback, and this very binary linked as pct, vzdump and pveam
+// (the binary must call pvesim.RunAsTool first thing). The runtime is the
+// real adapter.
+type Node struct {
 	Store   *pvesim.Store
 	Server  *pvesim.Server
 	Runtime *pve.Local
 }
 
-// StartSimNode starts the simulated node named node under dir.
-func StartSimNode(dir, node string) (*SimNode, error) {
+// Start starts the simulated node named node under dir.
+func Start(dir, node string) (*Node, error) {
 	simDir := filepath.Join(dir, "pvesim")
 	st, err := pvesim.Open(simDir, node)
 	if err != nil {
@@ -62,8 +67,8 @@ func StartSimNode(dir, node string) (*SimNode, error) {
 		srv.Close()
 		return nil, err
 	}
-	return &SimNode{Store: st, Server: srv, Runtime: rt}, nil
+	return &Node{Store: st, Server: srv, Runtime: rt}, nil
 }
 
 // Close stops the simulated node's API.
-func (s *SimNode) Close() error { return s.Server.Close() }
+func (s *Node) Close() error { return s.Server.Close() }

@@ -17,19 +17,19 @@ import (
 	"time"
 )
 
-// TestDevShowsThreeReadyNodes runs `proximity-coordinator dev` as `make
+// TestDevShowsThreeReadyNodes runs `proximity-dev` as `make
 // run` does and checks GET /api/v1/nodes; a restart on the same data
 // directory brings the same nodes back with their saved certificates.
 func TestDevShowsThreeReadyNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a real process")
 	}
-	bin := buildCoordinator(t)
+	bin := buildDev(t)
 	addr := fmt.Sprintf("127.%d.%d.%d:7070", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
 	dir := t.TempDir()
 	var firstAdmin string
 	for round := 1; round <= 2; round++ {
-		cmd := exec.Command(bin, "dev", "--http-addr", addr, "--data-dir", dir)
+		cmd := exec.Command(bin, "--http-addr", addr, "--data-dir", dir)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -127,9 +127,9 @@ func TestDevShowsThreeReadyNodes(t *testing.T) {
 	}
 }
 
-func buildCoordinator(t *testing.T) string {
+func buildDev(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "proximity-coordinator")
+	bin := filepath.Join(t.TempDir(), "proximity-dev")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
@@ -143,7 +143,7 @@ func TestDevRemovesItsTemporaryDataDir(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a real process")
 	}
-	bin := buildCoordinator(t)
+	bin := buildDev(t)
 	tmp, catalogDir := t.TempDir(), t.TempDir()
 	entry, err := os.ReadFile("../../../internal/catalog/starter/vaultwarden.yaml")
 	if err != nil {
@@ -153,7 +153,7 @@ func TestDevRemovesItsTemporaryDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.%d.%d.%d:7070", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
-	cmd := exec.Command(bin, "dev", "--http-addr", addr, "--nodes", "1", "--catalog-dir", catalogDir)
+	cmd := exec.Command(bin, "--http-addr", addr, "--nodes", "1", "--catalog-dir", catalogDir)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/proximity-ve/proximity/agent"
+	"github.com/proximity-ve/proximity/agent/simnode"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/coordinator/server"
 )
@@ -20,7 +21,7 @@ import (
 func startDevNodes(ctx context.Context, srv *server.Server, cfg server.Config, n int) (func(), error) {
 	actx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	var sims []*agent.SimNode
+	var sims []*simnode.Node
 	stop := func() {
 		cancel()
 		wg.Wait()
@@ -45,7 +46,7 @@ func startDevNodes(ctx context.Context, srv *server.Server, cfg server.Config, n
 				return nil, fmt.Errorf("join token for %s: %w", name, err)
 			}
 		}
-		sim, err := agent.StartSimNode(dir, name)
+		sim, err := simnode.Start(dir, name)
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("simulated node %s: %w", name, err)
