@@ -84,7 +84,14 @@ describe('DeployProgress', () => {
     ]);
     expect(screen.getByRole('heading', { name: 'Deploy failed' })).toBeTruthy();
     expect(screen.getByRole('alert').textContent).toContain(error);
+    expect(screen.getByRole('alert').textContent).toContain('Cleaned up: the container was removed');
     expect(screen.queryByRole('link', { name: 'Open' })).toBeNull();
+  });
+
+  it('says nothing was cleaned up while the cleanup has not run', async () => {
+    render(DeployProgress, { app: { ...base, status: 'error', operation: '', step: '', error: 'create failed' } });
+    expect(screen.getByRole('alert').textContent).toContain('create failed');
+    expect(screen.getByRole('alert').textContent).not.toContain('Cleaned up');
   });
 
   it('cancels with the action the API takes, and says why a cancel failed', async () => {
