@@ -413,7 +413,10 @@ func (a *API) listAudit(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	f := fsm.AuditFilter{Actor: q.Get("actor"), Target: q.Get("target")}
+	f := fsm.AuditFilter{Actor: q.Get("actor"), Target: q.Get("target"), Action: q.Get("action")}
+	if len(f.Action) > 200 {
+		return 0, nil, problem.E(problem.Invalid, "action: at most 200 characters")
+	}
 	for _, p := range []struct {
 		name string
 		t    *time.Time

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/proximity-ve/proximity/internal/problem"
@@ -144,7 +145,10 @@ func (s *State) pruneAudit(now time.Time) {
 // time (inclusive; zero is unbounded).
 type AuditFilter struct {
 	Actor, Target string
-	Since, Until  time.Time
+	// Action matches a record whose audited action or route contains it,
+	// without regard to case ("users" finds POST /api/v1/users).
+	Action       string
+	Since, Until time.Time
 }
 
 func (f AuditFilter) match(r *AuditRecord) bool {
@@ -163,6 +167,12 @@ func (f AuditFilter) match(r *AuditRecord) bool {
 			}
 		}
 		if !found {
+			return false
+		}
+	}
+	if f.Action != "" {
+		want := strings.ToLower(f.Action)
+		if !strings.Contains(strings.ToLower(r.Action), want) && !strings.Contains(strings.ToLower(r.Route), want) {
 			return false
 		}
 	}

@@ -75,6 +75,7 @@ func TestAuditListFiltersAndPages(t *testing.T) {
 	f := New(0)
 	bob := rec("bob1", t0.Add(2*time.Hour))
 	bob.Actor = AuditActor{UserID: "usr_b", Name: "bob", SessionID: "ses_b"}
+	bob.Method, bob.Route, bob.Action = "GET", "GET /api/v1/apps/{id}/secrets", "app.secrets.read"
 	denied := rec("anon", t0.Add(3*time.Hour))
 	denied.Actor, denied.Status, denied.Targets = AuditActor{}, 401, nil
 	mustOK(t, apply(t, f, auditCmd("b", t0, rec("a1", t0), rec("a2", t0.Add(time.Hour)), bob, denied))[0])
@@ -88,6 +89,9 @@ func TestAuditListFiltersAndPages(t *testing.T) {
 		{AuditFilter{Actor: "ses_b"}, []string{"bob1"}},
 		{AuditFilter{Actor: "tok_a"}, []string{"a2", "a1"}},
 		{AuditFilter{Target: "app_a2"}, []string{"a2"}},
+		{AuditFilter{Action: "app.secrets.read"}, []string{"bob1"}},
+		{AuditFilter{Action: "delete /API/v1/apps"}, []string{"anon", "a2", "a1"}},
+		{AuditFilter{Action: "secrets", Actor: "alice"}, nil},
 		{AuditFilter{Since: t0.Add(time.Hour), Until: t0.Add(2 * time.Hour)}, []string{"bob1", "a2"}},
 	}
 	for _, c := range cases {

@@ -192,10 +192,3 @@ export async function fetchAll<T>(get: (page: number) => Promise<{ items?: T[]; 
   }
   return out;
 }
-
-/** auditMatches tells whether a record's route or audited read contains the text (case-insensitive). */
-export function auditMatches(r: { route: string; action?: string }, text: string): boolean {
-  const t = text.trim().toLowerCase();
-  if (!t) return true;
-  return r.route.toLowerCase().includes(t) || (r.action ?? '').toLowerCase().includes(t);
-}
