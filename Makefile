@@ -50,7 +50,7 @@ $(WEB_DEPS): web/package-lock.json
 
 web-deps: $(WEB_DEPS)
 
-web: $(WEB_DEPS) ## build the web dashboard into web/dist (embedded by the next go build)
+web: $(WEB_DEPS) ## build the web dashboard into coordinator/webui/dist (embedded by the next go build)
 	cd web && npm run build
 
 # Vitest for the components and stores, then Playwright in Debian's

@@ -21,5 +21,5 @@ export default ts.config(
       'svelte/no-navigation-without-resolve': 'off',
     },
   },
-  { ignores: ['dist/', 'node_modules/', 'src/lib/api.gen.ts', 'test-results/', 'playwright-report/'] },
+  { ignores: ['node_modules/', 'src/lib/api.gen.ts', 'test-results/', 'playwright-report/'] },
 );

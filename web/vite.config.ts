@@ -1,12 +1,13 @@
 import { defineConfig } from 'vitest/config';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 
-// The dashboard is built into dist/ and embedded into proximity-coordinator
-// (embed.go). Nothing is loaded from another origin.
+// The dashboard is built into coordinator/webui/dist and embedded into
+// proximity-coordinator (coordinator/webui). Nothing is loaded from another
+// origin.
 export default defineConfig({
   plugins: [svelte()],
   build: {
-    outDir: 'dist',
+    outDir: '../coordinator/webui/dist',
     // dist/.gitkeep stays: scripts/clean.mjs empties the rest first.
     emptyOutDir: false,
     assetsInlineLimit: 0,

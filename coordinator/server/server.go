@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/proximity-ve/proximity/web"
+	"github.com/proximity-ve/proximity/coordinator/webui"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -171,7 +171,7 @@ func Start(cfg Config) (*Server, error) {
 	s.apps = apps.New(apps.Config{Backend: cl, Tasks: s.agents, Logger: s.log, Policy: cfg.AppPolicy, Wait: cfg.AppPolicy, NewID: api.NewID,
 		UpdateClock: cfg.UpdateClock, UpdateEvery: cfg.UpdateEvery, ScheduleNow: cfg.Now})
 	s.api = api.New(api.Config{Backend: cl, Logger: s.log, Registry: prometheus.NewRegistry(), RequestTimeout: cfg.RequestTimeout, EventsHeartbeat: cfg.EventsHeartbeat,
-		Agents: s.agents, CatalogDir: cfg.CatalogDir, SessionTTL: cfg.SessionTTL, Now: cfg.Now, PasswordParams: cfg.PasswordParams, UI: web.Handler()})
+		Agents: s.agents, CatalogDir: cfg.CatalogDir, SessionTTL: cfg.SessionTTL, Now: cfg.Now, PasswordParams: cfg.PasswordParams, UI: webui.Handler()})
 	cl.ServeForwarded(s.api)
 	s.tls.loadSaved()
 	s.bg, s.bgStop = context.WithCancel(context.Background())

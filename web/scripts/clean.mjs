@@ -1,7 +1,9 @@
-// Empties dist/ but for .gitkeep, which keeps the directory that embed.go
-// embeds in a checkout where the front end is not built.
+// Empties the build's directory (coordinator/webui/dist) but for .gitkeep,
+// which keeps the directory the Go package embeds in a checkout where the
+// front end is not built.
 import { readdirSync, rmSync } from 'node:fs';
 
-for (const name of readdirSync('dist')) {
-  if (name !== '.gitkeep') rmSync(`dist/${name}`, { recursive: true, force: true });
+const dist = '../coordinator/webui/dist';
+for (const name of readdirSync(dist)) {
+  if (name !== '.gitkeep') rmSync(`${dist}/${name}`, { recursive: true, force: true });
 }

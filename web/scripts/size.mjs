@@ -5,8 +5,9 @@ import { gzipSync } from 'node:zlib';
 
 const budget = 200 * 1024; // gzipped JavaScript
 let js = 0, jsGz = 0, css = 0, cssGz = 0;
-for (const name of readdirSync('dist/assets')) {
-  const b = readFileSync(`dist/assets/${name}`);
+const assets = '../coordinator/webui/dist/assets';
+for (const name of readdirSync(assets)) {
+  const b = readFileSync(`${assets}/${name}`);
   const z = gzipSync(b, { level: 9 }).length;
   if (name.endsWith('.js')) { js += b.length; jsGz += z; }
   if (name.endsWith('.css')) { css += b.length; cssGz += z; }

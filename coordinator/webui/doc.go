@@ -1,5 +1,6 @@
-// Package web is the web dashboard: the Svelte application in this
-// directory, built by Vite into dist/ (make build) and embedded into
+// Package webui serves the web dashboard: the Svelte application in web/
+// (a module of its own to Go, so its node_modules stay out of this one),
+// built by Vite into this package's dist/ (make build) and embedded into
 // proximity-coordinator, which serves it at / beside the API.
 //
 // Handler answers every GET that is not an API path: a file of the build
@@ -9,4 +10,4 @@
 // strict Content-Security-Policy (no inline script or style, no other
 // origin) and the usual security headers. A binary built without the
 // front end (go build alone) serves a page that says how to build it.
-package web
+package webui
