@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/proximity-ve/proximity/internal/pve"
 	"github.com/proximity-ve/proximity/internal/pvesim"
@@ -61,13 +62,23 @@ func Start(dir, node string) (*Node, error) {
 	}
 	rt, err := pve.NewLocal(pve.Options{
 		Node: node, APIURL: srv.URL(), TokenID: tokenID, Secret: secret, CAFile: srv.CertPath,
-		BinDir: bin, Env: []string{"PVESIM_DIR=" + simDir, "PVESIM_NODE=" + node}, WorkDir: dir,
+		BinDir: bin, Env: []string{"PVESIM_DIR=" + simDir, "PVESIM_NODE=" + node, toolRace()}, WorkDir: dir,
 	})
 	if err != nil {
 		srv.Close()
 		return nil, err
 	}
 	return &Node{Store: st, Server: srv, Runtime: rt}, nil
+}
+
+// toolRace is the GORACE of the tools' processes. A binary built with
+// -race sleeps a second when it exits (the race runtime's atexit_sleep_ms,
+// which gives other threads time to report); every pct, vzdump, pveam or
+// nft call is such an exit when the calling binary is a race-enabled test,
+// so the tools skip it. A race the tool finds is still reported, on the
+// stderr the adapter reads, and fails the call with exit status 66.
+func toolRace() string {
+	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
 }
 
 // Close stops the simulated node's API.
