@@ -233,12 +233,10 @@ func TestAgentKilledMidCreate(t *testing.T) {
 // TestCertificateRenewal: an agent renews its certificate before it
 // expires and keeps working past the first certificate's expiry.
 func TestCertificateRenewal(t *testing.T) {
-	tc := newTestCluster(t, 1)
-	tc.nodes[0].cfg.AgentCertTTL = 3 * time.Second
-	tc.nodes[0].cfg.NodeTTL, tc.nodes[0].cfg.Heartbeat = 2*time.Second, 100*time.Millisecond
-	tc.kill(0)
-	tc.start(0)
-	tc.waitLeader()
+	tc := newTestClusterWith(t, 1, withServers(func(cfg *Config) {
+		cfg.AgentCertTTL = 3 * time.Second
+		cfg.NodeTTL, cfg.Heartbeat = 2*time.Second, 100*time.Millisecond
+	}))
 	dir := filepath.Join(tc.dir, "pve1")
 	tc.startAgent("pve1", tc.joinToken(nil), dir, tc.grpcAddrs())
 	// The node is ready once the leader has consumed the token, which is
@@ -272,9 +270,7 @@ func TestCertificateRenewal(t *testing.T) {
 // the hand-off before it stops.
 func TestGracefulShutdownHandsOffLeadership(t *testing.T) {
 	buf := &lockedBuffer{}
-	captured = buf
-	defer func() { captured = nil }()
-	tc := newTestCluster(t, 3)
+	tc := newTestClusterWith(t, 3, logsTo(buf))
 	old := tc.waitLeader()
 	cl := tc.nodes[old].server().Cluster()
 	if err := cl.HandOff(); err != nil {

@@ -70,7 +70,7 @@ func (tc *testCluster) startAgent(name, token, dir string, coordinators []string
 	if err != nil {
 		tc.t.Fatal(err)
 	}
-	log, _ := quietLogger()
+	log, _ := tc.logger()
 	a, err := agent.New(agent.Config{Node: name, Coordinators: coordinators, JoinToken: token, DataDir: dir,
 		Runtime: sim.Runtime, Version: "test", Logger: log, InventoryEvery: 200 * time.Millisecond})
 	if err != nil {
@@ -167,13 +167,7 @@ func (tc *testCluster) await(id string, d time.Duration) fsm.Task {
 }
 
 func TestAgentJoinWorkAndForeignVMIDs(t *testing.T) {
-	tc := newTestCluster(t, 1)
-	for _, n := range tc.nodes {
-		n.cfg.NodeTTL, n.cfg.Heartbeat = time.Second, 100*time.Millisecond
-	}
-	tc.kill(0)
-	tc.start(0)
-	tc.waitLeader()
+	tc := newTestClusterWith(t, 1, withServers(func(cfg *Config) { cfg.NodeTTL, cfg.Heartbeat = time.Second, 100*time.Millisecond }))
 	a1 := tc.startAgent("pve1", tc.joinToken(nil), filepath.Join(tc.dir, "pve1"), tc.grpcAddrs())
 	tc.startAgent("pve2", tc.joinToken(map[string]any{"ttl_seconds": 600}), filepath.Join(tc.dir, "pve2"), tc.grpcAddrs())
 	waitFor(t, "two ready nodes", 15*time.Second, func() bool {
@@ -249,7 +243,7 @@ func TestJoinTokensRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sim.Close()
-		log, _ := quietLogger()
+		log, _ := tc.logger()
 		a, err := agent.New(agent.Config{Node: name, Coordinators: tc.grpcAddrs(), JoinToken: token, DataDir: filepath.Join(tc.dir, name), Runtime: sim.Runtime, Logger: log})
 		if err != nil {
 			t.Fatal(err)

@@ -22,12 +22,21 @@ type appOut struct {
 
 // appCluster is one server with fast retries and one agent on a simulated
 // node, and two users.
-func appCluster(t *testing.T) (*testCluster, *testAgent, map[string]string) {
-	tc := newTestCluster(t, 1)
-	tc.nodes[0].cfg.AppPolicy = &apps.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 3}
-	tc.kill(0)
-	tc.start(0)
-	tc.waitLeader()
+func appCluster(t *testing.T, opts ...clusterOpt) (*testCluster, *testAgent, map[string]string) {
+	return appClusterWith(t, fastRetries, opts...)
+}
+
+// fastRetries is the apps' retry policy of most tests.
+var fastRetries = apps.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 3}
+
+// appPolicy gives the cluster's servers the apps' retry policy p.
+func appPolicy(p apps.Policy) clusterOpt {
+	return withServers(func(cfg *Config) { cfg.AppPolicy = &p })
+}
+
+// appClusterWith is appCluster with a retry policy of the test's.
+func appClusterWith(t *testing.T, p apps.Policy, opts ...clusterOpt) (*testCluster, *testAgent, map[string]string) {
+	tc := newTestClusterWith(t, 1, append([]clusterOpt{appPolicy(p)}, opts...)...)
 	ag := tc.startAgent("pve1", tc.joinToken(nil), filepath.Join(tc.dir, "pve1"), tc.grpcAddrs())
 	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
 	return tc, ag, appUsers(t, tc)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -128,18 +127,6 @@ func TestHungCreateEndsAtDeadline(t *testing.T) {
 		t.Fatalf("app past its deadline: %+v", got)
 	}
 	assertNothingHeld(t, tc, ag, a, "left-alone")
-}
-
-// appClusterWith is appCluster with a retry policy of the test's.
-func appClusterWith(t *testing.T, p apps.Policy) (*testCluster, *testAgent, map[string]string) {
-	tc := newTestCluster(t, 1)
-	tc.nodes[0].cfg.AppPolicy = &p
-	tc.kill(0)
-	tc.start(0)
-	tc.waitLeader()
-	ag := tc.startAgent("pve1", tc.joinToken(nil), filepath.Join(tc.dir, "pve1"), tc.grpcAddrs())
-	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
-	return tc, ag, appUsers(t, tc)
 }
 
 // deployRunning deploys an app of alice's and waits until it runs.

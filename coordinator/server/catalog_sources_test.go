@@ -400,11 +400,7 @@ func TestCatalogSearchCategoriesAndIcons(t *testing.T) {
 // fetches every source by itself, so a new commit is seen without a
 // reload.
 func TestCatalogRefreshSeesANewCommit(t *testing.T) {
-	tc := newTestCluster(t, 1)
-	tc.nodes[0].cfg.CatalogRefresh = 200 * time.Millisecond
-	tc.kill(0)
-	tc.start(0)
-	tc.waitLeader()
+	tc := newTestClusterWith(t, 1, withServers(func(cfg *Config) { cfg.CatalogRefresh = 200 * time.Millisecond }))
 	repo := filepath.Join(t.TempDir(), "store")
 	gitCommit(t, repo, map[string]string{"gitea.yaml": starterEntry(t, "gitea")})
 	if code, err := tc.call(0, "POST", "/api/v1/catalog/sources", tc.token, map[string]any{"name": "mine", "url": "file://" + repo, "format": "proximity"}, nil, nil); err != nil || code != 201 {

@@ -388,12 +388,9 @@ func TestJoinAndRemoveServer(t *testing.T) {
 }
 
 func TestNoLeaderAnswers503WithRetryAfter(t *testing.T) {
-	tc := newTestCluster(t, 3)
 	// The survivor gives up on a request after two seconds.
+	tc := newTestClusterWith(t, 3, withServers(func(cfg *Config) { cfg.RequestTimeout = 2 * time.Second }))
 	survivor := (tc.waitLeader() + 1) % 3
-	tc.kill(survivor)
-	tc.nodes[survivor].cfg.RequestTimeout = 2 * time.Second
-	tc.start(survivor)
 	for i := range tc.nodes {
 		if i != survivor {
 			tc.kill(i)

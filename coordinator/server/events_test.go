@@ -206,12 +206,8 @@ func TestEventsStreamsBounded(t *testing.T) {
 // TestEventsStreamSendsHeartbeats: with no change to report, the stream
 // still sends its heartbeat comment (the interval is the test's).
 func TestEventsStreamSendsHeartbeats(t *testing.T) {
-	tc := newTestCluster(t, 1)
-	tc.nodes[0].cfg.EventsHeartbeat = 20 * time.Millisecond
-	tc.kill(0)
-	tc.start(0)
-	tc.waitLeader()
-	token := tc.waitToken()
+	tc := newTestClusterWith(t, 1, withServers(func(cfg *Config) { cfg.EventsHeartbeat = 20 * time.Millisecond }))
+	token := tc.token
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", tc.nodes[0].url()+"/api/v1/events", nil)

@@ -334,9 +334,7 @@ func TestNodeReportsOnlyWhatItHolds(t *testing.T) {
 // a few lines, never the token.
 func TestFailedAuthIsThrottled(t *testing.T) {
 	buf := &lockedBuffer{}
-	captured = buf
-	defer func() { captured = nil }()
-	tc := newTestCluster(t, 1)
+	tc := newTestClusterWith(t, 1, logsTo(buf))
 	const wrong = "pxt_wrong0123456789abcdef0123456789abcdef"
 	counts := map[int]int{}
 	first429 := -1

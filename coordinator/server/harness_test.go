@@ -40,6 +40,11 @@ type testCluster struct {
 	http    *http.Client
 	// clock is the API's clock of this cluster's servers.
 	clock *clock
+	// logs, when set, receives every log of the cluster's servers and
+	// agents at debug level (logsTo).
+	logs io.Writer
+	// serverOpts configure the servers the cluster boots with.
+	serverOpts []func(cfg *Config)
 }
 
 type testNode struct {
@@ -73,15 +78,12 @@ func (c *clock) advance(t testing.TB, d time.Duration) {
 // the checks are the same).
 var testPasswordParams = auth.Params{Time: 1, MemoryKiB: 1024, Threads: 1, KeyLen: 32}
 
-// quietLogger keeps test output readable; set PROXIMITY_TEST_LOG=1 to see
-// the servers' logs.
-// captured, when set, receives every test server's and agent's log at
-// debug level.
-var captured io.Writer
-
-func quietLogger() (*slog.Logger, io.Writer) {
-	if captured != nil {
-		return slog.New(slog.NewTextHandler(captured, &slog.HandlerOptions{Level: slog.LevelDebug})), captured
+// logger is the log of the cluster's servers and agents: to tc.logs at
+// debug level when a test captures them (logsTo); otherwise quiet, and
+// on stderr at debug level with PROXIMITY_TEST_LOG=1.
+func (tc *testCluster) logger() (*slog.Logger, io.Writer) {
+	if tc.logs != nil {
+		return slog.New(slog.NewTextHandler(tc.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), tc.logs
 	}
 	if os.Getenv("PROXIMITY_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})), os.Stderr
@@ -106,13 +108,11 @@ func freeLoopbackHost(t testing.TB) string {
 
 // parallel marks a top-level test that starts clusters as parallel, once.
 // Such tests spend most of their time waiting (elections, heartbeats, the
-// controller's steps), each on its own loopback address, so they run side
-// by side (go test -parallel). A test that captures the servers' logs
-// (captured, one package variable set before its cluster starts) stays
-// serial: serial tests run before any parallel one resumes.
+// controller's steps), each on its own loopback address and with its own
+// logs, so they run side by side (go test -parallel).
 func parallel(t testing.TB) {
 	tt, ok := t.(*testing.T)
-	if !ok || captured != nil || strings.Contains(tt.Name(), "/") {
+	if !ok || strings.Contains(tt.Name(), "/") {
 		return
 	}
 	if _, done := parallelTests.LoadOrStore(tt, true); !done {
@@ -124,14 +124,43 @@ var parallelTests sync.Map
 
 func newTestCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, n)
+}
+
+// A clusterOpt configures a test cluster before its servers first start,
+// so that a test needs no restart to change a setting.
+type clusterOpt func(tc *testCluster)
+
+// withServers changes the configuration of every server the cluster
+// boots with (a server added later with addJoiner keeps the harness's).
+func withServers(f func(cfg *Config)) clusterOpt {
+	return func(tc *testCluster) { tc.serverOpts = append(tc.serverOpts, f) }
+}
+
+// logsTo sends every log of the cluster's servers and of the agents it
+// starts to w, at debug level.
+func logsTo(w io.Writer) clusterOpt {
+	return func(tc *testCluster) { tc.logs = w }
+}
+
+// newTestClusterWith is newTestCluster configured by opts.
+func newTestClusterWith(t testing.TB, n int, opts ...clusterOpt) *testCluster {
+	t.Helper()
 	parallel(t)
 	tc := &testCluster{t: t, host: freeLoopbackHost(t), dir: t.TempDir(), clock: &clock{}}
+	for _, o := range opts {
+		o(tc)
+	}
 	tc.keyFile = filepath.Join(tc.dir, "cluster.key")
 	if _, err := cluster.WriteNewKeyFile(tc.keyFile); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < n; i++ {
-		tc.nodes = append(tc.nodes, tc.nodeConfig(i, n))
+		node := tc.nodeConfig(i, n)
+		for _, f := range tc.serverOpts {
+			f(&node.cfg)
+		}
+		tc.nodes = append(tc.nodes, node)
 	}
 	for i := range tc.nodes {
 		tc.start(i)
@@ -201,7 +230,7 @@ func (tc *testCluster) verifiedClient() *http.Client {
 func (tc *testCluster) nodeConfig(i, expect int) *testNode {
 	base := 7100 + i*4
 	addr := func(off int) string { return net.JoinHostPort(tc.host, strconv.Itoa(base+off)) }
-	log, out := quietLogger()
+	log, out := tc.logger()
 	cfg := Config{
 		NodeID: fmt.Sprintf("c%d", i+1), DataDir: filepath.Join(tc.dir, fmt.Sprintf("c%d", i+1)),
 		HTTPAddr: addr(0), RaftAddr: addr(1), GossipAddr: addr(2), GRPCAddr: addr(3),

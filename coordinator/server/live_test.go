@@ -43,9 +43,7 @@ type secretsOut struct {
 // value is nowhere in the coordinator's data directory or logs.
 func TestAppSecretsReadFromTheNodeNeverStored(t *testing.T) {
 	buf := &lockedBuffer{}
-	captured = buf
-	defer func() { captured = nil }()
-	tc, ag, tok := appCluster(t)
+	tc, ag, tok := appCluster(t, logsTo(buf))
 	a, secret := deployVault(t, tc, ag, tok)
 
 	for _, who := range []string{"alice", "admin"} {

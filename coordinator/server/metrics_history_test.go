@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/proximity-ve/proximity/coordinator/apps"
 )
 
 type metricsOut struct {
@@ -29,12 +28,7 @@ type metricsOut struct {
 // oldest first, and filters them by age; without range the answer has no
 // history; a bad range is 400; a stop shows in the newest samples.
 func TestAppMetricsHistory(t *testing.T) {
-	tc := newTestCluster(t, 1)
-	tc.nodes[0].cfg.AppPolicy = &apps.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 3}
-	tc.nodes[0].cfg.Heartbeat = 250 * time.Millisecond
-	tc.kill(0)
-	tc.start(0)
-	tc.waitLeader()
+	tc := newTestClusterWith(t, 1, appPolicy(fastRetries), withServers(func(cfg *Config) { cfg.Heartbeat = 250 * time.Millisecond }))
 	tc.startAgent("pve1", tc.joinToken(nil), filepath.Join(tc.dir, "pve1"), tc.grpcAddrs())
 	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
 	tok := appUsers(t, tc)

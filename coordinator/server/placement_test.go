@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/proximity-ve/proximity/coordinator/apps"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 )
 
@@ -17,11 +16,7 @@ import (
 // simulated nodes that have reported their capacity and containers, and
 // a user's token.
 func threeNodeCluster(t *testing.T) (*testCluster, string) {
-	tc := newTestCluster(t, 1)
-	tc.nodes[0].cfg.AppPolicy = &apps.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 3}
-	tc.kill(0)
-	tc.start(0)
-	tc.waitLeader()
+	tc := newTestClusterWith(t, 1, appPolicy(fastRetries))
 	for _, n := range []string{"pve1", "pve2", "pve3"} {
 		tc.startAgent(n, tc.joinToken(nil), filepath.Join(tc.dir, n), tc.grpcAddrs())
 	}

@@ -15,9 +15,7 @@ import (
 // agent makes them on the node and writes them only into the container.
 func TestAuditFindings07And08SecretsNeverReachTheCoordinator(t *testing.T) {
 	buf := &lockedBuffer{}
-	captured = buf
-	defer func() { captured = nil }()
-	tc, ag, tok := appCluster(t)
+	tc, ag, tok := appCluster(t, logsTo(buf))
 	var a appOut
 	if code, err := tc.call(0, "POST", "/api/v1/apps", tok["alice"], map[string]any{"catalog_id": "vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != 202 {
 		t.Fatalf("deploy: %d %v", code, err)

@@ -149,13 +149,9 @@ func TestServerWithAnotherKeyNeverBecomesAMember(t *testing.T) {
 // until it has been healthy for the stabilization time; one that dies
 // before that leaves the cluster's quorum as it was.
 func TestNonVoterThatDiesCostsNoQuorum(t *testing.T) {
-	tc := newTestCluster(t, 1)
-	tc.addJoiner()
 	// The leader promotes after its own stabilization time: make it long.
-	tc.kill(0)
-	tc.nodes[0].cfg.Timing.Stabilization = time.Hour
-	tc.start(0)
-	tc.waitLeader()
+	tc := newTestClusterWith(t, 1, withServers(func(cfg *Config) { cfg.Timing.Stabilization = time.Hour }))
+	tc.addJoiner()
 	tc.start(1)
 	deadline := time.Now().Add(15 * time.Second)
 	var in cluster.Info
@@ -247,9 +243,7 @@ func TestPlainHTTPToTheAPIIsRefused(t *testing.T) {
 // CA's private key in any encoding: DER, PEM, and base64 of either.
 func TestRawFilesHoldNoPrivateKey(t *testing.T) {
 	buf := &lockedBuffer{}
-	captured = buf
-	defer func() { captured = nil }()
-	tc := newTestCluster(t, 3)
+	tc := newTestClusterWith(t, 3, logsTo(buf))
 	// Some traffic, then a snapshot on every server, so the state is in
 	// snapshots as well as in the log.
 	for i := 0; i < 5; i++ {

@@ -216,12 +216,7 @@ func hasLine(lines []fsm.LogLine, s string) bool {
 // app records the new version.
 func TestAutoUpdateOnlyInsideWindow(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)} // a Saturday
-	tc := newTestCluster(t, 1)
-	tc.nodes[0].cfg.AppPolicy = &apps.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 3}
-	tc.nodes[0].cfg.UpdateClock, tc.nodes[0].cfg.UpdateEvery = clock.Now, 20*time.Millisecond
-	tc.kill(0)
-	tc.start(0)
-	tc.waitLeader()
+	tc := newTestClusterWith(t, 1, appPolicy(fastRetries), withServers(func(cfg *Config) { cfg.UpdateClock, cfg.UpdateEvery = clock.Now, 20*time.Millisecond }))
 	tc.startAgent("pve1", tc.joinToken(nil), tc.dir+"/pve1", tc.grpcAddrs())
 	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
 	tok := appUsers(t, tc)

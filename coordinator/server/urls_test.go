@@ -74,7 +74,7 @@ func TestAdvertiseAddrNamesTheNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, _ := quietLogger()
+	log, _ := tc.logger()
 	ag, err := agent.New(agent.Config{Node: "pve7", Coordinators: tc.grpcAddrs(), JoinToken: tc.joinToken(nil), DataDir: dir,
 		Runtime: sim.Runtime, Version: "test", Logger: log, InventoryEvery: 200 * time.Millisecond, AdvertiseAddr: "pve7.example.net"})
 	if err != nil {
