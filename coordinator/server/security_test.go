@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -342,6 +343,14 @@ func TestKeyRotationOnALiveClusterLosesNothing(t *testing.T) {
 		errs  []string
 	}
 	done := make(chan result)
+	// acked counts the reservations made so far; each step of the
+	// rotation lasts until a few more were made under it.
+	var acked atomic.Int64
+	underLoad := func(step string) {
+		t.Helper()
+		want := acked.Load() + 7
+		waitFor(t, "reservations made after "+step, 30*time.Second, func() bool { return acked.Load() >= want })
+	}
 	go func() {
 		var r result
 		for i := 0; ; i++ {
@@ -358,6 +367,7 @@ func TestKeyRotationOnALiveClusterLosesNothing(t *testing.T) {
 				continue
 			}
 			r.acked = append(r.acked, host)
+			acked.Add(1)
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
@@ -367,6 +377,7 @@ func TestKeyRotationOnALiveClusterLosesNothing(t *testing.T) {
 		t.Fatalf("install: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond)
+	underLoad("install")
 	writeKeys(newText, oldText) // use
 	if err := reloadAll(); err != nil {
 		t.Fatalf("use: %v", err)
@@ -383,11 +394,13 @@ func TestKeyRotationOnALiveClusterLosesNothing(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond)
+	underLoad("use")
 	writeKeys(newText) // remove
 	if err := reloadAll(); err != nil {
 		t.Fatalf("remove: %v", err)
 	}
 	time.Sleep(time.Second)
+	underLoad("remove")
 	close(stop)
 	r := <-done
 	if len(r.errs) > 0 {
