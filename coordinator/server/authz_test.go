@@ -50,10 +50,19 @@ func TestAuditFindings01To06And25And26AuthorizationMatrix(t *testing.T) {
 	}
 
 	routes := api.New(api.Config{Backend: tc.nodes[0].server().Cluster()}).Routes()
-	// Deleting the app goes last, so every other route still finds it.
-	sort.SliceStable(routes, func(i, j int) bool {
-		return !(routes[i].Method == "DELETE" && routes[i].Pattern == "/api/v1/apps/{id}")
-	})
+	// Deleting the app goes last, so every other route still finds it,
+	// and deleting the backup just before it, so every other route still
+	// finds the backup (an operation may end between two calls).
+	last := func(rt api.RouteInfo) int {
+		switch {
+		case rt.Method == "DELETE" && rt.Pattern == "/api/v1/apps/{id}":
+			return 2
+		case rt.Method == "DELETE" && rt.Pattern == "/api/v1/apps/{id}/backups/{bid}":
+			return 1
+		}
+		return 0
+	}
+	sort.SliceStable(routes, func(i, j int) bool { return last(routes[i]) < last(routes[j]) })
 	for _, rt := range routes {
 		id := a.ID
 		if strings.HasPrefix(rt.Pattern, "/api/v1/users/{id}") {
