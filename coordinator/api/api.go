@@ -65,9 +65,17 @@ type Config struct {
 	// open streams (default 256 and 8).
 	EventsHeartbeat               time.Duration
 	MaxStreams, MaxStreamsPerUser int
-	// UI, when set, serves every GET outside the API's paths: the web
-	// dashboard (package web).
-	UI http.Handler
+	// UI, when set, serves the paths outside the API's that it has: the
+	// web dashboard (package webui).
+	UI UI
+}
+
+// UI is the web dashboard as the API mounts it.
+type UI interface {
+	http.Handler
+	// Serves reports whether the dashboard answers path: a file of its
+	// build, or one of its own pages. Any other path is a 404 problem.
+	Serves(path string) bool
 }
 
 // API is the HTTP handler.
@@ -101,7 +109,7 @@ type API struct {
 	// placing serializes placement on the leader: a deploy chooses its
 	// node and proposes while it holds the one slot (placement.go).
 	placing chan struct{}
-	ui      http.Handler
+	ui      UI
 }
 
 // New builds the handler.

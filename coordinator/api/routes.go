@@ -181,7 +181,7 @@ func (a *API) register() {
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// The web dashboard has every path outside the API's: its own
 		// routes load its page (history fallback).
-		if a.ui != nil && !isAPIPath(r.URL.Path) {
+		if a.ui != nil && !isAPIPath(r.URL.Path) && a.ui.Serves(r.URL.Path) {
 			a.ui.ServeHTTP(w, r)
 			return
 		}

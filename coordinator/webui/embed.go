@@ -29,21 +29,22 @@ const notBuilt = `<!doctype html><html lang="en"><head><meta charset="utf-8"><ti
 	`(it needs Node.js 20.19 or later and npm) to build it in.</p></body></html>`
 
 // Handler serves the dashboard.
-func Handler() http.Handler { return newHandler(dist) }
+func Handler() *Dashboard { return newHandler(dist) }
 
-type handler struct {
+// Dashboard is the dashboard's handler: its files and its page.
+type Dashboard struct {
 	files fs.FS
 	index []byte
 	// gz holds the gzip form of each compressible file, made on first use.
 	gz sync.Map // name -> []byte
 }
 
-func newHandler(embedded fs.FS) *handler {
+func newHandler(embedded fs.FS) *Dashboard {
 	files, err := fs.Sub(embedded, "dist")
 	if err != nil {
 		panic(err) // the embed pattern guarantees dist
 	}
-	h := &handler{files: files, index: []byte(notBuilt)}
+	h := &Dashboard{files: files, index: []byte(notBuilt)}
 	if b, err := fs.ReadFile(files, "index.html"); err == nil {
 		h.index = b
 	}
@@ -62,7 +63,25 @@ func SecurityHeaders(hd http.Header) {
 	hd.Set("Strict-Transport-Security", "max-age=31536000")
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Serves reports whether the dashboard answers path with a file or its
+// page: a file of the build, or a path whose last segment names no file
+// (the application's own routes, /apps/app_…, never have a dot there).
+// /favicon.ico, a missing asset or /wp-login.php is not the dashboard's.
+func (h *Dashboard) Serves(p string) bool {
+	name := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if name == "" || name == "index.html" {
+		return true
+	}
+	if strings.HasPrefix(name, ".") || strings.Contains(name, "/.") {
+		return false
+	}
+	if _, err := fs.Stat(h.files, name); err == nil {
+		return true
+	}
+	return !strings.HasPrefix(name, "assets/") && !strings.Contains(path.Base(name), ".")
+}
+
+func (h *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	SecurityHeaders(w.Header())
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -70,7 +89,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
-	if name != "" && name != "index.html" && !strings.HasPrefix(name, ".") {
+	if !h.Serves(r.URL.Path) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if name != "" && name != "index.html" {
 		if b, err := fs.ReadFile(h.files, name); err == nil {
 			if strings.HasPrefix(name, "assets/") {
 				// Vite names every asset by the hash of its content.
@@ -81,13 +105,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.write(w, r, name, b)
 			return
 		}
-		if strings.HasPrefix(name, "assets/") {
-			// A missing asset is never the page: a stale page asked for
-			// a file of an older build.
-			w.Header().Set("Cache-Control", "no-store")
-			http.Error(w, "not found", http.StatusNotFound)
-			return
-		}
 	}
 	// Every other path is one of the application's routes.
 	w.Header().Set("Cache-Control", "no-cache")
@@ -95,7 +112,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // write answers a file with its type, gzip when the client takes it.
-func (h *handler) write(w http.ResponseWriter, r *http.Request, name string, b []byte) {
+func (h *Dashboard) write(w http.ResponseWriter, r *http.Request, name string, b []byte) {
 	ct := mime.TypeByExtension(path.Ext(name))
 	if ct == "" {
 		ct = "application/octet-stream"
@@ -109,7 +126,7 @@ func (h *handler) write(w http.ResponseWriter, r *http.Request, name string, b [
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 }
 
-func (h *handler) gzipped(name string, b []byte) []byte {
+func (h *Dashboard) gzipped(name string, b []byte) []byte {
 	if z, ok := h.gz.Load(name); ok {
 		return z.([]byte)
 	}

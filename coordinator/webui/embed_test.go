@@ -11,7 +11,7 @@ import (
 	"testing/fstest"
 )
 
-func testHandler() *handler {
+func testHandler() *Dashboard {
 	return newHandler(fstest.MapFS{
 		"dist/index.html":             {Data: []byte(`<!doctype html><script type="module" src="/assets/index-abc123.js"></script>`)},
 		"dist/assets/index-abc123.js": {Data: bytes.Repeat([]byte("console.log('proximity');\n"), 100)},
@@ -35,7 +35,7 @@ func get(t *testing.T, h http.Handler, method, path string, hdr ...string) *http
 // fallback), never cached, and carries the security headers.
 func TestRoutesOfTheApplicationServeThePage(t *testing.T) {
 	h := testHandler()
-	for _, p := range []string{"/", "/catalog", "/apps/app_123/logs", "/admin/users?page=2", "/index.html", "/.gitkeep", "/assets/../catalog"} {
+	for _, p := range []string{"/", "/catalog", "/apps/app_123/logs", "/admin/users?page=2", "/index.html", "/assets/../catalog"} {
 		w := get(t, h, "GET", p)
 		if w.Code != 200 || !strings.Contains(w.Body.String(), "/assets/index-abc123.js") {
 			t.Errorf("GET %s: %d %q, want the page", p, w.Code, w.Body.String())
@@ -76,6 +76,12 @@ func TestAssetsAreImmutableAndMissingOnesAre404(t *testing.T) {
 	}
 	if w := get(t, h, "GET", "/assets/index-old999.js"); w.Code != 404 || strings.Contains(w.Body.String(), "<!doctype") {
 		t.Errorf("missing asset: %d %q, want a 404", w.Code, w.Body.String())
+	}
+	// A file that is not there is not the page either.
+	for _, p := range []string{"/favicon.ico", "/wp-login.php", "/.gitkeep", "/.env", "/apps/.hidden"} {
+		if w := get(t, h, "GET", p); w.Code != 404 || h.Serves(p) {
+			t.Errorf("%s: %d (serves %v), want a 404", p, w.Code, h.Serves(p))
+		}
 	}
 	if w := get(t, h, "GET", "/favicon.svg"); w.Code != 200 || w.Header().Get("Cache-Control") != "no-cache" {
 		t.Errorf("favicon: %d %q", w.Code, w.Header().Get("Cache-Control"))
