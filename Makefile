@@ -27,7 +27,7 @@ PKGS        := ./...
 # Race detection on the packages whose concurrency is their point.
 RACE_PKGS   := ./coordinator/...
 
-.PHONY: all build web web-deps test test-unit test-race test-web fuzz ui-audit lint generate check-generated vulncheck run bench bench-registry bench-agents deb package-test help clean
+.PHONY: all build web web-deps test test-unit test-race test-web nemesis fuzz ui-audit lint generate check-generated vulncheck run bench bench-registry bench-agents deb package-test help clean
 
 all: build
 
@@ -72,6 +72,19 @@ TEST_PARALLEL ?= 4
 
 test-race:
 	$(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout 20m $(PKGS)
+
+# The nemesis (tests/nemesis, docs/reliability.md): three coordinator
+# processes in network namespaces and five agents on simulated nodes under
+# faults drawn from SEED for DURATION, then healed and checked. Needs root,
+# ip and nft. SEED empty: a random one, printed.
+SEED     ?=
+DURATION ?= 90s
+NEMESIS_TIMEOUT ?= 60m
+nemesis: build ## run the system under faults from SEED for DURATION (make nemesis SEED=1 DURATION=90s; root, ip, nft); artifacts are kept on failure
+	$(GO) build -tags simulate -o $(TOOLS)/proximity-agent-simulate ./agent/cmd/proximity-agent
+	NEMESIS_SEED=$(SEED) NEMESIS_DURATION=$(DURATION) NEMESIS_COORDINATOR=$(CURDIR)/$(BIN)/proximity-coordinator \
+	  NEMESIS_AGENT=$(TOOLS)/proximity-agent-simulate \
+	  $(GO) test -count=1 -v -run '^TestNemesis$$' -timeout $(NEMESIS_TIMEOUT) ./tests/nemesis
 
 # Every fuzz target (go test -fuzz), one after another, FUZZTIME each.
 FUZZTIME ?= 20s
