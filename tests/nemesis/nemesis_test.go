@@ -606,9 +606,13 @@ func TestNemesis(t *testing.T) {
 	w.checkHistory(reg, fail)
 	w.checkDigests(fail)
 
-	summary := fmt.Sprintf("SEED=%d DURATION=%s\napp operations accepted: %d (%s)\nregistry operations: %d (%s)\nfaults injected: %d (%s)\ntime to heal: %s\napps at the end: %d\nproblems: %d\n",
+	statuses := &counters{}
+	for _, a := range apps {
+		statuses.add(a.Status)
+	}
+	summary := fmt.Sprintf("SEED=%d DURATION=%s\napp operations accepted: %d (%s)\nregistry operations: %d (%s)\nfaults injected: %d (%s)\ntime to heal: %s\napps at the end: %d (%s)\nproblems: %d\n",
 		seed, duration, ops.total("accepted/"), ops, len(reg.ops), reg.kinds(), faults.total(""), faults,
-		healTime.Round(100*time.Millisecond), len(apps), len(problems))
+		healTime.Round(100*time.Millisecond), len(apps), statuses, len(problems))
 	_ = os.WriteFile(filepath.Join(art, "summary.txt"), []byte(summary), 0o644)
 	fmt.Print("nemesis: " + strings.ReplaceAll(summary, "\n", "\nnemesis: "))
 	fmt.Println()
@@ -818,7 +822,7 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 			}
 			var f pvesim.Faults
 			kind := ""
-			switch rng.IntN(5) {
+			switch rng.IntN(7) {
 			case 0:
 				f.LatencyMS, kind = 100+rng.IntN(400), "sim-latency"
 			case 1:
@@ -827,6 +831,10 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 				f.FailRate, kind = 0.2+0.3*rng.Float64(), "sim-fail-rate"
 			case 3:
 				f.FailNext, kind = 1+rng.IntN(3), "sim-fail-next"
+			case 5:
+				f.Fail, kind = []string{simTaskTypes[rng.IntN(len(simTaskTypes))]}, "sim-fail-type"
+			case 6:
+				f.Crash, kind = []string{simTaskTypes[rng.IntN(len(simTaskTypes))]}, "sim-crash"
 			case 4:
 				// A VMID taken behind our back, one the allocator may pick next.
 				kind = "sim-take-vmid"
@@ -854,6 +862,9 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 		}
 	}
 }
+
+// simTaskTypes are the simulator's workers the faults name.
+var simTaskTypes = []string{"vzcreate", "vzstart", "vzdump", "vzrestore", "vzdestroy", "vzsnapshot", "vzdelsnapshot", "vzclone"}
 
 // busyAgent picks an agent whose node has a container locked by a task
 // (work under way), or any.
