@@ -902,13 +902,14 @@ type workload struct {
 
 	mu      sync.Mutex
 	created map[string]string // app ID → the operation that made it (deploy, clone)
-	deleted map[string]bool   // app IDs whose delete was accepted
+	deleted map[string]bool   // app IDs a delete was sent for (an unanswered one may still delete)
+	gone    map[string]bool   // app IDs whose delete was accepted
 	backups map[string]string // backup ID → app ID
 }
 
 func newWorkload(w *world, seed uint64, tokens []string, ops *counters) *workload {
 	return &workload{w: w, seed: seed, tokens: tokens, ops: ops,
-		created: map[string]string{}, deleted: map[string]bool{}, backups: map[string]string{}}
+		created: map[string]string{}, deleted: map[string]bool{}, gone: map[string]bool{}, backups: map[string]string{}}
 }
 
 var catalogApps = []string{"gotify", "memos"}
@@ -1006,6 +1007,8 @@ func (wl *workload) user(u int, stop chan struct{}) {
 				if out.ID != "" {
 					wl.backups[out.ID] = out.AppID
 				}
+			case "delete":
+				wl.gone[strings.TrimPrefix(path, "/api/v1/apps/")] = true
 			}
 			wl.mu.Unlock()
 		case st == 409:
@@ -1043,9 +1046,8 @@ func (w *world) checkOperations(apps []appOut, wl *workload, fail func(string, .
 		}
 	}
 	for _, a := range apps {
-		if wl.deleted[a.ID] && a.Operation == "" && a.Status != "error" {
-			// A delete refused as busy leaves the app; one accepted must not.
-			w.logf("app %s (%s) still %s after a delete was sent (maybe refused as busy)", a.ID, a.Hostname, a.Status)
+		if wl.gone[a.ID] && a.Operation == "" && a.Status != "error" {
+			fail("app %s (%s) still %s after its delete was accepted", a.ID, a.Hostname, a.Status)
 		}
 		bs, err := listAll[backupOut](w, w.token, "/api/v1/apps/"+a.ID+"/backups")
 		if err != nil {
