@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -117,6 +118,31 @@ type world struct {
 
 	logMu sync.Mutex
 	logF  *os.File
+
+	tdMu      sync.Mutex
+	teardowns []func()
+	tdOnce    sync.Once
+}
+
+// onTeardown adds to what teardown undoes, last added first.
+func (w *world) onTeardown(f func()) {
+	w.tdMu.Lock()
+	defer w.tdMu.Unlock()
+	w.teardowns = append(w.teardowns, f)
+}
+
+// teardown stops every process and removes the namespaces and the bridge,
+// once: at the test's end, and also on SIGINT/SIGTERM and shortly before
+// go test's -timeout (which would end the binary with no cleanup).
+func (w *world) teardown() {
+	w.tdOnce.Do(func() {
+		w.tdMu.Lock()
+		fs := w.teardowns
+		w.tdMu.Unlock()
+		for i := len(fs) - 1; i >= 0; i-- {
+			fs[i]()
+		}
+	})
 }
 
 func (w *world) logf(format string, args ...any) {
@@ -158,7 +184,7 @@ func (w *world) network() {
 	id := fmt.Sprintf("%04x", rand.IntN(0x10000))
 	w.prefix = fmt.Sprintf("10.%d.%d", 100+rand.IntN(100), rand.IntN(250))
 	br := "nmb" + id
-	t.Cleanup(func() {
+	w.onTeardown(func() {
 		for _, ns := range w.nss {
 			_ = run("ip", "netns", "del", ns)
 		}
@@ -451,6 +477,28 @@ func TestNemesis(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(art, "seed"), []byte(fmt.Sprintf("SEED=%d DURATION=%s\n", seed, duration)), 0o644)
 	w := &world{t: t, art: art, logF: logF}
 	runStart = time.Now()
+	t.Cleanup(w.teardown)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var watchdog <-chan time.Time
+	if d, ok := t.Deadline(); ok {
+		watchdog = time.After(time.Until(d) - 20*time.Second)
+	}
+	testDone := make(chan struct{})
+	defer close(testDone)
+	go func() {
+		select {
+		case <-testDone:
+			return
+		case s := <-sigs:
+			fmt.Printf("nemesis: %v: tearing down; SEED=%d artifacts in %s\n", s, seed, art)
+		case <-watchdog:
+			fmt.Printf("nemesis: the test's deadline is near: tearing down; SEED=%d artifacts in %s\n", seed, art)
+		}
+		w.teardown()
+		os.Exit(1)
+	}()
 
 	coordBin, agentBin := binaries(t, art)
 	w.network()
@@ -467,8 +515,8 @@ func TestNemesis(t *testing.T) {
 			"--http-addr", w.addr(i, 0), "--raft-addr", w.addr(i, 1), "--gossip-addr", w.addr(i, 2), "--grpc-addr", w.addr(i, 3),
 			"--bootstrap-expect", "3", "--join", w.addr(0, 2), "--cluster-key-file", keyFile}})
 	}
-	// Processes stop before the network goes (cleanups run last first).
-	t.Cleanup(func() {
+	// Processes stop before the network goes (teardown runs last first).
+	w.onTeardown(func() {
 		for _, p := range append(append([]*proc{}, w.coords...), w.agents...) {
 			p.kill()
 		}
