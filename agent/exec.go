@@ -187,6 +187,9 @@ func (x *executor) run(ctx context.Context, t *pb.Task) {
 	tctx, cancel := context.WithTimeout(ctx, maxTaskTime)
 	defer cancel()
 	out, err := x.do(tctx, t)
+	if err != nil && t.Vmid > 0 && x.liftStaleLock(tctx, int(t.Vmid), err) {
+		out, err = x.do(tctx, t)
+	}
 	res := &pb.Result{Ok: err == nil}
 	if err != nil {
 		res.Error, res.ErrorKind = err.Error(), string(failureOf(err))
@@ -483,6 +486,40 @@ func (x *executor) destroy(ctx context.Context, vmid int, force bool, opTag stri
 		return fmt.Errorf("unlock CT %d: %w", vmid, uerr)
 	}
 	return rt.Destroy(ctx, vmid, force)
+}
+
+// liftStaleLock lifts the lock of a Proximity container that no task of
+// the node holds, and reports whether it did. A worker that died (killed,
+// the node's daemon restarted) leaves its lock behind, as in Proxmox: a
+// clone leaves "disk" on its source, a backup "backup", a snapshot
+// "snapshot", and every later operation on the container, the
+// operation's own retries and the removal of a clone's snapshot included,
+// would fail "CT is locked" for good. Those workers are listed among the
+// container's active tasks while they run (a clone's task ID is its
+// source), so the lock is lifted only when none is. "create" is not
+// lifted here: a clone or restore writing a new container runs under
+// another ID (destroy handles an abandoned create), and "mounted" has no
+// task at all.
+func (x *executor) liftStaleLock(ctx context.Context, vmid int, err error) bool {
+	var pe *pve.Error
+	if !errors.As(err, &pe) || !errors.Is(err, pve.ErrLocked) || pe.Lock == "" || pe.Lock == "create" || pe.Lock == "mounted" {
+		return false
+	}
+	rt := x.a.cfg.Runtime
+	active, aerr := rt.ActiveTasks(ctx, vmid)
+	if aerr != nil || len(active) > 0 {
+		return false
+	}
+	st, serr := rt.Status(ctx, vmid)
+	if serr != nil || st.Lock != pe.Lock || !st.HasTag(taskspec.ManagedTag) {
+		return false
+	}
+	x.a.log.Info("lifting the lock of a task that died", "vmid", vmid, "lock", st.Lock)
+	if uerr := rt.Unlock(ctx, vmid); uerr != nil {
+		x.a.log.Warn("unlock", "vmid", vmid, "err", uerr)
+		return false
+	}
+	return true
 }
 
 // backup makes one archive per task: an archive whose notes carry this
