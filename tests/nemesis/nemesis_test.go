@@ -329,14 +329,6 @@ func (w *world) leader() int {
 	return -1
 }
 
-func coordIndex(id string) int {
-	n, err := strconv.Atoi(strings.TrimPrefix(id, "c"))
-	if err != nil {
-		return -1
-	}
-	return n - 1
-}
-
 type appOut struct {
 	ID          string `json:"id"`
 	Status      string `json:"status"`
@@ -626,10 +618,17 @@ func TestNemesis(t *testing.T) {
 	var apps []appOut
 	settled := false
 	settleBy := time.Now().Add(240 * time.Second)
-	for time.Now().Before(settleBy) {
+	for n := 0; time.Now().Before(settleBy); n++ {
 		if apps, err = listAll[appOut](w, w.token, "/api/v1/apps"); err == nil && w.settled(apps) {
 			settled = true
 			break
+		}
+		if n%10 == 9 {
+			for _, a := range apps {
+				if a.Operation != "" {
+					w.logf("settling: app %s (%s) on %s: %s, step %s", a.ID, a.Hostname, a.Node, a.Operation, a.Step)
+				}
+			}
 		}
 		time.Sleep(time.Second)
 	}
@@ -728,7 +727,7 @@ func (w *world) nodesReady() bool {
 	return ready == agents
 }
 
-// settled: no app in an operation and no backup being made.
+// settled: no app in an operation.
 func (w *world) settled(apps []appOut) bool {
 	for _, a := range apps {
 		if a.Operation != "" {
