@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -650,6 +651,7 @@ func TestNemesis(t *testing.T) {
 	}
 	w.checkOperations(apps, wl, fail)
 	w.checkNodes(apps, fail)
+	w.checkForwards(apps, fail)
 	w.checkHistory(reg, fail)
 	w.checkDigests(fail)
 
@@ -1203,6 +1205,68 @@ func (w *world) checkNodes(apps []appOut, fail func(string, ...any)) {
 		if _, ok := held[a.Hostname]; !ok && (a.Status == "running" || a.Status == "stopped") {
 			fail("app %s (%s) is %s with no reservation", a.ID, a.Hostname, a.Status)
 		}
+	}
+}
+
+// checkForwards: each node's port forwards (the nftables ruleset its
+// agent last applied) are exactly its running apps' public ports. The
+// agent applies a new set after each change and again every 30 s, so the
+// check waits up to 45 s for the nodes to agree.
+func (w *world) checkForwards(apps []appOut, fail func(string, ...any)) {
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		var problems []string
+		byKey := map[string]appOut{}
+		for _, a := range apps {
+			byKey[a.ID], byKey[a.Hostname] = a, a
+		}
+		have := map[string]bool{} // "node:port"
+		for n := 0; n < agents; n++ {
+			node := fmt.Sprintf("pve%d", n+1)
+			st, err := w.simStore(n)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", node, err))
+				continue
+			}
+			var rules string
+			_ = st.View(func(s *pvesim.Node) error { rules = s.Ruleset; return nil })
+			for _, line := range strings.Split(rules, "\n") {
+				f := strings.Fields(line)
+				if len(f) < 8 || f[1] != "dport" || f[6] != "comment" {
+					continue
+				}
+				port, _ := strconv.Atoi(f[2])
+				who, _ := strconv.Unquote(f[7])
+				have[fmt.Sprintf("%s:%d", node, port)] = true
+				a, ok := byKey[who]
+				switch {
+				case !ok:
+					problems = append(problems, fmt.Sprintf("orphan forward on %s: %s port %d for %q, no such app", node, f[0], port, who))
+				case a.Node != node || !slices.Contains(a.PublicPorts, port):
+					problems = append(problems, fmt.Sprintf("forward on %s of port %d for app %s, which is on %s with ports %v", node, port, a.ID, a.Node, a.PublicPorts))
+				}
+			}
+		}
+		for _, a := range apps {
+			if a.Status != "running" {
+				continue
+			}
+			for _, p := range a.PublicPorts {
+				if !have[fmt.Sprintf("%s:%d", a.Node, p)] {
+					problems = append(problems, fmt.Sprintf("app %s (%s) is running on %s without the forward of its port %d", a.ID, a.Hostname, a.Node, p))
+				}
+			}
+		}
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range problems {
+				fail("%s", p)
+			}
+			return
+		}
+		time.Sleep(time.Second)
 	}
 }
 
