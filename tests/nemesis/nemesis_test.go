@@ -776,7 +776,6 @@ func (w *world) healAll() {
 func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 	rng := rand.New(rand.NewPCG(seed, 0x6e656d65))
 	simUntil := make([]time.Time, agents)
-	nextVMID := 9000
 	sleep := func(d time.Duration) bool {
 		select {
 		case <-stop:
@@ -886,12 +885,10 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 				f.Crash, kind = []string{simTaskTypes[rng.IntN(len(simTaskTypes))]}, "sim-crash"
 			case 4:
 				// A VMID taken behind our back, one the allocator may pick next.
+				// The allocator hands out VMIDs upwards: one just above the
+				// highest on any node is likely to be asked for soon.
 				kind = "sim-take-vmid"
-				vmid := 100 + rng.IntN(40)
-				if rng.IntN(2) == 0 {
-					vmid = nextVMID
-					nextVMID++
-				}
+				vmid := w.highestVMID() + 1 + rng.IntN(3)
 				faults.add(kind)
 				if err := st.Take(vmid, false); err != nil {
 					w.logf("%s pve%d %d: %v", kind, n+1, vmid, err)
@@ -910,6 +907,24 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 			w.logf("%s: pve%d %+v", kind, n+1, f)
 		}
 	}
+}
+
+// highestVMID is the highest container VMID on any simulated node.
+func (w *world) highestVMID() int {
+	top := 100
+	for n := 0; n < agents; n++ {
+		st, err := w.simStore(n)
+		if err != nil {
+			continue
+		}
+		_ = st.View(func(node *pvesim.Node) error {
+			for id := range node.CTs {
+				top = max(top, id)
+			}
+			return nil
+		})
+	}
+	return top
 }
 
 // simTaskTypes are the simulator's workers the faults name.
