@@ -250,19 +250,31 @@ func (c *Cluster) joinCandidates() []string {
 }
 
 // joinLoop joins the gossip pool and rejoins whenever this server finds
-// itself alone while it knows of others, with capped backoff.
+// itself alone while it knows of others, with capped backoff. Once in the
+// pool it also joins, more slowly, every server of the configuration that
+// is not among the live members: a server that restarts is found again by
+// the first peer that gossips to it, and would otherwise learn the rest
+// only at the next full state exchange (30 s), announcements included.
 func (c *Cluster) joinLoop() {
 	defer c.wg.Done()
 	backoff := 200 * time.Millisecond
 	for {
-		if c.ml.NumMembers() <= 1 {
-			if cands := c.joinCandidates(); len(cands) > 0 {
-				if n, err := c.ml.Join(cands); err != nil && n == 0 {
-					c.log.Debug("gossip join", "peers", cands, "err", err)
-					backoff = min(backoff*2, 5*time.Second)
-				} else {
-					backoff = 200 * time.Millisecond
-				}
+		alone := c.ml.NumMembers() <= 1
+		cands := c.missingServers()
+		if alone {
+			cands = c.joinCandidates()
+		}
+		switch {
+		case len(cands) == 0:
+			backoff = time.Second
+		default:
+			if n, err := c.ml.Join(cands); err != nil && n == 0 {
+				c.log.Debug("gossip join", "peers", cands, "err", err)
+				backoff = min(backoff*2, 5*time.Second)
+			} else if alone {
+				backoff = 200 * time.Millisecond
+			} else {
+				backoff = time.Second // a missing one at most once a second
 			}
 		}
 		select {
@@ -271,6 +283,25 @@ func (c *Cluster) joinLoop() {
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// missingServers are the gossip addresses of the configuration's servers
+// (as the state machine records them) that this server has not seen alive
+// over gossip (track keeps them; memberlist's own nodes change under it).
+func (c *Cluster) missingServers() []string {
+	live := map[string]bool{c.cfg.NodeID: true}
+	for _, m := range c.members() {
+		live[m.ID] = true
+	}
+	var out []string
+	c.fsm.Read(func(s *fsmState) {
+		for _, sv := range s.ListServers() {
+			if sv.GossipAddr != "" && !live[sv.ID] {
+				out = append(out, sv.GossipAddr)
+			}
+		}
+	})
+	return out
 }
 
 // levelFilter passes on only memberlist's warnings and errors.
