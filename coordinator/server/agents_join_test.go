@@ -169,6 +169,13 @@ func TestRemoveNode(t *testing.T) {
 		n := tc.nodes_()["node-b"]
 		return n.Status == "ready" && n.LastHeartbeat != nil && n.LastHeartbeat.After(hb)
 	})
+	// The join is recorded (and the node ready) when the leader answers;
+	// the agent writes its new identity once it has the answer.
+	waitFor(t, "node-b's new identity on disk", 15*time.Second, func() bool {
+		_, errCA := os.Stat(filepath.Join(again.dir, "ca.crt"))
+		_, errCert := os.Stat(filepath.Join(again.dir, "node.crt"))
+		return errCA == nil && errCert == nil
+	})
 	_, err = asB.Report(ctx, &pb.ReportRequest{Node: "node-b", Heartbeat: &pb.Heartbeat{}})
 	wantCode(t, "a report with the earlier enrolment's certificate", err, codes.PermissionDenied)
 	if _, err := clientAs(t, again.dir, addr, true).Report(ctx, &pb.ReportRequest{Node: "node-b", Heartbeat: &pb.Heartbeat{}}); err != nil {
