@@ -10,107 +10,17 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/proximity-ve/proximity/internal/testutil"
 )
 
-// The linearizability check models the registry's hostname table: per
-// hostname, either free ("") or held by one reservation ID. Operations are
-// reserve(hostname), release(id) and lookup(hostname). Each partition (one
-// hostname) is checked on its own.
+// The linearizability check models the registry's hostname table
+// (testutil.RegistryModel).
+type (
+	regInput  = testutil.RegInput
+	regOutput = testutil.RegOutput
+)
 
-type regInput struct {
-	Op   string // reserve | release | lookup
-	Host string
-	ID   string // release only
-	Rid  string // request ID, for the unknown-outcome marker
-}
-
-type regOutput struct {
-	Status string // ok | conflict | notfound | unknown
-	ID     string // reserve ok, lookup hit
-}
-
-// unknownHeld is the state after a reserve whose outcome is unknown took
-// effect: held by a reservation whose ID nobody saw.
-const unknownHeld = "?"
-
-var registryModel = porcupine.NondeterministicModel{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		by := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range history {
-			h := op.Input.(regInput).Host
-			if _, ok := by[h]; !ok {
-				keys = append(keys, h)
-			}
-			by[h] = append(by[h], op)
-		}
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, by[k])
-		}
-		return out
-	},
-	Init: func() []any { return []any{""} },
-	Step: func(state, input, output any) []any {
-		st, in, out := state.(string), input.(regInput), output.(regOutput)
-		held := st != ""
-		switch in.Op {
-		case "reserve":
-			switch out.Status {
-			case "ok":
-				if !held {
-					return []any{out.ID}
-				}
-			case "conflict":
-				if held {
-					return []any{st}
-				}
-			case "unknown":
-				if held {
-					return []any{st}
-				}
-				return []any{st, unknownHeld}
-			}
-		case "release":
-			switch out.Status {
-			case "ok":
-				if st == in.ID || st == unknownHeld {
-					return []any{""}
-				}
-			case "notfound":
-				if st != in.ID {
-					return []any{st}
-				}
-			case "unknown":
-				if st == in.ID || st == unknownHeld {
-					return []any{st, ""}
-				}
-				return []any{st}
-			}
-		case "lookup":
-			switch {
-			case out.Status == "unknown":
-				return []any{st}
-			case out.ID == "" && !held:
-				return []any{""}
-			case out.ID != "" && (st == out.ID || st == unknownHeld):
-				return []any{out.ID}
-			}
-		}
-		return nil
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(regInput), output.(regOutput)
-		switch in.Op {
-		case "release":
-			return fmt.Sprintf("release(%s) -> %s", in.ID, out.Status)
-		case "lookup":
-			return fmt.Sprintf("lookup(%s) -> %q", in.Host, out.ID)
-		}
-		return fmt.Sprintf("reserve(%s) -> %s %s", in.Host, out.Status, out.ID)
-	},
-	DescribeState: func(state any) string { return fmt.Sprintf("%q", state) },
-}
+var registryModel = testutil.RegistryModel
 
 // checkHistory runs porcupine and saves the visualization when the history
 // is not linearizable.

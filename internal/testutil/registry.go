@@ -1,0 +1,112 @@
+package testutil
+
+import (
+	"fmt"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// The registry's hostname table as porcupine checks it, shared by
+// coordinator/server's linearizability test and the nemesis: per hostname,
+// either free ("") or held by one reservation ID. Operations are
+// reserve(hostname), release(id) and lookup(hostname). Each partition (one
+// hostname) is checked on its own.
+
+// RegInput is one operation on the registry.
+type RegInput struct {
+	Op   string // reserve | release | lookup
+	Host string
+	ID   string // release only
+	Rid  string // request ID, for the unknown-outcome marker
+}
+
+// RegOutput is what the registry answered.
+type RegOutput struct {
+	Status string // ok | conflict | notfound | unknown
+	ID     string // reserve ok, lookup hit
+}
+
+// UnknownHeld is the state after a reserve whose outcome is unknown took
+// effect: held by a reservation whose ID nobody saw.
+const UnknownHeld = "?"
+
+// RegistryModel is the model (RegistryModel.ToModel() for porcupine's
+// checks).
+var RegistryModel = porcupine.NondeterministicModel{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		by := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range history {
+			h := op.Input.(RegInput).Host
+			if _, ok := by[h]; !ok {
+				keys = append(keys, h)
+			}
+			by[h] = append(by[h], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, by[k])
+		}
+		return out
+	},
+	Init: func() []any { return []any{""} },
+	Step: func(state, input, output any) []any {
+		st, in, out := state.(string), input.(RegInput), output.(RegOutput)
+		held := st != ""
+		switch in.Op {
+		case "reserve":
+			switch out.Status {
+			case "ok":
+				if !held {
+					return []any{out.ID}
+				}
+			case "conflict":
+				if held {
+					return []any{st}
+				}
+			case "unknown":
+				if held {
+					return []any{st}
+				}
+				return []any{st, UnknownHeld}
+			}
+		case "release":
+			switch out.Status {
+			case "ok":
+				if st == in.ID || st == UnknownHeld {
+					return []any{""}
+				}
+			case "notfound":
+				if st != in.ID {
+					return []any{st}
+				}
+			case "unknown":
+				if st == in.ID || st == UnknownHeld {
+					return []any{st, ""}
+				}
+				return []any{st}
+			}
+		case "lookup":
+			switch {
+			case out.Status == "unknown":
+				return []any{st}
+			case out.ID == "" && !held:
+				return []any{""}
+			case out.ID != "" && (st == out.ID || st == UnknownHeld):
+				return []any{out.ID}
+			}
+		}
+		return nil
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(RegInput), output.(RegOutput)
+		switch in.Op {
+		case "release":
+			return fmt.Sprintf("release(%s) -> %s", in.ID, out.Status)
+		case "lookup":
+			return fmt.Sprintf("lookup(%s) -> %q", in.Host, out.ID)
+		}
+		return fmt.Sprintf("reserve(%s) -> %s %s", in.Host, out.Status, out.ID)
+	},
+	DescribeState: func(state any) string { return fmt.Sprintf("%q", state) },
+}
