@@ -11,12 +11,6 @@ let source: EventSource | null = null;
 
 function open() {
   source = new EventSource('/api/v1/events');
-  // What a page read before the stream was up may have changed in
-  // between, and no event will say so: each (re)connection is a reset,
-  // after which pages that keep lists read them again.
-  source.addEventListener('open', () => {
-    for (const l of listeners) l('reset', { reason: 'connected' });
-  });
   for (const n of names) {
     source.addEventListener(n, (ev) => {
       let data: unknown = null;
