@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/proximity-ve/proximity/coordinator/webui"
@@ -110,6 +111,8 @@ type Server struct {
 	// started is closed once Start has built every part; the leader hook,
 	// which the cluster may call at once, waits for it.
 	started chan struct{}
+	// tokenMu serializes settling the pending admin token file.
+	tokenMu sync.Mutex
 
 	agents *agentsvc.Service
 	apps   *apps.Controller
@@ -176,6 +179,7 @@ func Start(cfg Config) (*Server, error) {
 	s.tls.loadSaved()
 	s.bg, s.bgStop = context.WithCancel(context.Background())
 	go s.writeCACert(s.bg)
+	go s.settleWhenAdmin(s.bg)
 	close(s.started)
 	s.http = &http.Server{
 		Handler:           s.api,
@@ -288,9 +292,11 @@ func (s *Server) Kill() {
 // stores only its hash through Raft.
 //
 // The secret is written to a pending file before it is proposed, so a
-// crash between the commit and the rename cannot lose it: the next leader
-// term on this server finds the pending file and, if its hash is in the
-// FSM, renames it.
+// crash between the commit and the rename cannot lose it. A server that
+// holds a pending file, whether it leads or not, renames it into place
+// once the cluster has an admin whose token is this one, and removes it
+// once the cluster has another admin (settleWhenAdmin): the command of a
+// leader that lost its term may still be committed by the next.
 func (s *Server) onLeaderReady(ctx context.Context, cl *cluster.Cluster) {
 	select {
 	case <-s.started:
@@ -405,6 +411,7 @@ func (s *Server) initAdmin(ctx context.Context, cl *cluster.Cluster) {
 		res, err := cl.Propose(pctx, cmd)
 		cancel()
 		if errors.Is(err, proposer.ErrNotLeader) {
+			go s.settleWhenAdmin(s.bg)
 			return
 		}
 		if err != nil {
@@ -418,11 +425,38 @@ func (s *Server) initAdmin(ctx context.Context, cl *cluster.Cluster) {
 		s.settlePending(cl, pending, final)
 		return
 	}
+	go s.settleWhenAdmin(s.bg)
+}
+
+// settleWhenAdmin waits, while this server runs, until the cluster has an
+// admin, then settles the pending admin token file if there is one.
+func (s *Server) settleWhenAdmin(ctx context.Context) {
+	final := s.AdminTokenPath()
+	pending := final + ".pending"
+	for {
+		if _, err := os.Stat(pending); errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		changed := s.cl.FSM().Changed()
+		var hasAdmin bool
+		s.cl.FSM().Read(func(st *fsm.State) { hasAdmin = st.HasAdmin() })
+		if hasAdmin {
+			s.settlePending(s.cl, pending, final)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
 }
 
 // settlePending renames the pending token file into place if its token is
 // the one the cluster holds, and removes it otherwise.
 func (s *Server) settlePending(cl *cluster.Cluster, pending, final string) {
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
 	b, err := os.ReadFile(pending)
 	if errors.Is(err, os.ErrNotExist) {
 		return
