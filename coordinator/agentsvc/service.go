@@ -53,7 +53,10 @@ type Config struct {
 	CertTTL time.Duration
 	// NewID makes request and record IDs.
 	NewID func(prefix string) string
-	Now   func() time.Time
+	// Now is the clock of liveness deadlines, certificates (issued and
+	// verified) and the join limiter (default time.Now). The loops' own
+	// timers run on real time, which testing/synctest fakes.
+	Now func() time.Time
 	// Sealer returns the keyring that seals and opens the CA's key (the
 	// cluster keys in force).
 	Sealer func() *secrets.Keyring
@@ -232,6 +235,9 @@ func (s *Service) TLSConfig() *tls.Config {
 			ClientAuth:   tls.VerifyClientCertIfGiven,
 			ClientCAs:    s.parsed.Load().pool,
 			NextProtos:   []string{"h2"},
+			// A client certificate is valid or expired by the
+			// service's clock, the one that issued it.
+			Time: s.cfg.Now,
 		}, nil
 	}
 	return base
