@@ -63,7 +63,10 @@ type Config struct {
 	Backend Backend
 	Tasks   Tasks
 	Logger  *slog.Logger
-	Now     func() time.Time
+	// Now is the controller's clock: retry delays, task deadlines and
+	// the updater's period are read against it (default time.Now). The
+	// loop's own wait runs on real time, which testing/synctest fakes.
+	Now func() time.Time
 	// ScheduleNow is the backup scheduler's clock (schedule.go); nil is
 	// Now. The server gives it the API's clock, the one that stamps
 	// backups, so the schedules and the retention read one time.

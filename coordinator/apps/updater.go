@@ -50,15 +50,16 @@ func (c *Controller) autoUpdates(ctx context.Context) {
 		every = defaultUpdateEvery
 	}
 	c.mu.Lock()
-	due := time.Since(c.lastUpdates) >= every
+	now := c.cfg.Now()
+	due := now.Sub(c.lastUpdates) >= every
 	if due {
-		c.lastUpdates = time.Now()
+		c.lastUpdates = now
 	}
 	c.mu.Unlock()
 	if !due {
 		return
 	}
-	now := c.updateClock()
+	now = c.updateClock()
 	var work []updateWork
 	c.cfg.Backend.FSM().Read(func(s *fsm.State) {
 		for _, a := range s.Apps {
