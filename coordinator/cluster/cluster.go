@@ -47,6 +47,10 @@ type Config struct {
 	Logger   *slog.Logger
 	// LogOutput receives Raft's and memberlist's own logs.
 	LogOutput io.Writer
+	// Now is the clock the leader reads a non-voter's stabilization
+	// against before it promotes it (default time.Now). Raft, gossip and
+	// the TLS certificates run on real time.
+	Now func() time.Time
 	// OnLeaderReady runs (in its own goroutine) each time this server
 	// becomes leader and has applied everything committed before; ctx ends
 	// when leadership is lost. It may run before Open returns, so it gets
@@ -147,6 +151,9 @@ func Open(cfg Config, f *fsm.FSM) (*Cluster, error) {
 	}
 	if cfg.Timing == (Timing{}) {
 		cfg.Timing = DefaultTiming()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if err := checkConfig(&cfg); err != nil {
 		return nil, err

@@ -105,7 +105,7 @@ func (c *Cluster) fetchStatus(ctx context.Context, addr string) (Status, error) 
 // that joins counts toward quorum only once it has shown it can keep up,
 // so one that dies while it catches up costs no quorum.
 func (c *Cluster) promote(ctx context.Context, servers []raft.Server) {
-	now := time.Now()
+	now := c.cfg.Now()
 	seen := map[string]bool{}
 	for _, s := range servers {
 		if s.Suffrage == raft.Voter {
