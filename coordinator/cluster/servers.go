@@ -31,7 +31,10 @@ type Status struct {
 	ID        string `json:"id"`
 	Term      uint64 `json:"term"`
 	LastIndex uint64 `json:"last_index"`
-	Applied   uint64 `json:"applied_index"`
+	// Applied is the last entry the state machine has applied. (Raft's
+	// own applied index moves when an entry is handed to the state
+	// machine, before it is applied, so WaitApplied cannot rely on it.)
+	Applied uint64 `json:"applied_index"`
 }
 
 type forwardedHandler struct{ h http.Handler }
@@ -44,7 +47,7 @@ func (c *Cluster) serverHandler() http.Handler {
 		if r.URL.Path == statusPath {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(Status{
-				ID: c.cfg.NodeID, Term: c.raft.CurrentTerm(), LastIndex: c.raft.LastIndex(), Applied: c.raft.AppliedIndex(),
+				ID: c.cfg.NodeID, Term: c.raft.CurrentTerm(), LastIndex: c.raft.LastIndex(), Applied: c.fsm.AppliedIndex(),
 			})
 			return
 		}
