@@ -96,8 +96,14 @@ func (s *Service) ownTasks(node string, events []*pb.TaskEvent) (map[string]bool
 // VMID was taken behind Proximity's back is reissued by the FSM in the same
 // command; see fsm.CompleteTaskCmd.)
 func (s *Service) result(ctx context.Context, node, id string, fence uint64, r *pb.Result) (refused bool, err error) {
+	reason := r.Error
+	if !r.Ok && reason == "" {
+		// The controller reads a failure by its reason: a failure without
+		// one must not pass for a success.
+		reason = "the task failed; the agent gave no reason"
+	}
 	cmd := fsm.Command{Type: fsm.CmdCompleteTask, RequestID: s.cfg.NewID("done_"), CompleteTask: &fsm.CompleteTaskCmd{
-		ID: id, Node: node, Fence: fence, OK: r.Ok, Error: r.Error, ErrorKind: taskspec.Failure(r.ErrorKind), At: s.cfg.Now(),
+		ID: id, Node: node, Fence: fence, OK: r.Ok, Error: reason, ErrorKind: taskspec.Failure(r.ErrorKind), At: s.cfg.Now(),
 	}}
 	if len(r.OutputJson) > 0 {
 		cmd.CompleteTask.Output = json.RawMessage(r.OutputJson)

@@ -218,6 +218,16 @@ func TestReportCompletesOwnTasksUnderTheirFence(t *testing.T) {
 		t.Fatalf("t1 %s after a repeated result", tk.State)
 	}
 
+	// A failure without a reason still reads as a failure.
+	t4 := h.submit("t4", "pve1")
+	if _, err := h.s.Report(ctx, &pb.ReportRequest{Node: "pve1", Events: []*pb.TaskEvent{
+		{TaskId: "t4", Fence: t4.Fence, Event: &pb.TaskEvent_Result{Result: &pb.Result{}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if tk := h.task("t4"); tk.State != fsm.TaskFailed || tk.Error == "" {
+		t.Fatalf("a failure without a reason: %s %q", tk.State, tk.Error)
+	}
+
 	t3 := h.submit("t3", "pve1")
 	_, err = h.s.Report(ctx, &pb.ReportRequest{Node: "pve1", Events: []*pb.TaskEvent{
 		result("t3", t3.Fence, true), {TaskId: "theirs", Event: &pb.TaskEvent_Log{Log: "x"}}}})
