@@ -204,20 +204,26 @@ func TestExpiredCertificateIsRefusedAtTheHandshake(t *testing.T) {
 
 	pool := x509.NewCertPool()
 	pool.AddCert(h.s.CA().Cert)
-	renew := func(who *agent) (*agent, error) {
+	// client is an agent's connection, with who's certificate (nil: none).
+	client := func(who *agent) pb.AgentClient {
 		t.Helper()
-		cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-			MinVersion: tls.VersionTLS13, RootCAs: pool, ServerName: pki.ServerName, Time: clk.Now,
-			Certificates: []tls.Certificate{{Certificate: [][]byte{who.der}, PrivateKey: who.key, Leaf: who.leaf}},
-		})))
+		cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, ServerName: pki.ServerName, Time: clk.Now}
+		if who != nil {
+			cfg.Certificates = []tls.Certificate{{Certificate: [][]byte{who.der}, PrivateKey: who.key, Leaf: who.leaf}}
+		}
+		cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer cc.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
+		t.Cleanup(func() { cc.Close() })
+		return pb.NewAgentClient(cc)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	renew := func(who *agent) (*agent, error) {
+		t.Helper()
 		key, csr := newCSR(t, who.node)
-		resp, err := pb.NewAgentClient(cc).Renew(ctx, &pb.RenewRequest{Node: who.node, CsrDer: csr})
+		resp, err := client(who).Renew(ctx, &pb.RenewRequest{Node: who.node, CsrDer: csr})
 		if err != nil {
 			return nil, err
 		}
@@ -226,6 +232,22 @@ func TestExpiredCertificateIsRefusedAtTheHandshake(t *testing.T) {
 	if _, err := renew(a); err != nil {
 		t.Fatalf("a valid certificate: %v", err)
 	}
+	_, csr := newCSR(t, "pve1")
+	_, err = client(nil).Renew(ctx, &pb.RenewRequest{Node: "pve1", CsrDer: csr})
+	wantCode(t, "a renewal without a certificate", err, codes.Unauthenticated)
+	// A stream passes the same authentication.
+	wctx, wcancel := context.WithCancel(ctx)
+	stream, err := client(a).Work(wctx, &pb.WorkRequest{Node: "pve1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := stream.Recv(); err != nil || ev.GetSnapshotDone() == nil {
+		t.Fatalf("the first event of a stream: %v %v", ev, err)
+	}
+	wcancel()
+	stream, _ = client(nil).Work(ctx, &pb.WorkRequest{Node: "pve1"})
+	_, err = stream.Recv()
+	wantCode(t, "a stream without a certificate", err, codes.Unauthenticated)
 	clk.Advance(30*24*time.Hour - time.Hour)
 	renewed, err := renew(a)
 	if err != nil {
