@@ -69,6 +69,10 @@ type Task struct {
 	Owner  int    `json:"owner"` // OS process running the worker
 	Start  int64  `json:"starttime"`
 	End    int64  `json:"endtime,omitempty"`
+	// Hung marks a worker the hang fault holds: it never ends by itself
+	// (a change of the faults does not release it); killing its process,
+	// as an admin stops a task, ends it as a worker that died.
+	Hung bool `json:"hung,omitempty"`
 }
 
 // Backup is a vzdump archive on a storage. The simulator keeps the

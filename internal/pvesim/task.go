@@ -132,6 +132,9 @@ type work struct {
 	onFail func(n *Node)
 }
 
+// hangSelf blocks the worker for good, as a hung Proxmox worker does. Tests replace it.
+var hangSelf = func() { select {} }
+
 // crashSelf ends the process the way a killed worker ends. Tests replace it.
 var crashSelf = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL); select {} }
 
@@ -154,6 +157,9 @@ func (s *Store) run(w work, out func(string)) error {
 		}
 		t = n.newTask(s.Dir, w.typ, w.id, out)
 		f = n.Faults
+		if f.has(f.Hang, w.typ) {
+			n.task(t.upid).Hung = true
+		}
 		return nil
 	})
 	if err != nil {
@@ -162,7 +168,8 @@ func (s *Store) run(w work, out func(string)) error {
 	f.sleep()
 	time.Sleep(time.Duration(f.TaskMS) * time.Millisecond)
 	if f.has(f.Hang, w.typ) {
-		select {} // until the caller's deadline kills us
+		hangSelf() // until the process is killed: the caller's deadline, a cancel, an admin
+		return errors.New("worker hung")
 	}
 	if f.has(f.Crash, w.typ) {
 		crashSelf()

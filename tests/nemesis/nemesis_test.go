@@ -70,6 +70,16 @@ func (p *proc) start() error {
 	return nil
 }
 
+// pid is the process's ID (0 before its first start).
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 func (p *proc) alive() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -116,7 +126,13 @@ type world struct {
 	agents []*proc
 	token  string
 	client *http.Client
-	taken  sync.Map // "node/vmid" → true: containers the nemesis made behind our back
+	cat    *catalogPub
+	// agentBin is the agent's binary (symbolic links resolved): the
+	// simulated nodes run it as pct, so their workers are its processes.
+	agentBin string
+	userTok  map[string]string // user ID → API token
+	heals    counters          // how hung workers were healed
+	taken    sync.Map          // "node/vmid" → true: containers the nemesis made behind our back
 
 	logMu sync.Mutex
 	logF  *os.File
@@ -342,6 +358,10 @@ type appOut struct {
 	Operation   string `json:"operation"`
 	Step        string `json:"step"`
 	Error       string `json:"error"`
+
+	CatalogID       string  `json:"catalog_id"`
+	CatalogVersion  string  `json:"catalog_version"`
+	UpdateAvailable *string `json:"update_available"`
 }
 
 type backupOut struct {
@@ -495,8 +515,14 @@ func TestNemesis(t *testing.T) {
 	}()
 
 	coordBin, agentBin := binaries(t, art)
+	if w.agentBin, err = filepath.EvalSymlinks(agentBin); err != nil {
+		t.Fatal(err)
+	}
 	w.network()
 
+	if w.cat, err = newCatalog(w, filepath.Join(art, "catalog")); err != nil {
+		t.Fatal(err)
+	}
 	keyFile := filepath.Join(art, "cluster.key")
 	if err := run(coordBin, "keygen", "--out", keyFile); err != nil {
 		t.Fatal(err)
@@ -507,13 +533,16 @@ func TestNemesis(t *testing.T) {
 			"ip", "netns", "exec", w.nss[i], coordBin, "server", "--node-id", name,
 			"--data-dir", filepath.Join(art, name),
 			"--http-addr", w.addr(i, 0), "--raft-addr", w.addr(i, 1), "--gossip-addr", w.addr(i, 2), "--grpc-addr", w.addr(i, 3),
-			"--bootstrap-expect", "3", "--join", w.addr(0, 2), "--cluster-key-file", keyFile}})
+			"--bootstrap-expect", "3", "--join", w.addr(0, 2), "--cluster-key-file", keyFile,
+			"--catalog-dir", w.cat.dir}})
 	}
-	// Processes stop before the network goes (teardown runs last first).
+	// Processes stop before the network goes (teardown runs last first),
+	// hung workers too (a hung worker outlives its agent).
 	w.onTeardown(func() {
 		for _, p := range append(append([]*proc{}, w.coords...), w.agents...) {
 			p.kill()
 		}
+		w.killWorkers()
 	})
 	for _, p := range w.coords {
 		if err := p.start(); err != nil {
@@ -569,6 +598,7 @@ func TestNemesis(t *testing.T) {
 
 	// Users, each with an API token.
 	tokens := make([]string, users)
+	w.userTok = map[string]string{}
 	for u := range tokens {
 		st, raw := w.call(w.token, "POST", "/api/v1/users", map[string]any{"name": fmt.Sprintf("user%d", u), "role": "user"}, fmt.Sprintf("user-%d", u), 30*time.Second)
 		var usr struct {
@@ -585,6 +615,7 @@ func TestNemesis(t *testing.T) {
 			t.Fatalf("token: %d %s", st, raw)
 		}
 		tokens[u] = tok.Token
+		w.userTok[usr.ID] = tok.Token
 	}
 
 	// The workload and the nemesis, until the duration is over.
@@ -602,6 +633,8 @@ func TestNemesis(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); reg.client(c, stop) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); w.cat.publisher(seed, stop, ops) }()
 	nemDone := make(chan struct{})
 	go func() { defer close(nemDone); w.nemesis(seed, stop, faults) }()
 	time.Sleep(duration)
@@ -652,6 +685,7 @@ func TestNemesis(t *testing.T) {
 	}
 	w.checkOperations(apps, wl, fail)
 	w.checkNodes(apps, fail)
+	w.checkVersions(apps, w.cat, fail)
 	w.checkForwards(apps, fail)
 	w.checkHistory(reg, fail)
 	w.checkDigests(fail)
@@ -660,8 +694,9 @@ func TestNemesis(t *testing.T) {
 	for _, a := range apps {
 		statuses.add(a.Status)
 	}
-	summary := fmt.Sprintf("SEED=%d DURATION=%s\napp operations accepted: %d (%s)\nregistry operations: %d (%s)\nfaults injected: %d (%s)\ntime to heal: %s\napps at the end: %d (%s)\nproblems: %d\n",
-		seed, duration, ops.total("accepted/"), ops, len(reg.ops), reg.kinds(), faults.total(""), faults,
+	upDone, upFailed := w.updateOutcomes(apps)
+	summary := fmt.Sprintf("SEED=%d DURATION=%s\napp operations accepted: %d (%s)\nupdates in the logs of the apps left: %d done, %d failed and rolled back\nregistry operations: %d (%s)\nfaults injected: %d (%s)\nhung workers healed: %s\ntime to heal: %s\napps at the end: %d (%s)\nproblems: %d\n",
+		seed, duration, ops.total("accepted/"), ops, upDone, upFailed, len(reg.ops), reg.kinds(), faults.total(""), faults, w.heals.String(),
 		healTime.Round(100*time.Millisecond), len(apps), statuses, len(problems))
 	_ = os.WriteFile(filepath.Join(art, "summary.txt"), []byte(summary), 0o644)
 	fmt.Print("nemesis: " + strings.ReplaceAll(summary, "\n", "\nnemesis: "))
@@ -767,7 +802,12 @@ func (w *world) healAll() {
 			}
 		}
 	}
-	w.logf("healed: no partition, nothing paused, every process up, no simulator fault")
+	// Hung workers stay hung once their fault is cleared: their users
+	// cancel, an admin stops what still hangs.
+	for n := range w.agents {
+		w.releaseHung(n, true, &w.heals)
+	}
+	w.logf("healed: no partition, nothing paused, every process up, no simulator fault, no hung worker")
 }
 
 // nemesis injects faults drawn from the seed until stop: one coordinator
@@ -777,6 +817,18 @@ func (w *world) healAll() {
 func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 	rng := rand.New(rand.NewPCG(seed, 0x6e656d65))
 	simUntil := make([]time.Time, agents)
+	hangByUser := make([]*bool, agents) // node → a hang fault on, healed by its users first
+	endSim := func(n int) {
+		if st, err := w.simStore(n); err == nil {
+			_ = st.SetFaults(pvesim.Faults{})
+		}
+		simUntil[n] = time.Time{}
+		w.logf("pve%d: simulator faults cleared", n+1)
+		if h := hangByUser[n]; h != nil {
+			hangByUser[n] = nil
+			w.releaseHung(n, *h, &w.heals)
+		}
+	}
 	sleep := func(d time.Duration) bool {
 		select {
 		case <-stop:
@@ -793,11 +845,7 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 		// Simulator faults whose time is up are cleared.
 		for n := range simUntil {
 			if !simUntil[n].IsZero() && time.Now().After(simUntil[n]) {
-				if st, err := w.simStore(n); err == nil {
-					_ = st.SetFaults(pvesim.Faults{})
-				}
-				simUntil[n] = time.Time{}
-				w.logf("pve%d: simulator faults cleared", n+1)
+				endSim(n)
 			}
 		}
 		switch k := rng.IntN(10); k {
@@ -864,6 +912,9 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 			}
 		default: // a simulator fault on one node
 			n := rng.IntN(agents)
+			if !simUntil[n].IsZero() {
+				endSim(n) // the fault on it ends before the next
+			}
 			st, err := w.simStore(n)
 			if err != nil {
 				w.logf("pve%d: %v", n+1, err)
@@ -871,7 +922,7 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 			}
 			var f pvesim.Faults
 			kind := ""
-			switch rng.IntN(7) {
+			switch rng.IntN(8) {
 			case 0:
 				f.LatencyMS, kind = 100+rng.IntN(400), "sim-latency"
 			case 1:
@@ -884,6 +935,12 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 				f.Fail, kind = []string{simTaskTypes[rng.IntN(len(simTaskTypes))]}, "sim-fail-type"
 			case 6:
 				f.Crash, kind = []string{simTaskTypes[rng.IntN(len(simTaskTypes))]}, "sim-crash"
+			case 7:
+				// Healed when the fault ends: two times in three its
+				// users cancel first (see releaseHung).
+				byUser := rng.IntN(3) != 0
+				f.Hang, kind = []string{hangTypes[rng.IntN(len(hangTypes))]}, "sim-hang"
+				hangByUser[n] = &byUser
 			case 4:
 				// A VMID taken behind our back, one the allocator may pick next.
 				// The allocator hands out VMIDs upwards: one just above the
@@ -993,10 +1050,13 @@ func (wl *workload) user(u int, stop chan struct{}) {
 		if err != nil {
 			continue
 		}
-		var idle []appOut
+		var idle, updatable []appOut
 		for _, a := range apps {
 			if a.Operation == "" && (a.Status == "running" || a.Status == "stopped") {
 				idle = append(idle, a)
+				if a.UpdateAvailable != nil {
+					updatable = append(updatable, a)
+				}
 			}
 		}
 		key := fmt.Sprintf("u%d-op%d-%d", u, n, wl.seed)
@@ -1015,11 +1075,19 @@ func (wl *workload) user(u int, stop chan struct{}) {
 		default:
 			a := idle[rng.IntN(len(idle))]
 			switch {
-			case r < 35 && len(apps) < 5:
+			case r < 30 && len(apps) < 5:
 				op, method, path, body = "clone", "POST", "/api/v1/apps/"+a.ID+"/clone", map[string]any{"hostname": host}
-			case r < 55:
+			case r < 45:
 				op, method, path = "backup", "POST", "/api/v1/apps/"+a.ID+"/backups"
-			case r < 70:
+			case r < 70 && len(updatable) > 0 && (r >= 58 || rng.IntN(3) == 0):
+				// An update to what the catalog offers; one in four names
+				// the version it expects.
+				a = updatable[rng.IntN(len(updatable))]
+				op, method, path = "update", "POST", "/api/v1/apps/"+a.ID+"/update"
+				if rng.IntN(4) == 0 {
+					body = map[string]any{"version": *a.UpdateAvailable}
+				}
+			case r < 58:
 				bs, err := listAll[backupOut](w, tok, "/api/v1/apps/"+a.ID+"/backups")
 				var ready []backupOut
 				for _, b := range bs {
@@ -1041,7 +1109,7 @@ func (wl *workload) user(u int, stop chan struct{}) {
 			default:
 				op, method, path = "delete", "DELETE", "/api/v1/apps/"+a.ID
 			}
-			if op != "clone" && op != "backup" && op != "restore" && op != "stop" && op != "start" && op != "delete" {
+			if op != "clone" && op != "backup" && op != "restore" && op != "update" && op != "stop" && op != "start" && op != "delete" {
 				continue
 			}
 			func() {
