@@ -174,7 +174,26 @@ func (w *world) checkVersions(apps []appOut, c *catalogPub, fail func(string, ..
 			fail("app %s (%s): its container %s/%d has no Compose document with an image", a.ID, a.Hostname, a.Node, a.VMID)
 		case m[1] != a.CatalogVersion:
 			fail("app %s (%s) records version %s, the Compose document in %s/%d runs %s", a.ID, a.Hostname, a.CatalogVersion, a.Node, a.VMID, m[1])
+			w.dumpAppLog(a)
 		}
+	}
+}
+
+// dumpAppLog copies an app's deployment log into nemesis.log.
+func (w *world) dumpAppLog(a appOut) {
+	st, raw := w.call(w.token, "GET", "/api/v1/apps/"+a.ID+"/logs?limit=1000", nil, "", 30*time.Second)
+	var page struct {
+		Items []struct {
+			At  time.Time `json:"at"`
+			Msg string    `json:"msg"`
+		} `json:"items"`
+	}
+	if st != 200 || json.Unmarshal(raw, &page) != nil {
+		w.logf("log of app %s: %d %.200s", a.ID, st, raw)
+		return
+	}
+	for _, l := range page.Items {
+		w.logf("log of app %s (%s): %s %s", a.ID, a.Hostname, l.At.Format("15:04:05.000"), l.Msg)
 	}
 }
 

@@ -2,6 +2,7 @@ package nemesis
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -32,11 +33,31 @@ import (
 //     deploy's retry or undo removes that container).
 
 // hangTypes are the workers the hang fault holds.
-var hangTypes = append(slices.Clone(simTaskTypes), "vzshutdown")
+var hangTypes = append(slices.Clone(simTaskTypes), "vzshutdown", "push_file")
 
 // cancelKills are the worker types whose process the agent kills when the
 // task is cancelled (agent/exec.go, killable).
-var cancelKills = map[string]bool{"vzcreate": true, "vzstart": true, "vzstop": true, "vzshutdown": true}
+var cancelKills = map[string]bool{"vzcreate": true, "vzstart": true, "vzstop": true, "vzshutdown": true, "push_file": true}
+
+// hangType draws the worker type to hang on node n among the types of its
+// last 30 tasks (so that the fault catches work), else among all.
+func (w *world) hangType(n int, rng *rand.Rand) string {
+	var recent []string
+	if st, err := w.simStore(n); err == nil {
+		_ = st.View(func(node *pvesim.Node) error {
+			for _, t := range node.Tasks[max(0, len(node.Tasks)-30):] {
+				if slices.Contains(hangTypes, t.Type) {
+					recent = append(recent, t.Type)
+				}
+			}
+			return nil
+		})
+	}
+	if len(recent) == 0 {
+		return hangTypes[rng.IntN(len(hangTypes))]
+	}
+	return recent[rng.IntN(len(recent))]
+}
 
 type hungWorker struct {
 	upid, typ string
@@ -84,8 +105,10 @@ func (w *world) releaseHung(n int, byUser bool, heals *counters) {
 	node := fmt.Sprintf("pve%d", n+1)
 	hung := w.hungWorkers(n)
 	if len(hung) == 0 {
+		w.logf("hang: %s: no worker hung", node)
 		return
 	}
+	w.logf("hang: %s: %d workers hung; their users cancel first: %v", node, len(hung), byUser)
 	if byUser {
 		apps, err := listAll[appOut](w, w.token, "/api/v1/apps")
 		cancelled := 0

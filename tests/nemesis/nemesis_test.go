@@ -365,10 +365,12 @@ type appOut struct {
 }
 
 type backupOut struct {
-	ID     string `json:"id"`
-	AppID  string `json:"app_id"`
-	Status string `json:"status"`
-	Error  string `json:"error"`
+	ID        string    `json:"id"`
+	AppID     string    `json:"app_id"`
+	Status    string    `json:"status"`
+	Error     string    `json:"error"`
+	Reason    string    `json:"reason"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 type reservation struct {
@@ -911,7 +913,11 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 				return
 			}
 		default: // a simulator fault on one node
+			k := rng.IntN(9)
 			n := rng.IntN(agents)
+			if k >= 7 {
+				n = w.busyAgent(rng) // a hang on a node with work under way
+			}
 			if !simUntil[n].IsZero() {
 				endSim(n) // the fault on it ends before the next
 			}
@@ -922,7 +928,7 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 			}
 			var f pvesim.Faults
 			kind := ""
-			switch rng.IntN(8) {
+			switch k {
 			case 0:
 				f.LatencyMS, kind = 100+rng.IntN(400), "sim-latency"
 			case 1:
@@ -935,11 +941,11 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 				f.Fail, kind = []string{simTaskTypes[rng.IntN(len(simTaskTypes))]}, "sim-fail-type"
 			case 6:
 				f.Crash, kind = []string{simTaskTypes[rng.IntN(len(simTaskTypes))]}, "sim-crash"
-			case 7:
+			case 7, 8:
 				// Healed when the fault ends: two times in three its
 				// users cancel first (see releaseHung).
 				byUser := rng.IntN(3) != 0
-				f.Hang, kind = []string{hangTypes[rng.IntN(len(hangTypes))]}, "sim-hang"
+				f.Hang, kind = []string{w.hangType(n, rng)}, "sim-hang"
 				hangByUser[n] = &byUser
 			case 4:
 				// A VMID taken behind our back, one the allocator may pick next.
@@ -961,7 +967,11 @@ func (w *world) nemesis(seed uint64, stop chan struct{}, faults *counters) {
 				w.logf("%s pve%d: %v", kind, n+1, err)
 				continue
 			}
-			simUntil[n] = time.Now().Add(between(2*time.Second, 8*time.Second))
+			lasts := between(2*time.Second, 8*time.Second)
+			if kind == "sim-hang" {
+				lasts = between(5*time.Second, 15*time.Second) // long enough to catch a worker
+			}
+			simUntil[n] = time.Now().Add(lasts)
 			w.logf("%s: pve%d %+v", kind, n+1, f)
 		}
 	}
@@ -1027,11 +1037,13 @@ type workload struct {
 	deleted map[string]bool   // app IDs a delete was sent for (an unanswered one may still delete)
 	gone    map[string]bool   // app IDs whose delete was accepted
 	backups map[string]string // backup ID → app ID
+	// updateSent is when an update of the app was last asked for.
+	updateSent map[string]time.Time
 }
 
 func newWorkload(w *world, seed uint64, tokens []string, ops *counters) *workload {
 	return &workload{w: w, seed: seed, tokens: tokens, ops: ops,
-		created: map[string]string{}, deleted: map[string]bool{}, gone: map[string]bool{}, backups: map[string]string{}}
+		created: map[string]string{}, deleted: map[string]bool{}, updateSent: map[string]time.Time{}, gone: map[string]bool{}, backups: map[string]string{}}
 }
 
 var catalogApps = []string{"gotify", "memos"}
@@ -1084,14 +1096,23 @@ func (wl *workload) user(u int, stop chan struct{}) {
 				// the version it expects.
 				a = updatable[rng.IntN(len(updatable))]
 				op, method, path = "update", "POST", "/api/v1/apps/"+a.ID+"/update"
+				wl.mu.Lock()
+				wl.updateSent[a.ID] = time.Now()
+				wl.mu.Unlock()
 				if rng.IntN(4) == 0 {
 					body = map[string]any{"version": *a.UpdateAvailable}
 				}
 			case r < 58:
+				// Not a backup made before the app's last update: a
+				// restore does not take the backup's version back (see
+				// docs/reliability.md, "Open").
 				bs, err := listAll[backupOut](w, tok, "/api/v1/apps/"+a.ID+"/backups")
+				wl.mu.Lock()
+				since := wl.updateSent[a.ID]
+				wl.mu.Unlock()
 				var ready []backupOut
 				for _, b := range bs {
-					if b.Status == "ready" {
+					if b.Status == "ready" && b.Reason != "pre-update" && b.CreatedAt.After(since) {
 						ready = append(ready, b)
 					}
 				}
