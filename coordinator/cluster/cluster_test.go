@@ -350,8 +350,8 @@ func TestSingleServerBootstrapsLeadsAndRestarts(t *testing.T) {
 
 // TestKeyRotationKeepsSecretsOpen: a server refuses a key file without
 // the key its secrets are sealed with; with the new key first and the old
-// one kept, the leader seals the secrets anew under the new key, after
-// which the old key can go.
+// one kept, the leader seals the secrets (the CA key, the OIDC client
+// secret) anew under the new key, after which the old key can go.
 func TestKeyRotationKeepsSecretsOpen(t *testing.T) {
 	host, dir := loopbackHost(t), t.TempDir()
 	oldKeys, newKeys := testKeys(t), testKeys(t)
@@ -363,6 +363,12 @@ func TestKeyRotationKeepsSecretsOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.propose(fsm.Command{Type: fsm.CmdSetCA, RequestID: "ca", SetCA: &fsm.CAState{CertDER: []byte("cert"), Key: sealed}})
+	secret, err := s.c.Sealer().Seal(fsm.OIDCSecretPurpose, []byte("client secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.propose(fsm.Command{Type: fsm.CmdSetOIDC, RequestID: "oidc", SetOIDC: &fsm.OIDCSettings{Issuer: "https://idp.example",
+		ClientID: "proximity", ClientSecret: secret, RedirectURL: "https://proximity.example" + fsm.OIDCCallbackPath}})
 	if got := s.c.SealedBy(); got != oldKeys.Primary().ID() {
 		t.Fatalf("sealed by %q, want the old key %q", got, oldKeys.Primary().ID())
 	}
@@ -389,10 +395,15 @@ func TestKeyRotationKeepsSecretsOpen(t *testing.T) {
 		t.Fatalf("dropping the old key once nothing is sealed with it: %v", err)
 	}
 	var ca *fsm.CAState
-	s.c.FSM().Read(func(st *fsm.State) { ca = st.CA })
+	var oidc fsm.OIDCSettings
+	s.c.FSM().Read(func(st *fsm.State) { ca, oidc = st.CA, *st.OIDC })
 	plain, err := s.c.Sealer().Open(fsm.CAKeyPurpose, ca.Key)
 	if err != nil || string(plain) != string(caKey) {
 		t.Fatalf("the CA key under the new key alone: %q %v", plain, err)
+	}
+	plain, err = s.c.Sealer().Open(fsm.OIDCSecretPurpose, oidc.ClientSecret)
+	if err != nil || string(plain) != "client secret" {
+		t.Fatalf("the OIDC client secret under the new key alone: %q %v", plain, err)
 	}
 }
 
@@ -505,4 +516,32 @@ func TestSecondServerJoinsIsPromotedAndTakesOver(t *testing.T) {
 	if got := s2.suffrage(); len(got) != 1 {
 		t.Fatalf("a removed server was added back: %v", got)
 	}
+}
+
+// TestTwoServersExpectingTwoBootstrapTogether: servers started with
+// --bootstrap-expect 2 wait until they see each other over gossip, then
+// both bootstrap the same configuration: two voters from the start, one
+// leader, and a write on it reaches the other.
+func TestTwoServersExpectingTwoBootstrapTogether(t *testing.T) {
+	host, dir, ks := loopbackHost(t), t.TempDir(), testKeys(t)
+	cfg1, cfg2 := serverConfig(t, host, dir, 0, ks), serverConfig(t, host, dir, 1, ks)
+	cfg1.BootstrapExpect, cfg2.BootstrapExpect = 2, 2
+	cfg2.Join = []string{cfg1.GossipAddr}
+	s1 := open(t, cfg1)
+	s2 := open(t, cfg2)
+	var leader, other *testServer
+	testutil.UntilTrue(t, 15*time.Second, "a leader", func() bool {
+		switch {
+		case s1.c.IsLeader():
+			leader, other = s1, s2
+		case s2.c.IsLeader():
+			leader, other = s2, s1
+		}
+		return leader != nil
+	})
+	if got := leader.suffrage(); len(got) != 2 || got["c1"] != "voter" || got["c2"] != "voter" {
+		t.Fatalf("members %v, want two voters", got)
+	}
+	leader.propose(token("tk1"))
+	testutil.UntilTrue(t, 10*time.Second, "the other server applied tk1", func() bool { return hasToken(other.c.FSM(), "tk1") })
 }
