@@ -695,6 +695,9 @@ func TestNemesis(t *testing.T) {
 	statuses := &counters{}
 	for _, a := range apps {
 		statuses.add(a.Status)
+		if a.Status == "error" {
+			w.logf("app %s (%s) ends in error: %s", a.ID, a.Hostname, a.Error)
+		}
 	}
 	upDone, upFailed := w.updateOutcomes(apps)
 	summary := fmt.Sprintf("SEED=%d DURATION=%s\napp operations accepted: %d (%s)\nupdates in the logs of the apps left: %d done, %d failed and rolled back\nregistry operations: %d (%s)\nfaults injected: %d (%s)\nhung workers healed: %s\ntime to heal: %s\napps at the end: %d (%s)\nproblems: %d\n",
