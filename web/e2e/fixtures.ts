@@ -66,7 +66,7 @@ export async function shot(page: Page, name: string) {
   await page.screenshot({ path: path.join(screens, `${name}-${w}.png`), fullPage: true });
 }
 
-/** Waits until an app reaches one of the statuses, through the API. */
+/** Waits until an app reaches one of the statuses with no operation under way, through the API. */
 export async function waitForApp(api: APIRequestContext, id: string, statuses: string[], timeoutMs = 60_000) {
   const end = Date.now() + timeoutMs;
   let last = '';
@@ -74,8 +74,9 @@ export async function waitForApp(api: APIRequestContext, id: string, statuses: s
     const res = await api.get(`/api/v1/apps/${id}`);
     if (res.ok()) {
       const app = await res.json();
-      last = app.status;
-      if (statuses.includes(app.status)) return app;
+      last = app.operation ? `${app.status}, ${app.operation} in progress` : app.status;
+      // A restart, an update or a backup runs with the app still running.
+      if (statuses.includes(app.status) && !app.operation) return app;
     }
     await new Promise((r) => setTimeout(r, 250));
   }
