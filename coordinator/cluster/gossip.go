@@ -136,13 +136,24 @@ func (c *Cluster) openGossip() error {
 	return nil
 }
 
-// markMember announces that this server belongs to a Raft cluster.
+// markMember announces that this server belongs to a Raft cluster. The
+// announcement takes a few gossip rounds to spread, and memberlist waits
+// for them (up to its timeout) even once it is shut down: the wait runs on
+// its own, so that a server stopping right after it joined does not wait
+// for it.
 func (c *Cluster) markMember() {
-	if c.meta.setMember() {
-		if err := c.ml.UpdateNode(5 * time.Second); err != nil {
-			c.log.Warn("announce membership", "err", err)
-		}
+	if !c.meta.setMember() {
+		return
 	}
+	go func() {
+		if err := c.ml.UpdateNode(5 * time.Second); err != nil {
+			select {
+			case <-c.stop:
+			default:
+				c.log.Warn("announce membership", "err", err)
+			}
+		}
+	}()
 }
 
 func (c *Cluster) membershipChanged() {
