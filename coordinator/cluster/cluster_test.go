@@ -281,6 +281,7 @@ func TestJoinCandidatesAndMissingServers(t *testing.T) {
 // from its data directory leads again with its state (it never
 // bootstraps twice).
 func TestSingleServerBootstrapsLeadsAndRestarts(t *testing.T) {
+	t.Parallel() // each on its own loopback address and data directory
 	host, dir, ks := loopbackHost(t), t.TempDir(), testKeys(t)
 	cfg := serverConfig(t, host, dir, 0, ks)
 	cfg.BootstrapExpect = 1
@@ -353,6 +354,7 @@ func TestSingleServerBootstrapsLeadsAndRestarts(t *testing.T) {
 // one kept, the leader seals the secrets (the CA key, the OIDC client
 // secret) anew under the new key, after which the old key can go.
 func TestKeyRotationKeepsSecretsOpen(t *testing.T) {
+	t.Parallel() // each on its own loopback address and data directory
 	host, dir := loopbackHost(t), t.TempDir()
 	oldKeys, newKeys := testKeys(t), testKeys(t)
 	s := open(t, serverConfig(t, host, dir, 0, oldKeys))
@@ -413,6 +415,7 @@ func TestKeyRotationKeepsSecretsOpen(t *testing.T) {
 // clock, takes the leadership when the leader hands it off, and removes
 // the old leader, which is then never added back.
 func TestSecondServerJoinsIsPromotedAndTakesOver(t *testing.T) {
+	t.Parallel() // each on its own loopback address and data directory
 	host, dir, ks := loopbackHost(t), t.TempDir(), testKeys(t)
 	clk := &fakeClock{now: time.Now()}
 	cfg1 := serverConfig(t, host, dir, 0, ks)
@@ -523,6 +526,7 @@ func TestSecondServerJoinsIsPromotedAndTakesOver(t *testing.T) {
 // both bootstrap the same configuration: two voters from the start, one
 // leader, and a write on it reaches the other.
 func TestTwoServersExpectingTwoBootstrapTogether(t *testing.T) {
+	t.Parallel() // each on its own loopback address and data directory
 	host, dir, ks := loopbackHost(t), t.TempDir(), testKeys(t)
 	cfg1, cfg2 := serverConfig(t, host, dir, 0, ks), serverConfig(t, host, dir, 1, ks)
 	cfg1.BootstrapExpect, cfg2.BootstrapExpect = 2, 2
