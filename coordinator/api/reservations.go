@@ -95,11 +95,9 @@ func (a *API) createReservation(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	return status, toJSON(*res.Reservation), nil
+	// A repeat answers as the first did: a follower that retried the
+	// forward of this very request gets the replay too.
+	return http.StatusCreated, toJSON(*res.Reservation), nil
 }
 
 // propose submits a command and turns a failed result into its error.

@@ -52,11 +52,8 @@ func (a *API) createUser(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	return status, userOut(*res.User), nil
+	// A repeat answers as the first did (see createReservation).
+	return http.StatusCreated, userOut(*res.User), nil
 }
 
 func (a *API) listUsers(rq *request) (int, any, error) {

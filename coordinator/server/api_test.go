@@ -209,7 +209,7 @@ func TestIdempotentWritesReturnTheFirstAnswer(t *testing.T) {
 		t.Fatalf("first: %d %v", st, err)
 	}
 	for i := range tc.nodes {
-		if st, err := tc.call(i, "POST", "/api/v1/reservations", tc.token, body, nil, &again); err != nil || st != 200 || again.ID != first.ID || again.VMID != first.VMID {
+		if st, err := tc.call(i, "POST", "/api/v1/reservations", tc.token, body, nil, &again); err != nil || st != 201 || again.ID != first.ID || again.VMID != first.VMID {
 			t.Fatalf("repeat via %d: %d %v %+v", i, st, err, again)
 		}
 	}

@@ -143,9 +143,7 @@ func TestAuditFinding09And10ConcurrentReservationsOneWinnerPerHostname(t *testin
 	conflicts := 0
 	for i, a := range answers {
 		switch a.status {
-		case 201, 200:
-			// 200 is the first answer replayed: under load a follower may
-			// retry a forward with the request's ID.
+		case 201:
 			h := a.r.Hostname
 			if _, dup := winners[h]; dup {
 				t.Fatalf("two winners for hostname %s", h)
@@ -319,9 +317,7 @@ func TestRestartAllServersFromDiskIdenticalRegistry(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	for i := 0; i < 60; i++ {
 		body := map[string]any{"hostname": fmt.Sprintf("keep-%d", i), "node": fmt.Sprintf("pve%d", i%2), "public_ports": i % 3}
-		// 200 is the first answer replayed: under load a follower may
-		// retry a forward with the request's ID.
-		if st, err := tc.call(i%3, "POST", "/api/v1/reservations", tc.token, body, nil, nil); err != nil || (st != 201 && st != 200) {
+		if st, err := tc.call(i%3, "POST", "/api/v1/reservations", tc.token, body, nil, nil); err != nil || st != 201 {
 			t.Fatalf("reserve %d: %d %v", i, st, err)
 		}
 		if i%10 == 0 {
