@@ -497,6 +497,15 @@ func TestSecondServerJoinsIsPromotedAndTakesOver(t *testing.T) {
 	if id, _, ok := s1.c.Leader(); !ok || id != "c2" {
 		t.Fatalf("c1 sees leader %q", id)
 	}
+	if _, err := s1.c.Propose(ctx, token("tk9")); err != proposer.ErrNotLeader {
+		t.Fatalf("a proposal on a follower: %v", err)
+	}
+	if err := s1.c.ReadIndex(ctx); err != proposer.ErrNotLeader {
+		t.Fatalf("a linearizable read on a follower: %v", err)
+	}
+	if err := s1.c.HandOff(); err != nil {
+		t.Fatalf("a follower's hand-off: %v", err)
+	}
 	if err := s1.c.RemoveServer(context.Background(), "c1", "rm-c1"); err != proposer.ErrNotLeader {
 		t.Fatalf("a follower removing a server: %v", err)
 	}
