@@ -116,6 +116,7 @@ func TestQueryLimits(t *testing.T) {
 		if c := <-ls.requests; c.Kind != liveCancel || c.Id != req.Id {
 			t.Fatalf("after the timeout the agent got %v, want a cancel of %s", c, req.Id)
 		}
+		synctest.Wait() // the request gives its slot back after the cancel
 
 		ctx, cancel := context.WithCancel(context.Background())
 		var open []<-chan Chunk
