@@ -145,7 +145,7 @@ func TestLeaderChangeWithTasksInFlight(t *testing.T) {
 		tc.submitCreate(fmt.Sprintf("tsk_if%d", i), "pve1", r)
 	}
 	time.Sleep(400 * time.Millisecond)
-	old := tc.leader()
+	old := tc.waitLeader()
 	tc.kill(old)
 	tc.waitLeader()
 	for i, r := range res {
@@ -286,7 +286,7 @@ func TestGracefulShutdownHandsOffLeadership(t *testing.T) {
 	before := strings.Count(buf.String(), "leadership handed off")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := tc.nodes[tc.leader()].server().Shutdown(ctx); err != nil {
+	if err := tc.nodes[tc.waitLeader()].server().Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if after := strings.Count(buf.String(), "leadership handed off"); after != before+1 {

@@ -130,20 +130,20 @@ func TestRemoveNode(t *testing.T) {
 	waitFor(t, "node-b's live stream", 15*time.Second, func() bool { return agents.LiveConnected("node-b") })
 
 	r := tc.reserve("held", "node-b")
-	st, hdr, body := tc.raw(tc.leader(), "DELETE", "/api/v1/nodes/node-b", tc.token, "", nil)
+	st, hdr, body := tc.raw(tc.waitLeader(), "DELETE", "/api/v1/nodes/node-b", tc.token, "", nil)
 	if st != http.StatusConflict || hdr.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(body), "1 reservation(s)") {
 		t.Fatalf("removing a node that holds a reservation: %d %s %s", st, hdr.Get("Content-Type"), body)
 	}
 	if _, ok := tc.nodes_()["node-b"]; !ok {
 		t.Fatal("a refused removal removed the node")
 	}
-	if st, _, body := tc.raw(tc.leader(), "DELETE", "/api/v1/reservations/"+r.ID, tc.token, "", nil); st != http.StatusNoContent {
+	if st, _, body := tc.raw(tc.waitLeader(), "DELETE", "/api/v1/reservations/"+r.ID, tc.token, "", nil); st != http.StatusNoContent {
 		t.Fatalf("release: %d %s", st, body)
 	}
-	if st, _, body := tc.raw(tc.leader(), "DELETE", "/api/v1/nodes/node-b", tc.token, "", nil); st != http.StatusNoContent {
+	if st, _, body := tc.raw(tc.waitLeader(), "DELETE", "/api/v1/nodes/node-b", tc.token, "", nil); st != http.StatusNoContent {
 		t.Fatalf("remove node-b: %d %s", st, body)
 	}
-	if st, _, body := tc.raw(tc.leader(), "DELETE", "/api/v1/nodes/node-b", tc.token, "", nil); st != http.StatusNotFound {
+	if st, _, body := tc.raw(tc.waitLeader(), "DELETE", "/api/v1/nodes/node-b", tc.token, "", nil); st != http.StatusNotFound {
 		t.Fatalf("remove node-b again: %d %s", st, body)
 	}
 	if ns := tc.nodes_(); len(ns) != 1 || ns["node-a"].Name != "node-a" {

@@ -44,7 +44,7 @@ func (tc *testCluster) joinToken(body any) string {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var out struct{ Token string }
-		code, err := tc.call(tc.leader(), "POST", "/api/v1/join-tokens", tc.token, body, nil, &out)
+		code, err := tc.call(tc.waitLeader(), "POST", "/api/v1/join-tokens", tc.token, body, nil, &out)
 		if err == nil && code == http.StatusCreated {
 			return out.Token
 		}
@@ -105,7 +105,7 @@ type nodeOut struct {
 
 func (tc *testCluster) nodes_() map[string]nodeOut {
 	var out struct{ Items []nodeOut }
-	if code, err := tc.call(tc.leader(), "GET", "/api/v1/nodes", tc.token, nil, nil, &out); err != nil || code != 200 {
+	if code, err := tc.call(tc.waitLeader(), "GET", "/api/v1/nodes", tc.token, nil, nil, &out); err != nil || code != 200 {
 		tc.t.Fatalf("GET /api/v1/nodes: %d %v", code, err)
 	}
 	m := map[string]nodeOut{}
@@ -127,7 +127,7 @@ func (tc *testCluster) leaderServer() *Server { return tc.nodes[tc.waitLeader()]
 func (tc *testCluster) reserve(host, node string) fsm.Reservation {
 	tc.t.Helper()
 	var r fsm.Reservation
-	code, err := tc.call(tc.leader(), "POST", "/api/v1/reservations", tc.token, map[string]any{"hostname": host, "node": node, "public_ports": 0}, nil, &r)
+	code, err := tc.call(tc.waitLeader(), "POST", "/api/v1/reservations", tc.token, map[string]any{"hostname": host, "node": node, "public_ports": 0}, nil, &r)
 	if err != nil || code != http.StatusCreated {
 		tc.t.Fatalf("reserve %s: %d %v", host, code, err)
 	}
@@ -219,7 +219,7 @@ func TestAgentJoinWorkAndForeignVMIDs(t *testing.T) {
 	// With only the foreign VMID and one more in the pool, the other one
 	// is handed out.
 	foreign := r2.VMID + 50
-	if code, err := tc.call(tc.leader(), "PUT", "/api/v1/settings/registry", tc.token,
+	if code, err := tc.call(tc.waitLeader(), "PUT", "/api/v1/settings/registry", tc.token,
 		fsm.PoolSettings{VMIDMin: foreign, VMIDMax: foreign + 1, PortMin: 30000, PortMax: 30999}, nil, nil); err != nil || code != 200 {
 		t.Fatalf("set pools: %d %v", code, err)
 	}

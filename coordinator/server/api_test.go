@@ -87,7 +87,7 @@ func TestAuthorizationEveryRoute(t *testing.T) {
 	follower := (tc.waitLeader() + 1) % 3
 	for _, rt := range routes {
 		path := strings.ReplaceAll(rt.Pattern, "{id}", "does-not-exist")
-		for _, node := range []int{tc.leader(), follower} {
+		for _, node := range []int{tc.waitLeader(), follower} {
 			st, h, b := tc.raw(node, rt.Method, path, "", "{}", nil)
 			if rt.Public {
 				if st >= 500 && st != 503 {

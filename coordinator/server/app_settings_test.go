@@ -147,7 +147,7 @@ func TestEnvInjectionRefusedAndNothingReserved(t *testing.T) {
 func (tc *testCluster) getAppSettings(token, id string) appSettingsOut {
 	tc.t.Helper()
 	var a appSettingsOut
-	if code, err := tc.call(tc.leader(), "GET", "/api/v1/apps/"+id, token, nil, nil, &a); err != nil || code != 200 {
+	if code, err := tc.call(tc.waitLeader(), "GET", "/api/v1/apps/"+id, token, nil, nil, &a); err != nil || code != 200 {
 		tc.t.Fatalf("get app: %d %v", code, err)
 	}
 	return a

@@ -62,7 +62,9 @@ func appUsers(t *testing.T, tc *testCluster) map[string]string {
 
 func (tc *testCluster) appStatus(token, id string) (int, appOut) {
 	var a appOut
-	code, err := tc.call(tc.leader(), "GET", "/api/v1/apps/"+id, token, nil, nil, &a)
+	// Under load leadership may be moving: ask whichever server leads
+	// once there is one.
+	code, err := tc.call(tc.waitLeader(), "GET", "/api/v1/apps/"+id, token, nil, nil, &a)
 	if err != nil && code != http.StatusNotFound {
 		tc.t.Fatal(err)
 	}

@@ -309,7 +309,7 @@ func TestScheduledBackupAcrossLeaderChangeRunsOnce(t *testing.T) {
 	}
 	tc.advanceTo(t, next)
 	waitFor(t, "the run starts", 20*time.Second, func() bool { return tc.scheduledRuns(tok["alice"], a.ID) == 1 })
-	old := tc.leader()
+	old := tc.waitLeader()
 	tc.kill(old)
 	tc.waitLeader()
 	_ = ag.sim.Store.SetFaults(pvesim.Faults{})

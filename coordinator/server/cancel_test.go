@@ -144,7 +144,7 @@ func (tc *testCluster) waitStep(token, id, step string) {
 	tc.t.Helper()
 	waitFor(tc.t.(*testing.T), "step "+step, 30*time.Second, func() bool {
 		var a struct{ Step string }
-		_, _ = tc.call(tc.leader(), "GET", "/api/v1/apps/"+id, token, nil, nil, &a)
+		_, _ = tc.call(tc.waitLeader(), "GET", "/api/v1/apps/"+id, token, nil, nil, &a)
 		return a.Step == step
 	})
 }

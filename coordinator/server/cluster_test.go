@@ -53,22 +53,21 @@ func TestThreeServersFormClusterAndForward(t *testing.T) {
 	for i := range tc.nodes {
 		var in cluster.Info
 		// Wait for every server to see all three members and the leader's
-		// HTTP address.
+		// HTTP address, and to be ready (a follower is once it has applied
+		// up to the leader's commit index).
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			st, err := tc.call(i, "GET", "/api/v1/cluster", tc.token, nil, nil, &in)
-			if err == nil && st == 200 && len(in.Members) == 3 && in.Leader.HTTPAddr != "" && allHaveHTTP(in) {
+			ready, _ := tc.call(i, "GET", "/readyz", "", nil, nil, nil)
+			if err == nil && st == 200 && len(in.Members) == 3 && in.Leader.HTTPAddr != "" && allHaveHTTP(in) && ready == 200 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("server %d cluster view: %d %v %+v", i, st, err, in)
+				t.Fatalf("server %d cluster view: %d %v %+v, /readyz %d", i, st, err, in, ready)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 		infos = append(infos, in)
-		if st, _ := tc.call(i, "GET", "/readyz", "", nil, nil, nil); st != 200 {
-			t.Fatalf("server %d not ready: %d", i, st)
-		}
 	}
 	for _, in := range infos[1:] {
 		if in.Leader.ID != infos[0].Leader.ID {
@@ -128,8 +127,18 @@ func TestAuditFinding09And10ConcurrentReservationsOneWinnerPerHostname(t *testin
 				"hostname": fmt.Sprintf("App-%d", i%hosts), "node": fmt.Sprintf("pve%d", i%3),
 				"public_ports": 1 + i%2, "request_id": fmt.Sprintf("req-%d", i),
 			}
+			// 503 (no leader answered in time, leadership moved) asks
+			// to retry with the same request ID, as a client would.
 			var r reservation
-			st, err := tc.call(i%3, "POST", "/api/v1/reservations", tc.token, body, nil, &r)
+			var st int
+			var err error
+			for deadline := time.Now().Add(60 * time.Second); ; {
+				r = reservation{}
+				st, err = tc.call(i%3, "POST", "/api/v1/reservations", tc.token, body, nil, &r)
+				if err == nil && st != 503 || time.Now().After(deadline) {
+					break
+				}
+			}
 			if err != nil {
 				t.Errorf("request %d: %v", i, err)
 			}
@@ -316,16 +325,27 @@ func loadNode(n int64) string { return fmt.Sprintf("pve%d", n%20) }
 func TestRestartAllServersFromDiskIdenticalRegistry(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	for i := 0; i < 60; i++ {
-		body := map[string]any{"hostname": fmt.Sprintf("keep-%d", i), "node": fmt.Sprintf("pve%d", i%2), "public_ports": i % 3}
-		if st, err := tc.call(i%3, "POST", "/api/v1/reservations", tc.token, body, nil, nil); err != nil || st != 201 {
+		body := map[string]any{"request_id": fmt.Sprintf("keep-%d", i), "hostname": fmt.Sprintf("keep-%d", i), "node": fmt.Sprintf("pve%d", i%2), "public_ports": i % 3}
+		// Under load leadership may move (503: retry with the same
+		// request ID).
+		if st, _, err := tc.reserveUntilAnswered(body, time.Now().Add(30*time.Second), nil); err != nil || st != 201 {
 			t.Fatalf("reserve %d: %d %v", i, st, err)
 		}
 		if i%10 == 0 {
-			var p reservationPage
-			tc.call(0, "GET", "/api/v1/reservations?per_page=1", tc.token, nil, nil, &p)
-			if st, _ := tc.call(1, "DELETE", "/api/v1/reservations/"+p.Items[0].ID, tc.token, nil, nil, nil); st != 204 {
-				t.Fatalf("release: %d", st)
-			}
+			id := tc.listAll(0)[0].ID
+			unknown := false // a 503 may have released it already
+			testutil.Until(t, 30*time.Second, "release "+id, func() error {
+				st, err := tc.call(1, "DELETE", "/api/v1/reservations/"+id, tc.token, nil, nil, nil)
+				switch {
+				case err == nil && (st == 204 || st == 404 && unknown):
+					return nil
+				case err == nil && st == 503:
+					unknown = true
+				case err == nil:
+					t.Fatalf("release %s: %d", id, st)
+				}
+				return fmt.Errorf("release %s: %d %v", id, st, err)
+			})
 		}
 	}
 	before := tc.listAll(0)

@@ -304,7 +304,7 @@ func TestNodeReportsOnlyWhatItHolds(t *testing.T) {
 			VMID int
 		}
 	}
-	if code, err := tc.call(tc.leader(), "GET", "/api/v1/discover", tc.token, nil, nil, &disc); err != nil || code != 200 {
+	if code, err := tc.call(tc.waitLeader(), "GET", "/api/v1/discover", tc.token, nil, nil, &disc); err != nil || code != 200 {
 		t.Fatalf("discover: %d %v", code, err)
 	}
 	for _, it := range disc.Items {

@@ -231,11 +231,11 @@ func TestAppLogsFollowedThroughAFollower(t *testing.T) {
 	ag := tc.startAgent("pve1", tc.joinToken(nil), filepath.Join(tc.dir, "pve1"), tc.grpcAddrs())
 	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
 	var a appOut
-	if code, err := tc.call(tc.leader(), "POST", "/api/v1/apps", tc.token, map[string]any{"catalog_id": "vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != 202 {
+	if code, err := tc.call(tc.waitLeader(), "POST", "/api/v1/apps", tc.token, map[string]any{"catalog_id": "vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != 202 {
 		t.Fatalf("deploy: %d %v", code, err)
 	}
 	tc.waitApp(tc.token, a.ID, "running")
-	f := (tc.leader() + 1) % 3
+	f := (tc.waitLeader() + 1) % 3
 	base := "/api/v1/apps/" + a.ID + "/logs"
 	var out appLogsOut
 	if code, err := tc.call(f, "GET", base+"?source=app&limit=1", tc.token, nil, nil, &out); err != nil || code != 200 || len(out.Items) != 1 {
@@ -287,11 +287,11 @@ func TestLiveChannelFollowsTheLeader(t *testing.T) {
 	tc.startAgent("pve1", tc.joinToken(nil), filepath.Join(tc.dir, "pve1"), tc.grpcAddrs())
 	waitFor(t, "node ready", 15*time.Second, func() bool { return tc.nodes_()["pve1"].Status == "ready" })
 	var a appOut
-	if code, err := tc.call(tc.leader(), "POST", "/api/v1/apps", tc.token, map[string]any{"catalog_id": "vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != 202 {
+	if code, err := tc.call(tc.waitLeader(), "POST", "/api/v1/apps", tc.token, map[string]any{"catalog_id": "vaultwarden", "hostname": "vault"}, nil, &a); err != nil || code != 202 {
 		t.Fatalf("deploy: %d %v", code, err)
 	}
 	tc.waitApp(tc.token, a.ID, "running")
-	old := tc.leader()
+	old := tc.waitLeader()
 	tc.kill(old)
 	var l int
 	waitFor(t, "the live stream on the new leader", 30*time.Second, func() bool {

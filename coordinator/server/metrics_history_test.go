@@ -40,7 +40,7 @@ func TestAppMetricsHistory(t *testing.T) {
 		t.Helper()
 		var m metricsOut
 		var raw json.RawMessage
-		code, err := tc.call(tc.leader(), "GET", "/api/v1/apps/"+a.ID+"/metrics"+q, tok["alice"], nil, nil, &raw)
+		code, err := tc.call(tc.waitLeader(), "GET", "/api/v1/apps/"+a.ID+"/metrics"+q, tok["alice"], nil, nil, &raw)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -67,7 +67,7 @@ type updateView struct {
 func (tc *testCluster) updateView(token, id string) updateView {
 	tc.t.Helper()
 	var v updateView
-	if code, err := tc.call(tc.leader(), "GET", "/api/v1/apps/"+id, token, nil, nil, &v); err != nil || code != 200 {
+	if code, err := tc.call(tc.waitLeader(), "GET", "/api/v1/apps/"+id, token, nil, nil, &v); err != nil || code != 200 {
 		tc.t.Fatalf("get app %s: %d %v", id, code, err)
 	}
 	return v
@@ -76,7 +76,7 @@ func (tc *testCluster) updateView(token, id string) updateView {
 // listUpdatable lists the apps ?update_available=value shows to token.
 func (tc *testCluster) listUpdatable(token, value string) (int, []string) {
 	var out struct{ Items []updateView }
-	code, _ := tc.call(tc.leader(), "GET", "/api/v1/apps?update_available="+value, token, nil, nil, &out)
+	code, _ := tc.call(tc.waitLeader(), "GET", "/api/v1/apps?update_available="+value, token, nil, nil, &out)
 	var ids []string
 	for _, a := range out.Items {
 		ids = append(ids, a.ID)
