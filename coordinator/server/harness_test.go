@@ -24,6 +24,7 @@ import (
 	"github.com/proximity-ve/proximity/coordinator/auth"
 	"github.com/proximity-ve/proximity/coordinator/cluster"
 	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/internal/testutil"
 )
 
 // testCluster runs n coordinator servers in this process on a private
@@ -239,11 +240,24 @@ func (tc *testCluster) nodeConfig(i, expect int) *testNode {
 	if v, err := strconv.Atoi(os.Getenv("PROXIMITY_TEST_INFLIGHT")); err == nil {
 		cfg.Proposer.MaxInflight = v
 	}
+	if expect == 1 {
+		cfg.Timing = singleTiming()
+	}
 	if expect > 1 {
 		cfg.BootstrapExpect = expect
 		cfg.Join = []string{net.JoinHostPort(tc.host, strconv.Itoa(7100+2))}
 	}
 	return &testNode{cfg: cfg}
+}
+
+// singleTiming is the Raft timing of a one-server cluster: it elects
+// itself after one heartbeat timeout, which a cluster of one can keep
+// short (it has no follower to lose contact with). A test that adds a
+// voter to it gives it cluster.TestTiming (withServers).
+func singleTiming() cluster.Timing {
+	t := cluster.TestTiming()
+	t.Heartbeat, t.Election, t.LeaderLease = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	return t
 }
 
 // addJoiner configures (without starting) one more server that joins the
@@ -402,10 +416,18 @@ func (tc *testCluster) listAll(i int) []reservation {
 	var all []reservation
 	for page := 1; ; page++ {
 		var p reservationPage
-		st, err := tc.call(i, "GET", fmt.Sprintf("/api/v1/reservations?page=%d&per_page=100", page), tc.token, nil, nil, &p)
-		if err != nil || st != 200 {
-			tc.t.Fatalf("list reservations: %d %v", st, err)
-		}
+		// 503: no leader known yet, or this server is behind its commit
+		// index (just restarted); it asks to retry.
+		testutil.Until(tc.t, 30*time.Second, "the reservations list", func() error {
+			st, err := tc.call(i, "GET", fmt.Sprintf("/api/v1/reservations?page=%d&per_page=100", page), tc.token, nil, nil, &p)
+			if err == nil && st != 200 && st != 503 {
+				tc.t.Fatalf("list reservations: %d", st)
+			}
+			if err != nil || st != 200 {
+				return fmt.Errorf("list reservations: %d %v", st, err)
+			}
+			return nil
+		})
 		all = append(all, p.Items...)
 		if len(all) >= p.Total || len(p.Items) == 0 {
 			return all

@@ -179,7 +179,8 @@ func TestNonVoterThatDiesCostsNoQuorum(t *testing.T) {
 // TestNewServerIsPromotedOnceHealthy: with the default rule a joining
 // server becomes a voter after the stabilization time.
 func TestNewServerIsPromotedOnceHealthy(t *testing.T) {
-	tc := newTestCluster(t, 1)
+	// Two voters: the first server keeps the timing of a cluster.
+	tc := newTestClusterWith(t, 1, withServers(func(cfg *Config) { cfg.Timing = cluster.TestTiming() }))
 	tc.addJoiner()
 	tc.start(1)
 	sawNonvoter := false
@@ -362,7 +363,9 @@ func TestKeyRotationOnALiveClusterLosesNothing(t *testing.T) {
 			}
 			host := fmt.Sprintf("rot%d", i)
 			st, err := tc.call(i%3, "POST", "/api/v1/reservations", tc.token, map[string]any{"hostname": host, "node": "pve1"}, nil, nil)
-			if err != nil || st != 201 {
+			// 200 is the first answer replayed: under load a follower
+			// may retry a forward with the request's ID.
+			if err != nil || (st != 201 && st != 200) {
 				r.errs = append(r.errs, fmt.Sprintf("%s via c%d: %d %v", host, i%3+1, st, err))
 				continue
 			}
