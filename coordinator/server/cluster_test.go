@@ -262,7 +262,7 @@ func TestLeaderKillDuringLoadLosesNothingAndDuplicatesNothing(t *testing.T) {
 				rid := fmt.Sprintf("load-%d", n)
 				body := map[string]any{"request_id": rid, "hostname": fmt.Sprintf("load-%d", n), "node": loadNode(n), "public_ports": 1}
 				st, r, err := tc.reserveUntilAnswered(body, time.Now().Add(60*time.Second), skip)
-				if err != nil || (st != 201 && st != 200) {
+				if err != nil || st != 201 {
 					t.Errorf("%s: status %d: %v", rid, st, err)
 					return
 				}
@@ -313,8 +313,8 @@ func TestLeaderKillDuringLoadLosesNothingAndDuplicatesNothing(t *testing.T) {
 		a := acked[rid]
 		body := map[string]any{"request_id": rid, "hostname": a.Hostname, "node": a.Node, "public_ports": 1}
 		st, r, err := tc.reserveUntilAnswered(body, time.Now().Add(20*time.Second), nil)
-		if err != nil || st != 200 || r.ID != a.ID || r.VMID != a.VMID {
-			t.Fatalf("retry of %s: %d %v %+v, want 200 with %+v", rid, st, err, r, a)
+		if err != nil || st != 201 || r.ID != a.ID || r.VMID != a.VMID {
+			t.Fatalf("retry of %s: %d %v %+v, want 201 with %+v", rid, st, err, r, a)
 		}
 	}
 }

@@ -363,9 +363,7 @@ func TestKeyRotationOnALiveClusterLosesNothing(t *testing.T) {
 			}
 			host := fmt.Sprintf("rot%d", i)
 			st, err := tc.call(i%3, "POST", "/api/v1/reservations", tc.token, map[string]any{"hostname": host, "node": "pve1"}, nil, nil)
-			// 200 is the first answer replayed: under load a follower
-			// may retry a forward with the request's ID.
-			if err != nil || (st != 201 && st != 200) {
+			if err != nil || st != 201 {
 				r.errs = append(r.errs, fmt.Sprintf("%s via c%d: %d %v", host, i%3+1, st, err))
 				continue
 			}
