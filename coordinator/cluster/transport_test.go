@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
@@ -157,3 +158,95 @@ func TestKeyFileRules(t *testing.T) {
 }
 
 func chmod(p string, mode uint32) error { return os.Chmod(p, os.FileMode(mode)) }
+
+// TestServerPortSortsConnectionsByType: after the handshake a connection
+// names what it carries; Raft's and HTTP's go to their listeners, any
+// other type is closed unanswered, and once the port is closed its
+// listeners say so.
+func TestServerPortSortsConnectionsByType(t *testing.T) {
+	ks := testKeys(t)
+	server := clusterWith(t, "a1", ks)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := newServerPort(ln, server.serverTLS(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer port.Close()
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	peer := clusterWith(t, "a2", ks)
+
+	for _, tc := range []struct {
+		typ byte
+		ln  *chanListener
+	}{{connRaft, port.raft}, {connHTTP, port.http}} {
+		got := make(chan net.Conn, 1)
+		go func() {
+			if c, err := tc.ln.Accept(); err == nil {
+				got <- c
+			}
+		}()
+		conn, err := peer.dialServer(ctx, addr, tc.typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := <-got
+		if id, ok := serverConnContext(context.Background(), c).Value(peerKey{}).(string); !ok || id != "a2" {
+			t.Fatalf("type %q: the connection names server %q", tc.typ, id)
+		}
+		c.Close()
+		conn.Close()
+	}
+	if id, ok := FromServer(context.Background()); ok || id != "" {
+		t.Fatal("a request from elsewhere passes for a server's")
+	}
+
+	conn, err := peer.dialServer(ctx, addr, 'X')
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a connection of an unknown type was answered")
+	}
+	conn.Close()
+	select {
+	case <-port.raft.conns:
+		t.Fatal("a connection of an unknown type reached Raft")
+	case <-port.http.conns:
+		t.Fatal("a connection of an unknown type reached HTTP")
+	default:
+	}
+
+	port.Close()
+	if _, err := port.raft.Accept(); err != net.ErrClosed {
+		t.Fatalf("Accept on a closed port: %v", err)
+	}
+	if port.http.deliver(nil) {
+		t.Fatal("a closed listener took a connection")
+	}
+	if port.raft.Addr().String() != addr {
+		t.Fatalf("listener address %s", port.raft.Addr())
+	}
+}
+
+// TestServerLeafMustNameTheServerSAN: a peer with no certificate, or one
+// without the server name, is not a server.
+func TestServerLeafMustNameTheServerSAN(t *testing.T) {
+	if err := verifyServerLeaf(tls.ConnectionState{}); err == nil {
+		t.Fatal("no certificate passed")
+	}
+	m, err := newTLSMaterial("a1", testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyServerLeaf(tls.ConnectionState{PeerCertificates: []*x509.Certificate{m.cert.Leaf}}); err != nil {
+		t.Fatalf("a server certificate: %v", err)
+	}
+	other := *m.cert.Leaf
+	other.DNSNames = []string{"agent.proximity"}
+	if err := verifyServerLeaf(tls.ConnectionState{PeerCertificates: []*x509.Certificate{&other}}); err == nil {
+		t.Fatal("a certificate without the server name passed")
+	}
+}
