@@ -152,7 +152,12 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 	kind := task.ErrorKind
 	switch {
 	case task.State == fsm.TaskFailed:
+		// A failure is told by the task's state, never by its text: one
+		// without a reason is still a failure.
 		failure = task.Error
+		if failure == "" {
+			failure = "the task failed on the node without a reason"
+		}
 	case decodeErr != nil:
 		// A task that succeeded with an output no one can read has not
 		// told us what it made (a backup's archive): another attempt.

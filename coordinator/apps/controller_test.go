@@ -204,6 +204,23 @@ func TestUnreadableTaskOutputFailsTheStage(t *testing.T) {
 	}
 }
 
+// A task that failed without a reason is a failure, never a success: the
+// backup fails with a reason instead of being recorded ready.
+func TestTaskFailedWithoutAReasonIsAFailure(t *testing.T) {
+	h := newHarness(t)
+	h.running("app1", "web1")
+	h.apply(fsm.Command{Type: fsm.CmdAppAction, RequestID: "bk", AppAction: &fsm.AppActionCmd{ID: "app1", Op: fsm.OpBackup, BackupID: "bkp1", At: t0}})
+	h.advance("app1")
+	h.advance("app1")
+	h.complete("app1", false, `{"volid":"local:backup/vzdump-lxc-100.tar.zst"}`)
+	h.advance("app1")
+	var b fsm.Backup
+	h.b.f.Read(func(s *fsm.State) { b, _ = s.Backup("bkp1") })
+	if b.Status != fsm.BackupFailed || b.Volid != "" || !strings.Contains(b.Error, "without a reason") {
+		t.Fatalf("backup %+v, want failed with a reason", b)
+	}
+}
+
 // A clone whose source VMID is not a number never sends a task for VMID 0.
 func TestCloneWithABadSourceVMIDFailsWithoutATask(t *testing.T) {
 	h := newHarness(t)
