@@ -39,6 +39,9 @@ type apiTLS struct {
 	mu     sync.Mutex
 	issued *tls.Certificate
 	from   []byte // the CA certificate the issued one chains to
+	// now is the clock certificates are issued and renewed by (nil:
+	// time.Now); tests move it to reach a renewal.
+	now func() time.Time
 }
 
 func (t *apiTLS) config() *tls.Config {
@@ -73,6 +76,9 @@ func (t *apiTLS) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := time.Now()
+	if t.now != nil {
+		now = t.now()
+	}
 	ca := t.s.agents.CA()
 	if ca == nil {
 		// A server that restarts applies its log only once it hears from
