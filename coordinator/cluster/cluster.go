@@ -217,6 +217,15 @@ func checkConfig(cfg *Config) error {
 	if cfg.BootstrapExpect < 0 || cfg.BootstrapExpect > 7 {
 		errs = append(errs, "--bootstrap-expect: must be 0 (off) to 7")
 	}
+	if len(errs) == 0 {
+		// The announcement as openGossip makes it, at its longest (a
+		// boot ID is 16 hex digits; a member says so).
+		m := meta{ID: cfg.NodeID, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr, GRPC: cfg.GRPCAddr, Gossip: cfg.GossipAddr,
+			Expect: cfg.BootstrapExpect, Boot: strings.Repeat("0", 16), Member: true, Keys: cfg.Keys.IDs(), Protocol: fsm.ProtocolVersion}
+		if err := m.fits(); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 	}

@@ -180,6 +180,12 @@ func TestConfigIsCheckedBeforeAnythingStarts(t *testing.T) {
 		"no key":         {func(c *Config) { c.Keys = nil }, "--cluster-key-file"},
 		"expect too big": {func(c *Config) { c.BootstrapExpect = 8 }, "--bootstrap-expect"},
 		"expect below 0": {func(c *Config) { c.BootstrapExpect = -1 }, "--bootstrap-expect"},
+		// Gossip carries at most 512 bytes of a server's announcement.
+		"long addresses": {func(c *Config) {
+			long := strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + ".example"
+			c.RaftAddr, c.GossipAddr, c.HTTPAddr = long+":7001", long+":7002", long+":8443"
+		}, "gossip announcement"},
+		"many keys": {func(c *Config) { c.Keys = manyKeys(t, 30) }, "remove retired keys"},
 	} {
 		cfg := good
 		tc.change(&cfg)
@@ -187,6 +193,26 @@ func TestConfigIsCheckedBeforeAnythingStarts(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming %s", name, err, tc.want)
 		}
 	}
+}
+
+// A configuration of long names, every address given and a rotation under
+// way (three keys) fits in gossip's announcement.
+func TestLongNamesAndThreeKeysFitGossip(t *testing.T) {
+	host := strings.Repeat("c", 40) + ".proximity.example.internal"
+	cfg := Config{NodeID: strings.Repeat("n", 40), DataDir: "/d", RaftAddr: host + ":7001", GossipAddr: host + ":7002",
+		HTTPAddr: host + ":8443", GRPCAddr: host + ":7003", BootstrapExpect: 5, Keys: manyKeys(t, 3)}
+	if err := checkConfig(&cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// manyKeys is a keyring of n new keys.
+func manyKeys(t *testing.T, n int) Keys {
+	var ks Keys
+	for range n {
+		ks = append(ks, testKeys(t)...)
+	}
+	return ks
 }
 
 // TestDataDirectoryBelongsToOneNode: the node ID is written on first use
@@ -376,6 +402,14 @@ func TestKeyRotationKeepsSecretsOpen(t *testing.T) {
 	}
 	if err := s.c.ReloadKeys(nil); err == nil {
 		t.Fatal("an empty keyring was taken")
+	}
+	// Gossip could not announce thirty fingerprints: refused, and the keys
+	// in force stay.
+	if err := s.c.ReloadKeys(append(Keys{oldKeys.Primary()}, manyKeys(t, 29)...)); err == nil || !strings.Contains(err.Error(), "remove retired keys") {
+		t.Fatalf("thirty keys: %v, want refused", err)
+	}
+	if got := s.c.Keys().IDs(); !slices.Equal(got, oldKeys.IDs()) {
+		t.Fatalf("keys in force after a refused reload: %v", got)
 	}
 	both := Keys{newKeys.Primary(), oldKeys.Primary()}
 	if err := s.c.ReloadKeys(both); err != nil {

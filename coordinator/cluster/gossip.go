@@ -51,11 +51,35 @@ func (d *metaDelegate) NodeMeta(limit int) []byte {
 	defer d.mu.Unlock()
 	b, err := json.Marshal(d.m)
 	if err != nil || len(b) > limit {
-		// The fields are short addresses and IDs; this cannot happen with
-		// a valid configuration, which checkConfig ensures.
+		// checkConfig and ReloadKeys refuse a meta that does not fit
+		// (fits), so this is not reached.
 		return nil
 	}
 	return b
+}
+
+// fits reports why the meta cannot be announced: memberlist carries at
+// most memberlist.MetaMaxSize bytes of it, and a server whose meta is
+// longer would announce none (no Raft address, no keys).
+func (m meta) fits() error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return fmt.Errorf("this server's gossip announcement (its ID, addresses and %d key fingerprints) is %d bytes, over the %d gossip carries: shorten --node-id or the addresses, or remove retired keys from the key file",
+			len(m.Keys), len(b), memberlist.MetaMaxSize)
+	}
+	return nil
+}
+
+// withKeys is the meta with other key fingerprints.
+func (d *metaDelegate) withKeys(ids []string) meta {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.m
+	m.Keys = ids
+	return m
 }
 
 func (d *metaDelegate) NotifyMsg([]byte)                           {}

@@ -175,6 +175,11 @@ func (c *Cluster) ReloadKeys(ks Keys) error {
 	if sealedBy != "" && !ks.Sealer().Has(sealedBy) {
 		return fmt.Errorf("the new key file lacks the key the cluster's secrets are sealed with; make the new key primary on every server and let the leader re-seal (GET /api/v1/cluster shows sealed_by) before removing the old one")
 	}
+	if c.meta != nil {
+		if err := c.meta.withKeys(ks.IDs()).fits(); err != nil {
+			return err
+		}
+	}
 	m, err := newTLSMaterial(c.cfg.NodeID, ks)
 	if err != nil {
 		return err
