@@ -58,6 +58,7 @@ const EnvPrefix = "PROXIMITY_COORDINATOR"
 func serverCmd() *cobra.Command {
 	var cfg server.Config
 	var configFile string
+	timing := cluster.DefaultTiming()
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run one coordinator server (alone, or one of a 3 or 5 server cluster)",
@@ -72,8 +73,17 @@ func serverCmd() *cobra.Command {
 			if cfg.CatalogRefresh != 0 && (cfg.CatalogRefresh < 5*time.Minute || cfg.CatalogRefresh > 30*24*time.Hour) {
 				return fmt.Errorf("--catalog-refresh: %s must be 0 (off) or within 5m to 720h", cfg.CatalogRefresh)
 			}
+			if timing.SnapshotThreshold < 16 {
+				return fmt.Errorf("--raft-snapshot-threshold: %d is under 16", timing.SnapshotThreshold)
+			}
+			if timing.TrailingLogs < 16 {
+				return fmt.Errorf("--raft-trailing-logs: %d is under 16", timing.TrailingLogs)
+			}
+			if timing.SnapshotInterval < time.Second {
+				return fmt.Errorf("--raft-snapshot-interval: %s is under 1s", timing.SnapshotInterval)
+			}
 			cfg.Logger = logger()
-			cfg.Timing = cluster.DefaultTiming()
+			cfg.Timing = timing
 			return run(cmd.Context(), cfg)
 		},
 	}
@@ -93,6 +103,14 @@ func serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "how long a login's session lasts (1m to 30 days)")
 	f.StringVar(&cfg.CatalogDir, "catalog-dir", "", "directory of *.yaml files the builtin catalog source reads, at the cluster's first start and on catalog reload (default: the starter catalog built in)")
 	f.DurationVar(&cfg.CatalogRefresh, "catalog-refresh", 6*time.Hour, "how often the leader fetches every catalog source: 0 (only on proximityctl catalog reload) or 5m to 720h")
+	// Raft's snapshots (Consul's raft_snapshot_threshold, _interval and
+	// raft_trailing_logs): every interval or so a server writes a snapshot
+	// once threshold entries were applied since its last, then keeps only
+	// trailing entries before it; a follower further behind is sent the
+	// snapshot. Any value is safe; low ones cost disk writes.
+	f.Uint64Var(&timing.SnapshotThreshold, "raft-snapshot-threshold", timing.SnapshotThreshold, "log entries applied since the last snapshot before a server writes another (at least 16)")
+	f.DurationVar(&timing.SnapshotInterval, "raft-snapshot-interval", timing.SnapshotInterval, "how often a server checks whether to write a snapshot (at least 1s; each check waits between this and twice this)")
+	f.Uint64Var(&timing.TrailingLogs, "raft-trailing-logs", timing.TrailingLogs, "log entries kept before a snapshot for followers that are behind (at least 16)")
 	f.StringVar(&configFile, "config", "", "YAML file of settings named like these flags (flags and "+EnvPrefix+"_* variables win)")
 	for _, name := range []string{"node-id", "data-dir", "http-addr", "grpc-addr", "raft-addr", "gossip-addr", "cluster-key-file"} {
 		_ = cmd.MarkFlagRequired(name)
