@@ -1,21 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -33,90 +25,14 @@ func TestProcessesKillNineLeader(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	host := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "cluster.key")
-	if out, err := exec.Command(bin, "keygen", "--out", keyFile).CombinedOutput(); err != nil {
-		t.Fatalf("keygen: %v\n%s", err, out)
-	}
-	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
+	s := newServers(t, bin)
+	if st, err := os.Stat(s.keyFile); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v, want mode 600", st.Mode(), err)
 	}
-	if out, err := exec.Command(bin, "keygen", "--out", keyFile).CombinedOutput(); err == nil {
+	if out, err := exec.Command(bin, "keygen", "--out", s.keyFile).CombinedOutput(); err == nil {
 		t.Fatalf("keygen overwrote a key file: %s", out)
 	}
-	addr := func(i, off int) string { return net.JoinHostPort(host, strconv.Itoa(7400+i*4+off)) }
-	procs := make([]*exec.Cmd, 3)
-	start := func(i int) {
-		cmd := exec.Command(bin, "server", "--node-id", fmt.Sprintf("c%d", i+1),
-			"--data-dir", filepath.Join(dir, fmt.Sprintf("c%d", i+1)),
-			"--http-addr", addr(i, 0), "--raft-addr", addr(i, 1), "--gossip-addr", addr(i, 2), "--grpc-addr", addr(i, 3),
-			"--bootstrap-expect", "3", "--join", addr(0, 2), "--cluster-key-file", keyFile)
-		cmd.Env = append(os.Environ(), "PROXIMITY_LOG_LEVEL=error")
-		if testing.Verbose() {
-			cmd.Stderr = os.Stderr
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		procs[i] = cmd
-	}
-	for i := range procs {
-		start(i)
-	}
-	t.Cleanup(func() {
-		for _, p := range procs {
-			if p != nil && p.ProcessState == nil {
-				_ = p.Process.Kill()
-				_ = p.Wait()
-			}
-		}
-	})
-	var token string
-	var caPEM []byte
-	deadline := time.Now().Add(60 * time.Second)
-	for (token == "" || caPEM == nil) && time.Now().Before(deadline) {
-		for i := 1; i <= 3; i++ {
-			if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("c%d", i), "admin.token")); err == nil {
-				token = strings.TrimSpace(string(b))
-			}
-			if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("c%d", i), "ca.pem")); err == nil {
-				caPEM = b
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if token == "" || caPEM == nil {
-		t.Fatal("no admin token and ca.pem within 60s")
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		t.Fatal("ca.pem holds no certificate")
-	}
-	cl := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	do := func(i int, method, path string, body any, out any) (int, error) {
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, "https://"+addr(i, 0)+path, rd)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := cl.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		if out != nil {
-			_ = json.NewDecoder(resp.Body).Decode(out)
-		}
-		return resp.StatusCode, nil
-	}
-	type res struct {
-		ID       string `json:"id"`
-		VMID     int    `json:"vmid"`
-		Hostname string `json:"hostname"`
-	}
+	s.start(bin, 20*time.Second)
 	acked := map[string]res{}
 	reserve := func(n int, skip int) {
 		t.Helper()
@@ -128,7 +44,7 @@ func TestProcessesKillNineLeader(t *testing.T) {
 				continue
 			}
 			var r res
-			if st, err := do(i, "POST", "/api/v1/reservations", body, &r); err == nil && (st == 201 || st == 200) {
+			if st, err := s.do(i, "POST", "/api/v1/reservations", body, &r); err == nil && (st == 201 || st == 200) {
 				acked[r.Hostname] = r
 				return
 			}
@@ -139,44 +55,56 @@ func TestProcessesKillNineLeader(t *testing.T) {
 	for n := 0; n < 30; n++ {
 		reserve(n, -1)
 	}
-	var info struct {
-		Leader struct {
-			ID string `json:"id"`
-		} `json:"leader"`
+	var info clusterInfo
+	if st, err := s.do(0, "GET", "/api/v1/cluster", nil, &info); err != nil || st != 200 || info.leader() < 0 {
+		t.Fatalf("cluster: %d %v %+v", st, err, info)
 	}
-	if st, err := do(0, "GET", "/api/v1/cluster", nil, &info); err != nil || st != 200 || info.Leader.ID == "" {
-		t.Fatalf("cluster: %d %v", st, err)
-	}
-	l, _ := strconv.Atoi(strings.TrimPrefix(info.Leader.ID, "c"))
-	l--
-	if err := procs[l].Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = procs[l].Wait()
+	l := info.leader()
+	s.kill(l)
 	for n := 30; n < 60; n++ {
 		reserve(n, l)
 	}
-	start(l)
+	s.launch(l, bin)
 	for n := 60; n < 90; n++ {
 		reserve(n, -1)
 	}
 	// Every server, the restarted one included, lists exactly what was
 	// acknowledged.
 	for i := 0; i < 3; i++ {
-		var page struct {
-			Items []res `json:"items"`
-			Total int   `json:"total"`
+		seen := s.list(i)
+		if len(seen) != len(acked) {
+			t.Fatalf("server %d lists %d, %d acknowledged", i, len(seen), len(acked))
 		}
-		st, err := do(i, "GET", "/api/v1/reservations?per_page=100", nil, &page)
-		if err != nil || st != 200 || page.Total != len(acked) || len(page.Items) != len(acked) {
-			t.Fatalf("server %d lists %d (status %d, %v), %d acknowledged", i, page.Total, st, err, len(acked))
-		}
-		vmids := map[int]bool{}
-		for _, r := range page.Items {
-			if a := acked[r.Hostname]; a.ID != r.ID || a.VMID != r.VMID || vmids[r.VMID] {
+		for h, r := range seen {
+			if a := acked[h]; a.ID != r.ID || a.VMID != r.VMID {
 				t.Fatalf("server %d: %+v, acknowledged %+v", i, r, a)
 			}
-			vmids[r.VMID] = true
 		}
+	}
+}
+
+// TestRaftSnapshotSettingsBelowTheirMinimumAreRefused: the --raft-*
+// settings are refused below 16 entries or one second, before anything
+// starts.
+func TestRaftSnapshotSettingsBelowTheirMinimumAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"--node-id", "c1", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+		"--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--cluster-key-file", filepath.Join(dir, "none")}
+	for _, c := range []struct{ flag, value, want string }{
+		{"--raft-snapshot-threshold", "15", "--raft-snapshot-threshold: 15 is under 16"},
+		{"--raft-trailing-logs", "0", "--raft-trailing-logs: 0 is under 16"},
+		{"--raft-snapshot-interval", "500ms", "--raft-snapshot-interval: 500ms is under 1s"},
+	} {
+		cmd := serverCmd()
+		cmd.SetArgs(append(append([]string{}, base...), c.flag, c.value))
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		err := cmd.Execute()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: %v, want an error naming %q", c.flag, c.value, err, c.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("a refused server wrote to its data directory: %v", entries)
 	}
 }

@@ -1,38 +1,66 @@
 package main
 
 import (
-	"bytes"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
-	"fmt"
-	"io"
-	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
 
 // previousRelease is the commit whose binary the rolling-upgrade test
 // upgrades from: the tree at the end of the previous issue (0.4.0 before
-// servers announced a protocol). Move it forward when a release is tagged.
+// servers announced a protocol). Move it forward when a release is tagged;
+// previousRaftKnobs must then still apply to its main.go, or go once the
+// release has the --raft-* settings itself.
 const previousRelease = "b04dd46"
 
-// buildPrevious builds proximity-coordinator at previousRelease from a
-// detached worktree of this repository. The binary is kept in the user's
-// cache directory under the commit and the Go version, so only the first
-// run pays for the build; -trimpath lets the worktree's packages hit Go's
-// build cache wherever the worktree is. It skips the test when the commit
-// is not available (a shallow clone, no git).
+// previousRaftKnobs makes the previous release read the --raft-* settings
+// of this version (Raft's snapshot threshold, interval and trailing logs)
+// from their environment variables, which it otherwise lacks: without them
+// it writes a snapshot only after 8192 entries and 2 to 4 minutes, too
+// late for a test to see a snapshot cross versions. It changes when
+// snapshots are taken and how many log entries are kept, nothing of what a
+// snapshot holds or how the state machine writes and restores it; without
+// the variables the binary is the release's.
+var previousRaftKnobs = struct{ old, new, file string }{
+	old: "cfg.Timing = cluster.DefaultTiming()",
+	new: "cfg.Timing = raftKnobs(cluster.DefaultTiming())",
+	file: `package main
+
+import (
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/proximity-ve/proximity/coordinator/cluster"
+)
+
+func raftKnobs(t cluster.Timing) cluster.Timing {
+	if v, err := strconv.ParseUint(os.Getenv("PROXIMITY_COORDINATOR_RAFT_SNAPSHOT_THRESHOLD"), 10, 64); err == nil {
+		t.SnapshotThreshold = v
+	}
+	if v, err := time.ParseDuration(os.Getenv("PROXIMITY_COORDINATOR_RAFT_SNAPSHOT_INTERVAL")); err == nil {
+		t.SnapshotInterval = v
+	}
+	if v, err := strconv.ParseUint(os.Getenv("PROXIMITY_COORDINATOR_RAFT_TRAILING_LOGS"), 10, 64); err == nil {
+		t.TrailingLogs = v
+	}
+	return t
+}
+`,
+}
+
+// buildPrevious builds proximity-coordinator at previousRelease, with
+// previousRaftKnobs, from a detached worktree of this repository. The
+// binary is kept in the user's cache directory under the commit and the Go
+// version, so only the first run pays for the build; -trimpath lets the
+// worktree's packages hit Go's build cache wherever the worktree is. It
+// skips the test when the commit is not available (a shallow clone, no
+// git).
 func buildPrevious(t *testing.T) string {
 	t.Helper()
 	git, err := exec.LookPath("git")
@@ -48,7 +76,7 @@ func buildPrevious(t *testing.T) string {
 	if err != nil {
 		cache = os.TempDir()
 	}
-	dir := filepath.Join(cache, "proximity", "upgrade-test", full+"-"+runtime.Version())
+	dir := filepath.Join(cache, "proximity", "upgrade-test", full+"-raft-knobs-"+runtime.Version())
 	bin := filepath.Join(dir, "proximity-coordinator")
 	if _, err := os.Stat(bin); err == nil {
 		t.Logf("previous release %s: cached binary %s", previousRelease, bin)
@@ -67,6 +95,21 @@ func buildPrevious(t *testing.T) string {
 			t.Logf("git worktree remove: %v\n%s", err, out)
 		}
 	}()
+	cmdDir := filepath.Join(wt, "coordinator", "cmd", "proximity-coordinator")
+	mainGo, err := os.ReadFile(filepath.Join(cmdDir, "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(mainGo), previousRaftKnobs.old); n != 1 {
+		t.Fatalf("the previous release's main.go has %q %d times, not once: update previousRaftKnobs", previousRaftKnobs.old, n)
+	}
+	mainGo = []byte(strings.Replace(string(mainGo), previousRaftKnobs.old, previousRaftKnobs.new, 1))
+	if err := os.WriteFile(filepath.Join(cmdDir, "main.go"), mainGo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cmdDir, "raft_knobs.go"), []byte(previousRaftKnobs.file), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tmp := bin + ".tmp" + strconv.Itoa(os.Getpid())
 	build := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", tmp, "./coordinator/cmd/proximity-coordinator")
 	build.Dir = wt
@@ -80,6 +123,19 @@ func buildPrevious(t *testing.T) string {
 	return bin
 }
 
+// buildBoth returns the previous release's binary and this version's.
+func buildBoth(t *testing.T) (oldBin, newBin string) {
+	t.Helper()
+	start := time.Now()
+	oldBin = buildPrevious(t)
+	newBin = filepath.Join(t.TempDir(), "proximity-coordinator")
+	if out, err := exec.Command("go", "build", "-o", newBin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	t.Logf("binaries ready in %s", time.Since(start).Round(time.Millisecond))
+	return oldBin, newBin
+}
+
 // TestRollingUpgrade runs three servers of the previous release with
 // --bootstrap-expect 3, reserves through them without pause, and replaces
 // one server at a time (SIGTERM, then this version's binary on the same
@@ -87,231 +143,31 @@ func buildPrevious(t *testing.T) string {
 // reservation must be listed once by every server, nothing unacknowledged
 // may appear from nowhere, the upgraded servers must see the old ones at
 // the base protocol and each other at this one, and the three servers must
-// end with the same state digest at the same index.
+// end with the same state digest at the same index. Raft's snapshot
+// settings are the defaults, so the versions meet only in the log (see
+// TestRollingUpgradeSnapshots).
 func TestRollingUpgrade(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the previous release and runs real processes")
 	}
 	start := time.Now()
-	oldBin := buildPrevious(t)
-	newBin := filepath.Join(t.TempDir(), "proximity-coordinator")
-	if out, err := exec.Command("go", "build", "-o", newBin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	t.Logf("binaries ready in %s", time.Since(start).Round(time.Millisecond))
-
-	host := fmt.Sprintf("127.%d.%d.%d", 10+rand.IntN(200), rand.IntN(250), 2+rand.IntN(250))
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "cluster.key")
-	if out, err := exec.Command(oldBin, "keygen", "--out", keyFile).CombinedOutput(); err != nil {
-		t.Fatalf("keygen: %v\n%s", err, out)
-	}
-	addr := func(i, off int) string { return net.JoinHostPort(host, strconv.Itoa(7400+i*4+off)) }
-	var procMu sync.Mutex
-	procs := make([]*exec.Cmd, 3)
-	launch := func(i int, bin string) {
-		cmd := exec.Command(bin, "server", "--node-id", fmt.Sprintf("c%d", i+1),
-			"--data-dir", filepath.Join(dir, fmt.Sprintf("c%d", i+1)),
-			"--http-addr", addr(i, 0), "--raft-addr", addr(i, 1), "--gossip-addr", addr(i, 2), "--grpc-addr", addr(i, 3),
-			"--bootstrap-expect", "3", "--join", addr(0, 2), "--cluster-key-file", keyFile)
-		cmd.Env = append(os.Environ(), "PROXIMITY_LOG_LEVEL=error")
-		if testing.Verbose() {
-			cmd.Stderr = os.Stderr
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		procMu.Lock()
-		procs[i] = cmd
-		procMu.Unlock()
-	}
-	for i := range procs {
-		launch(i, oldBin)
-	}
-	t.Cleanup(func() {
-		procMu.Lock()
-		defer procMu.Unlock()
-		for _, p := range procs {
-			if p != nil && p.ProcessState == nil {
-				_ = p.Process.Kill()
-				_ = p.Wait()
-			}
-		}
-	})
-	var token string
-	var caPEM []byte
-	deadline := time.Now().Add(60 * time.Second)
-	for (token == "" || caPEM == nil) && time.Now().Before(deadline) {
-		for i := 1; i <= 3; i++ {
-			if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("c%d", i), "admin.token")); err == nil {
-				token = strings.TrimSpace(string(b))
-			}
-			if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("c%d", i), "ca.pem")); err == nil {
-				caPEM = b
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if token == "" || caPEM == nil {
-		t.Fatal("no admin token and ca.pem within 60s")
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		t.Fatal("ca.pem holds no certificate")
-	}
-	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	do := func(i int, method, path string, body any, out any) (int, error) {
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, "https://"+addr(i, 0)+path, rd)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := cl.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		if out != nil {
-			_ = json.NewDecoder(resp.Body).Decode(out)
-		}
-		return resp.StatusCode, nil
-	}
-	type member struct {
-		ID       string `json:"id"`
-		Suffrage string `json:"suffrage"`
-		Protocol int    `json:"protocol"`
-	}
-	type clusterInfo struct {
-		Leader struct {
-			ID string `json:"id"`
-		} `json:"leader"`
-		Members      []member `json:"members"`
-		AppliedIndex uint64   `json:"applied_index"`
-		StateDigest  string   `json:"state_digest"`
-		DigestIndex  uint64   `json:"digest_index"`
-	}
-	// healthy waits until server i answers with a leader and three voters.
-	healthy := func(i int, within time.Duration) clusterInfo {
-		t.Helper()
-		var in clusterInfo
-		deadline := time.Now().Add(within)
-		for time.Now().Before(deadline) {
-			in = clusterInfo{}
-			if st, err := do(i, "GET", "/api/v1/cluster", nil, &in); err == nil && st == 200 && in.Leader.ID != "" {
-				voters := 0
-				for _, m := range in.Members {
-					if m.Suffrage == "voter" {
-						voters++
-					}
-				}
-				if voters == 3 {
-					return in
-				}
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("server c%d: no leader and three voters within %s: %+v", i+1, within, in)
-		return in
-	}
-	for i := range procs {
-		healthy(i, 60*time.Second)
+	oldBin, newBin := buildBoth(t)
+	s := newServers(t, oldBin)
+	s.start(oldBin, 10*time.Second)
+	for i := range 3 {
+		s.healthy(i, 60*time.Second)
 	}
 	t.Logf("previous release's cluster formed at %s", time.Since(start).Round(time.Millisecond))
 
-	// The load: reservations one after another from two clients, each
-	// retried under its request ID until acknowledged, on any server.
-	type res struct {
-		ID       string `json:"id"`
-		VMID     int    `json:"vmid"`
-		Hostname string `json:"hostname"`
-	}
-	var mu sync.Mutex
-	acked := map[string]res{}
-	tried := map[string]bool{}
-	failures := 0
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				host := fmt.Sprintf("up-%d-%d", w, n)
-				body := map[string]any{"request_id": "rq-" + host, "hostname": host, "node": "pve1"}
-				mu.Lock()
-				tried[host] = true
-				mu.Unlock()
-				for {
-					var r res
-					st, err := do(rand.IntN(3), "POST", "/api/v1/reservations", body, &r)
-					if err == nil && (st == 201 || st == 200) {
-						mu.Lock()
-						acked[host] = r
-						mu.Unlock()
-						break
-					}
-					mu.Lock()
-					failures++
-					mu.Unlock()
-					select {
-					case <-stop:
-						return
-					case <-time.After(50 * time.Millisecond):
-					}
-				}
-			}
-		}()
-	}
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(acked)
-	}
-	waitMore := func(n int) {
-		t.Helper()
-		target := count() + n
-		deadline := time.Now().Add(30 * time.Second)
-		for count() < target {
-			if time.Now().After(deadline) {
-				t.Fatalf("fewer than %d reservations acknowledged within 30s (%d)", n, count())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitMore(20)
-	for i := range procs {
-		procMu.Lock()
-		p := procs[i]
-		procMu.Unlock()
-		if err := p.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- p.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = p.Process.Kill()
-			<-done
-			t.Logf("c%d did not stop within 20s of SIGTERM; killed", i+1)
-		}
-		waitMore(5) // the two others go on while it is down
-		launch(i, newBin)
-		in := healthy(i, 60*time.Second)
-		// It catches up with what another server has applied (as
+	l := s.load("up", 2)
+	l.waitMore(t, 20)
+	for i := range 3 {
+		s.stop(i)
+		l.waitMore(t, 5) // the two others go on while it is down
+		s.launch(i, newBin)
+		// It catches up with what another server has committed (as
 		// docs/operations.md says to wait for before the next).
-		other := healthy((i+1)%3, 10*time.Second)
-		for in.AppliedIndex < other.AppliedIndex {
-			time.Sleep(50 * time.Millisecond)
-			in = healthy(i, 10*time.Second)
-		}
+		in := s.caughtUp(i, (i+1)%3, 60*time.Second)
 		// The upgraded server hears the others announce: the old ones
 		// announce no protocol (the base), the upgraded ones this one.
 		deadline := time.Now().Add(20 * time.Second)
@@ -332,73 +188,199 @@ func TestRollingUpgrade(t *testing.T) {
 				t.Fatalf("c%d sees the members' protocols as %+v", i+1, in.Members)
 			}
 			time.Sleep(100 * time.Millisecond)
-			in = healthy(i, 10*time.Second)
+			in = s.healthy(i, 10*time.Second)
 		}
-		waitMore(50) // mixed versions under load
-		t.Logf("c%d upgraded at %s; %d reservations acknowledged", i+1, time.Since(start).Round(time.Millisecond), count())
+		l.waitMore(t, 50) // mixed versions under load
+		t.Logf("c%d upgraded at %s; %d reservations acknowledged", i+1, time.Since(start).Round(time.Millisecond), l.count())
 	}
-	close(stop)
-	wg.Wait()
+	l.end()
 
 	// Every server lists exactly what was acknowledged, plus at most
 	// requests that were tried and not yet answered when the load stopped.
-	for i := range procs {
-		seen := map[string]res{}
-		vmids := map[int]bool{}
-		for page := 1; ; page++ {
-			var pg struct {
-				Items []res `json:"items"`
-				Total int   `json:"total"`
-			}
-			st, err := do(i, "GET", fmt.Sprintf("/api/v1/reservations?per_page=100&page=%d", page), nil, &pg)
-			if err != nil || st != 200 {
-				t.Fatalf("c%d: list reservations: %d %v", i+1, st, err)
-			}
-			for _, r := range pg.Items {
-				if _, dup := seen[r.Hostname]; dup || vmids[r.VMID] {
-					t.Fatalf("c%d lists %+v twice (hostname or VMID)", i+1, r)
-				}
-				seen[r.Hostname], vmids[r.VMID] = r, true
-			}
-			if len(pg.Items) == 0 || len(seen) >= pg.Total {
-				break
-			}
-		}
-		mu.Lock()
-		for h, a := range acked {
-			if r, ok := seen[h]; !ok || r.ID != a.ID || r.VMID != a.VMID {
-				t.Errorf("c%d: acknowledged %+v, lists %+v (%v)", i+1, a, r, ok)
-			}
-		}
-		for h := range seen {
-			if _, ok := acked[h]; !ok && !tried[h] {
-				t.Errorf("c%d lists %s, which nobody asked for", i+1, h)
-			}
-		}
-		mu.Unlock()
+	for i := range 3 {
+		l.check(t, s, i, l.ackedNow())
 	}
 	// The three servers end with the same state at the same index.
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		var infos []clusterInfo
-		for i := range procs {
-			infos = append(infos, healthy(i, 10*time.Second))
-		}
-		if infos[0].DigestIndex == infos[1].DigestIndex && infos[1].DigestIndex == infos[2].DigestIndex {
-			if infos[0].StateDigest == "" || infos[0].StateDigest != infos[1].StateDigest || infos[1].StateDigest != infos[2].StateDigest {
-				t.Fatalf("the servers' states differ at index %d: %s %s %s", infos[0].DigestIndex,
-					infos[0].StateDigest, infos[1].StateDigest, infos[2].StateDigest)
-			}
-			t.Logf("identical state digest %s at index %d", infos[0].StateDigest[:16], infos[0].DigestIndex)
-			break
+	s.sameDigest(30 * time.Second)
+	t.Logf("%d reservations acknowledged, %d attempts refused or failed during the upgrade; %s in all",
+		l.count(), l.failures, time.Since(start).Round(time.Millisecond))
+}
+
+// Raft's snapshot settings for TestRollingUpgradeSnapshots, the smallest
+// this version accepts: every server writes a snapshot each second or two
+// under the test's load and keeps 16 entries before it, so a server down
+// for a moment is sent a snapshot, not the log.
+const (
+	snapThreshold = 16
+	snapTrailing  = 16
+)
+
+// TestRollingUpgradeSnapshots is the rolling upgrade with the state
+// crossing versions as Raft snapshots, not only as log entries: both
+// versions run with --raft-snapshot-threshold and --raft-trailing-logs
+// of 16 and --raft-snapshot-interval 1s (the previous release through
+// previousRaftKnobs). Under the reservation load:
+//
+//  1. a follower of the previous release is stopped and the old leader
+//     writes a snapshot past it and drops the log before; the follower
+//     starts with this version on its data directory: it restores the
+//     snapshot its old binary wrote, and is sent the old leader's newer
+//     one (InstallSnapshot, old leader to new follower);
+//  2. the other follower is upgraded the same way;
+//  3. the old leader is stopped (it hands leadership to a new server);
+//     once the new leader has written a snapshot past it, it starts again
+//     with the previous release's binary and is sent the new leader's
+//     snapshot (new leader to old follower); it must then list every
+//     reservation acknowledged before it started;
+//  4. it is upgraded too.
+//
+// A snapshot written by one version and restored by the other that lost a
+// field would show as a reservation missing from a list or as different
+// state digests at the end, where every server runs this version; only
+// this version reports a digest.
+func TestRollingUpgradeSnapshots(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the previous release and runs real processes")
+	}
+	start := time.Now()
+	oldBin, newBin := buildBoth(t)
+	s := newServers(t, oldBin,
+		"PROXIMITY_COORDINATOR_RAFT_SNAPSHOT_THRESHOLD="+strconv.Itoa(snapThreshold),
+		"PROXIMITY_COORDINATOR_RAFT_SNAPSHOT_INTERVAL=1s",
+		"PROXIMITY_COORDINATOR_RAFT_TRAILING_LOGS="+strconv.Itoa(snapTrailing))
+	s.start(oldBin, 10*time.Second)
+	var in clusterInfo
+	for i := range 3 {
+		in = s.healthy(i, 60*time.Second)
+	}
+	t.Logf("previous release's cluster formed at %s", time.Since(start).Round(time.Millisecond))
+	l := s.load("snap", 2)
+	// Every old server writes a snapshot of its own.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; i < 3; {
+		if len(s.snapshots(i)) > 0 {
+			i++
+			continue
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the servers never stood at the same index: %d %d %d", infos[0].DigestIndex, infos[1].DigestIndex, infos[2].DigestIndex)
+			t.Fatalf("c%d wrote no snapshot within 30s", i+1)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
-	mu.Lock()
+	leader := s.healthy(0, 10*time.Second).leader()
+	if leader < 0 {
+		t.Fatalf("no leader named: %+v", in)
+	}
+	var followers []int
+	for i := range 3 {
+		if i != leader {
+			followers = append(followers, i)
+		}
+	}
+
+	// behind stops server i and waits until the leader (from the others'
+	// view) has written a snapshot past everything i can hold and dropped
+	// the log before it, so that i can only catch up from a snapshot. It
+	// returns the leader and the last index i may hold.
+	behind := func(i int) (leader int, last uint64) {
+		t.Helper()
+		s.stop(i)
+		other := (i + 1) % 3
+		in := s.healthy(other, 30*time.Second)
+		leader = in.leader()
+		if leader < 0 || leader == i {
+			t.Fatalf("c%d was stopped, and c%d names %q the leader", i+1, other+1, in.Leader.ID)
+		}
+		// Nothing reaches i any more: its log ends at or before the
+		// leader's, which ends a few in-flight entries past its commit.
+		last = s.healthy(leader, 10*time.Second).CommitIndex + 8
+		// Raft drops the log up to the snapshot's index less the
+		// trailing entries (at the least).
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			snaps := s.snapshots(leader)
+			if len(snaps) > 0 && snaps[len(snaps)-1].Index > last+snapTrailing {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("leader c%d wrote no snapshot past index %d within 30s: %+v", leader+1, last+snapTrailing, snaps)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return leader, last
+	}
+	// installed waits until server i, started again after behind, has
+	// caught up with the leader and holds a snapshot the leader wrote past
+	// last: it was sent it, as its log ended at last and the leader's now
+	// begins after. Both keep only their last three snapshots, so what
+	// they hold is gathered while i catches up.
+	installed := func(i, leader int, last uint64) {
+		t.Helper()
+		theirs, mine := map[uint64]bool{}, map[uint64]bool{}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			for _, m := range s.snapshots(leader) {
+				theirs[m.Index] = true
+			}
+			for _, m := range s.snapshots(i) {
+				mine[m.Index] = true
+			}
+			sent := false
+			for x := range mine {
+				sent = sent || (x > last && theirs[x])
+			}
+			if sent {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("c%d holds no snapshot of leader c%d past index %d within 60s: it had %v, the leader %v", i+1, leader+1, last, mine, theirs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		s.caughtUp(i, leader, 60*time.Second)
+	}
+
+	// 1 and 2: each old follower restores its old snapshot with this
+	// version, and is sent the old leader's.
+	for _, f := range followers {
+		lead, last := behind(f)
+		if lead != leader {
+			t.Fatalf("the leader moved from c%d to c%d while c%d was stopped", leader+1, lead+1, f+1)
+		}
+		mine := s.snapshots(f)
+		if len(mine) == 0 {
+			t.Fatalf("c%d, of the previous release, left no snapshot to start this version from", f+1)
+		}
+		s.launch(f, newBin)
+		installed(f, leader, last)
+		l.waitMore(t, 20)
+		t.Logf("c%d upgraded from its old snapshot at index %d and sent old c%d's at %s; %d reservations acknowledged",
+			f+1, mine[len(mine)-1].Index, leader+1, time.Since(start).Round(time.Millisecond), l.count())
+	}
+
+	// 3: the old leader, stopped, falls behind the new one and starts
+	// again as it was: the new leader sends it its snapshot.
+	old := leader
+	lead, last := behind(old)
+	ackedBefore := l.ackedNow()
+	s.launch(old, oldBin)
+	installed(old, lead, last)
+	l.check(t, s, old, ackedBefore)
+	l.waitMore(t, 20)
+	t.Logf("old c%d sent new c%d's snapshot at %s; lists all %d acknowledged before it started",
+		old+1, lead+1, time.Since(start).Round(time.Millisecond), len(ackedBefore))
+
+	// 4: and is upgraded.
+	s.stop(old)
+	s.launch(old, newBin)
+	s.caughtUp(old, lead, 60*time.Second)
+	l.waitMore(t, 20)
+	l.end()
+
+	for i := range 3 {
+		l.check(t, s, i, l.ackedNow())
+	}
+	s.sameDigest(30 * time.Second)
 	t.Logf("%d reservations acknowledged, %d attempts refused or failed during the upgrade; %s in all",
-		len(acked), failures, time.Since(start).Round(time.Millisecond))
-	mu.Unlock()
+		l.count(), l.failures, time.Since(start).Round(time.Millisecond))
 }
