@@ -21,10 +21,7 @@ func TestProcessesKillNineLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs real processes")
 	}
-	bin := filepath.Join(t.TempDir(), "proximity-coordinator")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildThis(t)
 	s := newServers(t, bin)
 	if st, err := os.Stat(s.keyFile); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v, want mode 600", st.Mode(), err)

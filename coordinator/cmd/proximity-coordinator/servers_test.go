@@ -22,6 +22,43 @@ import (
 	"time"
 )
 
+// thisBinary is proximity-coordinator built from this tree, once for the
+// package's tests, in a directory TestMain removes.
+var thisBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if thisBinary.dir != "" {
+		_ = os.RemoveAll(thisBinary.dir)
+	}
+	os.Exit(code)
+}
+
+// buildThis returns the path of proximity-coordinator built from this
+// tree.
+func buildThis(t *testing.T) string {
+	t.Helper()
+	b := &thisBinary
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "proximity-coordinator-test-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "proximity-coordinator")
+		if out, err := exec.Command("go", "build", "-o", b.path, ".").CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
 // servers are three proximity-coordinator server processes, c1 to c3, on
 // one random loopback address, formed with --bootstrap-expect 3 and
 // sharing one cluster key. A server may be stopped and started again with
