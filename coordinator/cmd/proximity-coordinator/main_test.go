@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/proximity-ve/proximity/internal/testutil"
 )
 
 // TestProcessesKillNineLeader runs three real proximity-coordinator
@@ -34,20 +36,19 @@ func TestProcessesKillNineLeader(t *testing.T) {
 	reserve := func(n int, skip int) {
 		t.Helper()
 		body := map[string]any{"request_id": fmt.Sprintf("p-%d", n), "hostname": fmt.Sprintf("proc-%d", n), "node": "pve1"}
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
+		testutil.Until(t, 30*time.Second, fmt.Sprintf("reservation %d acknowledged", n), func() error {
 			i := rand.IntN(3)
-			if i == skip {
-				continue
+			for i == skip {
+				i = rand.IntN(3)
 			}
 			var r res
-			if st, err := s.do(i, "POST", "/api/v1/reservations", body, &r); err == nil && (st == 201 || st == 200) {
-				acked[r.Hostname] = r
-				return
+			st, err := s.do(i, "POST", "/api/v1/reservations", body, &r)
+			if err != nil || (st != 201 && st != 200) {
+				return fmt.Errorf("c%d: %d %v", i+1, st, err)
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("reservation %d not acknowledged within 30s", n)
+			acked[r.Hostname] = r
+			return nil
+		})
 	}
 	for n := 0; n < 30; n++ {
 		reserve(n, -1)

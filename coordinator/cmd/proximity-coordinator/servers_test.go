@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/proximity-ve/proximity/internal/testutil"
 )
 
 // thisBinary is proximity-coordinator built from this tree, once for the
@@ -140,8 +142,7 @@ func (s *servers) start(bin string, timeout time.Duration) {
 		s.launch(i, bin)
 	}
 	var caPEM []byte
-	deadline := time.Now().Add(60 * time.Second)
-	for (s.token == "" || caPEM == nil) && time.Now().Before(deadline) {
+	testutil.UntilTrue(t, 60*time.Second, "an admin token and ca.pem", func() bool {
 		for i := range s.procs {
 			if b, err := os.ReadFile(filepath.Join(s.dataDir(i), "admin.token")); err == nil {
 				s.token = strings.TrimSpace(string(b))
@@ -150,11 +151,8 @@ func (s *servers) start(bin string, timeout time.Duration) {
 				caPEM = b
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if s.token == "" || caPEM == nil {
-		t.Fatal("no admin token and ca.pem within 60s")
-	}
+		return s.token != "" && caPEM != nil
+	})
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		t.Fatal("ca.pem holds no certificate")
@@ -278,23 +276,23 @@ func (s *servers) healthy(i int, within time.Duration) clusterInfo {
 	t := s.t
 	t.Helper()
 	var in clusterInfo
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	testutil.Until(t, within, fmt.Sprintf("c%d to answer with a leader and three voters", i+1), func() error {
 		in = clusterInfo{}
-		if st, err := s.do(i, "GET", "/api/v1/cluster", nil, &in); err == nil && st == 200 && in.Leader.ID != "" {
-			voters := 0
-			for _, m := range in.Members {
-				if m.Suffrage == "voter" {
-					voters++
-				}
-			}
-			if voters == 3 {
-				return in
+		st, err := s.do(i, "GET", "/api/v1/cluster", nil, &in)
+		if err != nil || st != 200 {
+			return fmt.Errorf("GET /api/v1/cluster: %d %v", st, err)
+		}
+		voters := 0
+		for _, m := range in.Members {
+			if m.Suffrage == "voter" {
+				voters++
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("server c%d: no leader and three voters within %s: %+v", i+1, within, in)
+		if in.Leader.ID == "" || voters != 3 {
+			return fmt.Errorf("%+v", in)
+		}
+		return nil
+	})
 	return in
 }
 
@@ -305,14 +303,12 @@ func (s *servers) caughtUp(i, j int, within time.Duration) clusterInfo {
 	t.Helper()
 	in := s.healthy(i, within)
 	other := s.healthy(j, 10*time.Second)
-	deadline := time.Now().Add(within)
-	for in.AppliedIndex < other.CommitIndex {
-		if time.Now().After(deadline) {
-			t.Fatalf("c%d applied %d, not the %d c%d had committed, within %s", i+1, in.AppliedIndex, other.CommitIndex, j+1, within)
+	testutil.Until(t, within, fmt.Sprintf("c%d to apply what c%d had committed (%d)", i+1, j+1, other.CommitIndex), func() error {
+		if in = s.healthy(i, 10*time.Second); in.AppliedIndex < other.CommitIndex {
+			return fmt.Errorf("applied %d", in.AppliedIndex)
 		}
-		time.Sleep(50 * time.Millisecond)
-		in = s.healthy(i, 10*time.Second)
-	}
+		return nil
+	})
 	return in
 }
 
@@ -355,25 +351,22 @@ func (s *servers) list(i int) map[string]res {
 func (s *servers) sameDigest(within time.Duration) {
 	t := s.t
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var infos []clusterInfo
+	var infos []clusterInfo
+	testutil.Until(t, within, "the three servers to stand at the same index", func() error {
+		infos = infos[:0]
 		for i := range s.procs {
 			infos = append(infos, s.healthy(i, 10*time.Second))
 		}
-		if infos[0].DigestIndex == infos[1].DigestIndex && infos[1].DigestIndex == infos[2].DigestIndex {
-			if infos[0].StateDigest == "" || infos[0].StateDigest != infos[1].StateDigest || infos[1].StateDigest != infos[2].StateDigest {
-				t.Fatalf("the servers' states differ at index %d: %s %s %s", infos[0].DigestIndex,
-					infos[0].StateDigest, infos[1].StateDigest, infos[2].StateDigest)
-			}
-			t.Logf("identical state digest %s at index %d", infos[0].StateDigest[:16], infos[0].DigestIndex)
-			return
+		if infos[0].DigestIndex != infos[1].DigestIndex || infos[1].DigestIndex != infos[2].DigestIndex {
+			return fmt.Errorf("at %d, %d and %d", infos[0].DigestIndex, infos[1].DigestIndex, infos[2].DigestIndex)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the servers never stood at the same index: %d %d %d", infos[0].DigestIndex, infos[1].DigestIndex, infos[2].DigestIndex)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	if infos[0].StateDigest == "" || infos[0].StateDigest != infos[1].StateDigest || infos[1].StateDigest != infos[2].StateDigest {
+		t.Fatalf("the servers' states differ at index %d: %s %s %s", infos[0].DigestIndex,
+			infos[0].StateDigest, infos[1].StateDigest, infos[2].StateDigest)
 	}
+	t.Logf("identical state digest %s at index %d", infos[0].StateDigest[:16], infos[0].DigestIndex)
 }
 
 // snapshotMeta is what Raft's file snapshot store keeps of a snapshot
@@ -468,13 +461,12 @@ func (l *load) count() int {
 func (l *load) waitMore(t *testing.T, n int) {
 	t.Helper()
 	target := l.count() + n
-	deadline := time.Now().Add(30 * time.Second)
-	for l.count() < target {
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than %d reservations acknowledged within 30s (%d)", n, l.count())
+	testutil.Until(t, 30*time.Second, fmt.Sprintf("%d more reservations acknowledged", n), func() error {
+		if c := l.count(); c < target {
+			return fmt.Errorf("%d of %d", c, target)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // end stops the clients and waits for them.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/proximity-ve/proximity/internal/testutil"
 )
 
 // previousRelease is the commit whose binary the rolling-upgrade test
@@ -167,26 +170,20 @@ func TestRollingUpgrade(t *testing.T) {
 		in := s.caughtUp(i, (i+1)%3, 60*time.Second)
 		// The upgraded server hears the others announce: the old ones
 		// announce no protocol (the base), the upgraded ones this one.
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			want := true
+		testutil.Until(t, 20*time.Second, fmt.Sprintf("c%d to see the upgraded members at protocol 2, the others at 1", i+1), func() error {
 			for _, m := range in.Members {
 				j, _ := strconv.Atoi(strings.TrimPrefix(m.ID, "c"))
 				p := 1 // fsm.BaseProtocol
 				if j-1 <= i {
 					p = 2 // fsm.ProtocolVersion
 				}
-				want = want && m.Protocol == p
+				if m.Protocol != p {
+					in = s.healthy(i, 10*time.Second)
+					return fmt.Errorf("members %+v", in.Members)
+				}
 			}
-			if want {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("c%d sees the members' protocols as %+v", i+1, in.Members)
-			}
-			time.Sleep(100 * time.Millisecond)
-			in = s.healthy(i, 10*time.Second)
-		}
+			return nil
+		})
 		l.waitMore(t, 50) // mixed versions under load
 		t.Logf("c%d upgraded at %s; %d reservations acknowledged", i+1, time.Since(start).Round(time.Millisecond), l.count())
 	}
@@ -253,16 +250,8 @@ func TestRollingUpgradeSnapshots(t *testing.T) {
 	t.Logf("previous release's cluster formed at %s", time.Since(start).Round(time.Millisecond))
 	l := s.load("snap", 2)
 	// Every old server writes a snapshot of its own.
-	deadline := time.Now().Add(30 * time.Second)
-	for i := 0; i < 3; {
-		if len(s.snapshots(i)) > 0 {
-			i++
-			continue
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("c%d wrote no snapshot within 30s", i+1)
-		}
-		time.Sleep(50 * time.Millisecond)
+	for i := range 3 {
+		testutil.UntilTrue(t, 30*time.Second, fmt.Sprintf("c%d to write a snapshot", i+1), func() bool { return len(s.snapshots(i)) > 0 })
 	}
 	leader := s.healthy(0, 10*time.Second).leader()
 	if leader < 0 {
@@ -283,33 +272,24 @@ func TestRollingUpgradeSnapshots(t *testing.T) {
 		t.Helper()
 		s.stop(i)
 		other := (i + 1) % 3
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testutil.Until(t, 30*time.Second, fmt.Sprintf("c%d to name a leader other than the stopped c%d", other+1, i+1), func() error {
 			in := s.healthy(other, 30*time.Second)
-			if leader = in.leader(); leader >= 0 && leader != i {
-				break
+			if leader = in.leader(); leader < 0 || leader == i {
+				return fmt.Errorf("it names %q", in.Leader.ID)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("c%d was stopped 30s ago, and c%d still names %q the leader", i+1, other+1, in.Leader.ID)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 		// Nothing reaches i any more: its log ends at or before the
 		// leader's, which ends a few in-flight entries past its commit.
 		last = s.healthy(leader, 10*time.Second).CommitIndex + 8
 		// Raft drops the log up to the snapshot's index less the
 		// trailing entries (at the least).
-		deadline = time.Now().Add(30 * time.Second)
-		for {
-			snaps := s.snapshots(leader)
-			if len(snaps) > 0 && snaps[len(snaps)-1].Index > last+snapTrailing {
-				break
+		testutil.Until(t, 30*time.Second, fmt.Sprintf("leader c%d to write a snapshot past index %d", leader+1, last+snapTrailing), func() error {
+			if snaps := s.snapshots(leader); len(snaps) == 0 || snaps[len(snaps)-1].Index <= last+snapTrailing {
+				return fmt.Errorf("it has %+v", snaps)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("leader c%d wrote no snapshot past index %d within 30s: %+v", leader+1, last+snapTrailing, snaps)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 		return leader, last
 	}
 	// installed waits until server i, started again after behind, has
@@ -320,26 +300,20 @@ func TestRollingUpgradeSnapshots(t *testing.T) {
 	installed := func(i, leader int, last uint64) {
 		t.Helper()
 		theirs, mine := map[uint64]bool{}, map[uint64]bool{}
-		deadline := time.Now().Add(60 * time.Second)
-		for {
+		testutil.Until(t, 60*time.Second, fmt.Sprintf("c%d to hold a snapshot of leader c%d past index %d", i+1, leader+1, last), func() error {
 			for _, m := range s.snapshots(leader) {
 				theirs[m.Index] = true
 			}
 			for _, m := range s.snapshots(i) {
 				mine[m.Index] = true
 			}
-			sent := false
 			for x := range mine {
-				sent = sent || (x > last && theirs[x])
+				if x > last && theirs[x] {
+					return nil
+				}
 			}
-			if sent {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("c%d holds no snapshot of leader c%d past index %d within 60s: it had %v, the leader %v", i+1, leader+1, last, mine, theirs)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return fmt.Errorf("it had snapshots at %v, the leader at %v", mine, theirs)
+		})
 		s.caughtUp(i, leader, 60*time.Second)
 	}
 
