@@ -215,17 +215,20 @@ const (
 // of 16 and --raft-snapshot-interval 1s (the previous release through
 // previousRaftKnobs). Under the reservation load:
 //
-//  1. a follower of the previous release is stopped and the old leader
-//     writes a snapshot past it and drops the log before; the follower
-//     starts with this version on its data directory: it restores the
-//     snapshot its old binary wrote, and is sent the old leader's newer
-//     one (InstallSnapshot, old leader to new follower);
-//  2. the other follower is upgraded the same way;
-//  3. the old leader is stopped (it hands leadership to a new server);
-//     once the new leader has written a snapshot past it, it starts again
-//     with the previous release's binary and is sent the new leader's
-//     snapshot (new leader to old follower); it must then list every
-//     reservation acknowledged before it started;
+//  1. a follower is stopped, and the leader (of the previous release, as
+//     every server up is) writes a snapshot past it and drops the log
+//     before; the follower starts with this version on its data
+//     directory: it restores the snapshot its old binary wrote, and is sent
+//     the old leader's newer one (InstallSnapshot, old leader to new
+//     follower);
+//  2. the other follower is upgraded the same way (its leader is of the
+//     previous release too, unless an election moved it to the first);
+//  3. the first leader, the last server of the previous release, is
+//     stopped (it hands leadership to a new server); once the new leader
+//     has written a snapshot past it, it starts again with the previous
+//     release's binary and is sent the new leader's snapshot (new leader
+//     to old follower); it must then list every reservation acknowledged
+//     before it started;
 //  4. it is upgraded too.
 //
 // A snapshot written by one version and restored by the other that lost a
