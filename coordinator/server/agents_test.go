@@ -237,7 +237,9 @@ func TestAgentJoinWorkAndForeignVMIDs(t *testing.T) {
 
 func TestJoinTokensRefused(t *testing.T) {
 	tc := newTestCluster(t, 1)
-	run := func(name, token string, d time.Duration) error {
+	// run runs an agent until it returns, or until d has passed and
+	// joined (when set) holds.
+	run := func(name, token string, d time.Duration, joined func() bool) error {
 		sim, err := simnode.Start(filepath.Join(tc.dir, name), name)
 		if err != nil {
 			t.Fatal(err)
@@ -248,30 +250,50 @@ func TestJoinTokensRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), d)
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		return a.Run(ctx)
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		select {
+		case err := <-done:
+			return err
+		case <-timer.C:
+		}
+		if joined != nil {
+			waitFor(t, name+" joined", 20*time.Second, joined)
+		}
+		cancel()
+		return <-done
 	}
 	const refusedWithin = 10 * time.Second
 	tok := tc.joinToken(nil)
-	if err := run("node-a", tok, 2*time.Second); err != nil {
+	// The first use joins (however long that takes on a loaded machine):
+	// the node is ready and its certificate saved; the agent then stops
+	// cleanly.
+	joinedA := func() bool {
+		_, err := os.Stat(filepath.Join(tc.dir, "node-a", "node.crt"))
+		return err == nil && tc.nodes_()["node-a"].Status == "ready"
+	}
+	if err := run("node-a", tok, 2*time.Second, joinedA); err != nil {
 		t.Fatalf("first use: %v", err)
 	}
-	if err := run("node-b", tok, refusedWithin); !errors.Is(err, agent.ErrJoinRefused) {
+	if err := run("node-b", tok, refusedWithin, nil); !errors.Is(err, agent.ErrJoinRefused) {
 		t.Fatalf("reused token: %v", err)
 	}
 	pin := tc.leaderServer().Agents().CAPin()
 	forged := "pxj_" + strings.Repeat("a", 32) + "_" + pin
-	if err := run("node-c", forged, refusedWithin); !errors.Is(err, agent.ErrJoinRefused) {
+	if err := run("node-c", forged, refusedWithin, nil); !errors.Is(err, agent.ErrJoinRefused) {
 		t.Fatalf("forged token: %v", err)
 	}
 	wrongPin := tok[:len(tok)-64] + strings.Repeat("0", 64)
-	if err := run("node-d", wrongPin, refusedWithin); !errors.Is(err, agent.ErrJoinRefused) || !strings.Contains(err.Error(), "pin") {
+	if err := run("node-d", wrongPin, refusedWithin, nil); !errors.Is(err, agent.ErrJoinRefused) || !strings.Contains(err.Error(), "pin") {
 		t.Fatalf("wrong CA pin: %v", err)
 	}
 	// Expired: a token whose expiry has passed.
 	expired := tc.expiredToken()
-	if err := run("node-e", expired, refusedWithin); !errors.Is(err, agent.ErrJoinRefused) {
+	if err := run("node-e", expired, refusedWithin, nil); !errors.Is(err, agent.ErrJoinRefused) {
 		t.Fatalf("expired token: %v", err)
 	}
 	var nodes []string
