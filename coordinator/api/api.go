@@ -33,6 +33,9 @@ type Backend interface {
 	Forward(req *http.Request) (*http.Response, error)
 	// WaitApplied waits until the other servers have applied index.
 	WaitApplied(ctx context.Context, index uint64) error
+	// CatchUp waits until this server has applied what the leader had
+	// applied when asked (at once on the leader).
+	CatchUp(ctx context.Context) error
 	// Sealer seals and opens the secrets kept in Raft (TOTP seeds, OIDC
 	// client secrets) under the cluster key.
 	Sealer() *secrets.Keyring

@@ -37,6 +37,7 @@ func (b *lossyLeader) FSM() *fsm.FSM                                      { retu
 func (b *lossyLeader) Info() (cluster.Info, error)                        { return cluster.Info{}, nil }
 func (b *lossyLeader) Forward(*http.Request) (*http.Response, error)      { return nil, io.EOF }
 func (b *lossyLeader) WaitApplied(context.Context, uint64) error          { return nil }
+func (b *lossyLeader) CatchUp(context.Context) error                      { return nil }
 func (b *lossyLeader) Sealer() *secrets.Keyring                           { return nil }
 func (b *lossyLeader) RemoveServer(context.Context, string, string) error { return nil }
 

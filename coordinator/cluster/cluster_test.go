@@ -588,4 +588,21 @@ func TestTwoServersExpectingTwoBootstrapTogether(t *testing.T) {
 	}
 	leader.propose(token("tk1"))
 	testutil.UntilTrue(t, 10*time.Second, "the other server applied tk1", func() bool { return hasToken(other.c.FSM(), "tk1") })
+	// CatchUp: once it returns, the follower has applied what the leader
+	// had acknowledged (each write is checked at once, with no wait).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range "23456789abcdef" { // token's hash ends in the ID's last digit
+		id := "catch-" + string(c)
+		leader.propose(token(id))
+		if err := other.c.CatchUp(ctx); err != nil {
+			t.Fatalf("catch up after %s: %v", id, err)
+		}
+		if !hasToken(other.c.FSM(), id) {
+			t.Fatalf("the follower caught up but lacks %s", id)
+		}
+	}
+	if err := leader.c.CatchUp(ctx); err != nil {
+		t.Fatalf("the leader catching up with itself: %v", err)
+	}
 }

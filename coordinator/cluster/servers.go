@@ -292,6 +292,36 @@ func (c *Cluster) SealedBy() string {
 
 type atomicHandler = atomic.Value
 
+// CatchUp waits until this server has applied everything the leader had
+// applied when asked: after it, a local read sees every write the leader
+// acknowledged before the call. On the leader it returns at once. It asks
+// the leader once, over the server port, and fails when no leader is
+// known or it does not answer before ctx ends.
+func (c *Cluster) CatchUp(ctx context.Context) error {
+	if c.IsLeader() {
+		return nil
+	}
+	addr, id := c.raft.LeaderWithID()
+	if id == "" {
+		return proposer.ErrNotLeader
+	}
+	st, err := c.fetchStatus(ctx, string(addr))
+	if err != nil {
+		return fmt.Errorf("ask the leader how far it has applied: %w", err)
+	}
+	for {
+		changed := c.fsm.Changed()
+		if c.fsm.AppliedIndex() >= st.Applied {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
 // WaitApplied waits, on the leader, until every other server in the
 // configuration has applied the log up to index, so that a revocation is
 // in force on every server before it is acknowledged. A server that does
