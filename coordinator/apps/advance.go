@@ -80,6 +80,9 @@ func (c *Controller) advance(ctx context.Context, a fsm.App) error {
 		if moved, err := c.updateMoved(ctx, a, e, st); moved || err != nil {
 			return err
 		}
+		if moved := deployMoved(a, e, haveEntry, st); moved != "" {
+			return c.failed(ctx, a, stages, idx, moved, taskspec.FailInvalid)
+		}
 		if st.needsEntry && !haveEntry {
 			// Without its entry the stage would send Proxmox an empty
 			// template or Compose file: no retry brings the entry back.

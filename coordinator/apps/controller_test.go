@@ -167,6 +167,42 @@ func TestDeployWithoutItsCatalogEntryFailsInsteadOfSendingAnEmptyTemplate(t *tes
 	}
 }
 
+// A deploy whose catalog entry moved to another version (a reload) before
+// its create, compose or env stage fails and is undone instead of making
+// a container of a version the registry does not record (found by the
+// nemesis, seeds 95 and 96).
+func TestDeployAcrossACatalogReloadFailsInsteadOfRunningAnotherVersion(t *testing.T) {
+	for _, at := range []string{stCreate.name, stCompose.name, stEnv.name} {
+		t.Run(at, func(t *testing.T) {
+			h := newHarness(t)
+			h.deploy("app1", "web1")
+			if v := h.app("app1").CatalogVersion; v != "1" {
+				t.Fatalf("the deploy records version %q, want 1", v)
+			}
+			a := h.advance("app1")
+			for a.Step != at {
+				a = h.advance("app1") // the stage's task is submitted
+				h.complete("app1", true, `{"stdout":"inet 10.0.0.5/24"}`)
+				a = h.advance("app1")
+				if a.Op != fsm.OpDeploy || a.Step == cleanupStage {
+					t.Fatalf("before %s: op %q step %q error %q", at, a.Op, a.Step, a.Error)
+				}
+			}
+			submitted := len(h.tasks.specs)
+			e := catalog.Entry{ID: "web", Name: "Web", Version: "2", Template: "local:vztmpl/debian-12.tar.zst",
+				Compose: "services: {new: {}}\n", Ports: []catalog.Port{{Name: "ui", Internal: 80, Protocol: "tcp"}}}
+			h.apply(fsm.Command{Type: fsm.CmdSetCatalog, RequestID: "cat2", SetCatalog: &fsm.CatalogState{Entries: []catalog.Entry{e}}})
+			a = h.advance("app1")
+			if len(h.tasks.specs) != submitted {
+				t.Fatalf("a task was submitted at %s after the entry moved", at)
+			}
+			if a.Step != cleanupStage || !strings.Contains(a.Error, "now offers version 2, not the 1") {
+				t.Fatalf("step %q error %q, want cleanup with the reason", a.Step, a.Error)
+			}
+		})
+	}
+}
+
 // A backup recorded only with its archive: a task that succeeded without
 // naming one fails the backup instead of recording an empty volid.
 func TestBackupWithoutAnArchiveIsFailedNotReady(t *testing.T) {

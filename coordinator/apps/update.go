@@ -92,6 +92,19 @@ func (c *Controller) updateMoved(ctx context.Context, a fsm.App, e catalog.Entry
 		Log: []string{reason, "rollback: restoring the pre-update backup"}})
 }
 
+// deployMoved says why a deploy must stop when its catalog entry no longer
+// offers the version the app records (a reload since the deploy was asked
+// for): its create, compose and env stages would make the container of
+// one version while the registry records another. The deploy fails and
+// is undone; deploying again takes the version offered then.
+func deployMoved(a fsm.App, e catalog.Entry, haveEntry bool, st stage) string {
+	if a.Op != fsm.OpDeploy || !haveEntry || a.CatalogVersion == "" || e.Version == a.CatalogVersion ||
+		(st.name != stCreate.name && st.name != stCompose.name && st.name != stEnv.name) {
+		return ""
+	}
+	return fmt.Sprintf("the catalog entry %s now offers version %s, not the %s this deploy was asked for (the catalog was reloaded meanwhile); deploy again", a.CatalogID, e.Version, a.CatalogVersion)
+}
+
 // entryTag is the Proxmox tag naming a container's catalog entry:
 // "app-" and the entry's ID, whose "/" (an imported entry's source/id)
 // and any other character a tag cannot hold become "-".

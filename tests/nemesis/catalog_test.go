@@ -11,10 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/proximity-ve/proximity/internal/appversion"
 	"github.com/proximity-ve/proximity/internal/pvesim"
 )
 
@@ -34,8 +32,7 @@ type catalogPub struct {
 	w   *world
 	dir string
 
-	wl     *workload    // set once the workload starts
-	known1 atomic.Int64 // apps running a newer Compose document than they record, from a deploy across a reload
+	wl *workload // set once the workload starts
 
 	mu       sync.Mutex
 	text     map[string]string   // entry → its current file
@@ -104,14 +101,6 @@ func (c *catalogPub) bump(id string) (string, error) {
 	}
 	c.versions[id] = append(c.versions[id], v)
 	return v, nil
-}
-
-// updateAsked reports whether a user asked for an update of the app.
-func (c *catalogPub) updateAsked(id string) bool {
-	c.wl.mu.Lock()
-	defer c.wl.mu.Unlock()
-	_, ok := c.wl.updateSent[id]
-	return ok
 }
 
 func (c *catalogPub) known(id, v string) bool {
@@ -185,15 +174,6 @@ func (w *world) checkVersions(apps []appOut, c *catalogPub, fail func(string, ..
 		switch {
 		case m == nil:
 			fail("app %s (%s): its container %s/%d has no Compose document with an image", a.ID, a.Hostname, a.Node, a.VMID)
-		case m[1] != a.CatalogVersion && appversion.Newer(m[1], a.CatalogVersion) && !c.updateAsked(a.ID):
-			// Known (docs/reliability.md, "Open"): a deploy records the
-			// version offered when it is asked for and pushes the
-			// Compose document offered when its compose stage runs; a
-			// reload in between leaves it running the newer one. A clone
-			// copies both.
-			c.known1.Add(1)
-			w.logf("known: app %s (%s) records version %s, the Compose document in %s/%d runs %s (a deploy across a reload)", a.ID, a.Hostname, a.CatalogVersion, a.Node, a.VMID, m[1])
-			w.dumpAppLog(a)
 		case m[1] != a.CatalogVersion:
 			fail("app %s (%s) records version %s, the Compose document in %s/%d runs %s", a.ID, a.Hostname, a.CatalogVersion, a.Node, a.VMID, m[1])
 			w.dumpAppLog(a)
