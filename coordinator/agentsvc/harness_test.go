@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,56 +20,27 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/coordinator/fsm/fsmtest"
 	"github.com/proximity-ve/proximity/internal/pki"
 	"github.com/proximity-ve/proximity/internal/secrets"
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
 )
 
-// fakeBackend applies every proposal to a state machine at once, in order:
-// the service's view of a one-server cluster without Raft. It leads until
-// told otherwise.
+// fakeBackend is the service's view of a one-server cluster without Raft
+// (fsmtest.Backend). It leads until told otherwise.
 type fakeBackend struct {
-	mu       sync.Mutex
-	f        *fsm.FSM
-	idx      uint64
+	*fsmtest.Backend
 	follower atomic.Bool
 }
 
 func (b *fakeBackend) ID() string     { return "c1" }
 func (b *fakeBackend) IsLeader() bool { return !b.follower.Load() }
-func (b *fakeBackend) FSM() *fsm.FSM  { return b.f }
 
 func (b *fakeBackend) Leader() (string, string, bool) {
 	if b.follower.Load() {
 		return "c2", "127.0.0.2:8443", true
 	}
 	return "c1", "127.0.0.1:8443", true
-}
-
-func (b *fakeBackend) Propose(_ context.Context, cmd fsm.Command) (fsm.Result, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.idx++
-	return b.f.ApplyCommands(b.idx, cmd)[0], nil
-}
-
-// clock is a settable clock for tests that cannot run in a synctest
-// bubble (a real TLS handshake).
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 type harness struct {
@@ -91,7 +61,7 @@ func newHarness(t *testing.T, now func() time.Time) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &fakeBackend{f: fsm.New(0)}
+	b := &fakeBackend{Backend: fsmtest.New()}
 	var ids atomic.Int64
 	s := New(Config{Backend: b, Now: now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		NewID:  func(prefix string) string { return fmt.Sprintf("%s%d", prefix, ids.Add(1)) },
@@ -189,7 +159,7 @@ func (h *harness) node(name string) fsm.NodeRecord {
 	h.t.Helper()
 	var n fsm.NodeRecord
 	var ok bool
-	h.b.f.Read(func(s *fsm.State) { n, ok = s.Node(name) })
+	h.b.FSM().Read(func(s *fsm.State) { n, ok = s.Node(name) })
 	if !ok {
 		h.t.Fatalf("node %s is not enrolled", name)
 	}
@@ -200,7 +170,7 @@ func (h *harness) task(id string) fsm.Task {
 	h.t.Helper()
 	var tk fsm.Task
 	var ok bool
-	h.b.f.Read(func(s *fsm.State) { tk, ok = s.Task(id) })
+	h.b.FSM().Read(func(s *fsm.State) { tk, ok = s.Task(id) })
 	if !ok {
 		h.t.Fatalf("no task %s", id)
 	}

@@ -125,7 +125,7 @@ func TestInventoryMarksAndUnmarksForeignVMIDs(t *testing.T) {
 	}
 	foreign := func() []int {
 		var out []int
-		h.b.f.Read(func(s *fsm.State) { out = slices.Clone(s.Foreign) })
+		h.b.FSM().Read(func(s *fsm.State) { out = slices.Clone(s.Foreign) })
 		slices.Sort(out)
 		return out
 	}

@@ -45,7 +45,7 @@ func TestSealedSettingsAreOpenedOnTheWayToTheAgent(t *testing.T) {
 		}
 		h.submit("exec", "pve1")
 		var logged fsm.Task
-		h.b.f.Read(func(s *fsm.State) { logged, _ = s.Task("env") })
+		h.b.FSM().Read(func(s *fsm.State) { logged, _ = s.Task("env") })
 		if bytes.Contains(logged.Spec, []byte("hunter2")) {
 			t.Fatal("the log holds the secret in the clear")
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 	"github.com/proximity-ve/proximity/internal/pki"
+	"github.com/proximity-ve/proximity/internal/testutil"
 	"github.com/proximity-ve/proximity/proto"
 	pb "github.com/proximity-ve/proximity/proto/agentpb"
 )
@@ -55,7 +56,7 @@ func TestJoinConsumesTheTokenOnce(t *testing.T) {
 	if got := pki.Enrolment(h.agentWith("pve1", key, resp2.CertDer).leaf); got != n.Enrolment {
 		t.Fatalf("a retried join enrolled anew: %q, want %q", got, n.Enrolment)
 	}
-	before := h.b.idx
+	before := h.b.Index()
 	_, other := newCSR(t, "pve1")
 	_, err = h.s.Join(h.peerCtx("192.0.2.11:40000", nil), &pb.JoinRequest{Token: tok, Node: "pve1", CsrDer: other})
 	wantCode(t, "a used token with another key", err, codes.Unauthenticated)
@@ -65,8 +66,8 @@ func TestJoinConsumesTheTokenOnce(t *testing.T) {
 	wantCode(t, "a malformed token", err, codes.Unauthenticated)
 	_, err = h.s.Join(h.peerCtx("192.0.2.11:40000", nil), &pb.JoinRequest{Token: h.token(""), Node: "pve2", CsrDer: []byte("not a CSR")})
 	wantCode(t, "a bad CSR", err, codes.InvalidArgument)
-	if h.b.idx != before+1 { // the one token made above
-		t.Fatalf("refused joins wrote %d entries", h.b.idx-before-1)
+	if h.b.Index() != before+1 { // the one token made above
+		t.Fatalf("refused joins wrote %d entries", h.b.Index()-before-1)
 	}
 	h.b.follower.Store(true)
 	_, err = h.s.Join(h.peerCtx("192.0.2.11:40000", nil), &pb.JoinRequest{Token: h.token(""), Node: "pve2", CsrDer: other})
@@ -79,7 +80,7 @@ func TestJoinConsumesTheTokenOnce(t *testing.T) {
 // joins, then waits; another address is not held back, and the bucket
 // refills with the service's clock.
 func TestJoinIsRateLimitedPerAddress(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testutil.NewClock(t0)
 	h := newHarness(t, clk.Now)
 	req := &pb.JoinRequest{Token: "pxj_nope", Node: "pve1"}
 	for range joinBurst {
@@ -100,7 +101,7 @@ func TestJoinIsRateLimitedPerAddress(t *testing.T) {
 // now; a node cannot renew for another, and a request without a node
 // certificate is refused.
 func TestRenewKeepsTheEnrolmentAndOnlyForItsNode(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testutil.NewClock(t0)
 	h := newHarness(t, clk.Now)
 	a := h.join("pve1", h.token(""))
 	h.join("pve2", h.token(""))
@@ -162,7 +163,7 @@ func TestRevokedCertificatesAreRefused(t *testing.T) {
 // certificate is kept while more than a day of it is left, then issued
 // again from the cluster CA.
 func TestServerCertificateIsReissuedBeforeItExpires(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testutil.NewClock(t0)
 	h := newHarness(t, clk.Now)
 	first, err := h.s.serverCert(h.s.CA())
 	if err != nil {
@@ -190,7 +191,7 @@ func TestServerCertificateIsReissuedBeforeItExpires(t *testing.T) {
 // by the service's clock, renewed near its end, and refused once expired,
 // while the renewed one goes on working.
 func TestExpiredCertificateIsRefusedAtTheHandshake(t *testing.T) {
-	clk := &clock{now: time.Now()}
+	clk := testutil.NewClock(time.Now())
 	h := newHarness(t, clk.Now)
 	a := h.join("pve1", h.token(""))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

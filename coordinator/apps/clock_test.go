@@ -37,7 +37,7 @@ func (h *harness) currentTask(id string) (fsm.Task, bool) {
 	a := h.app(id)
 	var tk fsm.Task
 	var ok bool
-	h.b.f.Read(func(s *fsm.State) { tk, ok = s.Task(a.TaskID) })
+	h.b.FSM().Read(func(s *fsm.State) { tk, ok = s.Task(a.TaskID) })
 	return tk, ok
 }
 
@@ -86,7 +86,7 @@ func TestRunRetriesAfterTheDelayAndExpiresOverdueTasks(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		var fenced fsm.Task
-		h.b.f.Read(func(s *fsm.State) { fenced, _ = s.Task(second.ID) })
+		h.b.FSM().Read(func(s *fsm.State) { fenced, _ = s.Task(second.ID) })
 		if fenced.State != fsm.TaskFailed || fenced.ErrorKind != fsm.TaskTimeout {
 			t.Fatalf("an overdue task is %s (%s), want failed by timeout", fenced.State, fenced.ErrorKind)
 		}

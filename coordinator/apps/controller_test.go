@@ -5,38 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
+	"github.com/proximity-ve/proximity/coordinator/fsm/fsmtest"
 	"github.com/proximity-ve/proximity/internal/catalog"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// fakeBackend applies every proposal to a state machine at once, in order:
-// the controller's view of a one-server cluster without Raft.
-type fakeBackend struct {
-	mu  sync.Mutex
-	f   *fsm.FSM
-	idx uint64
-}
-
-func (b *fakeBackend) Propose(_ context.Context, cmd fsm.Command) (fsm.Result, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.idx++
-	return b.f.ApplyCommands(b.idx, cmd)[0], nil
-}
-
-func (b *fakeBackend) FSM() *fsm.FSM { return b.f }
-
 // fakeTasks records the tasks the controller submits, as the agent
 // service does, without running them.
 type fakeTasks struct {
-	b     *fakeBackend
+	b     *fsmtest.Backend
 	specs map[string]any
 }
 
@@ -61,7 +44,7 @@ func (ft *fakeTasks) Submit(ctx context.Context, t fsm.Task, spec any) (fsm.Task
 
 type harness struct {
 	t     *testing.T
-	b     *fakeBackend
+	b     *fsmtest.Backend
 	tasks *fakeTasks
 	c     *Controller
 }
@@ -71,7 +54,7 @@ type harness struct {
 // failure ends its operation at once.
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	b := &fakeBackend{f: fsm.New(0)}
+	b := fsmtest.New()
 	h := &harness{t: t, b: b, tasks: &fakeTasks{b: b, specs: map[string]any{}}}
 	var ids atomic.Int64
 	newID := func(prefix string) string { return fmt.Sprintf("%s%d", prefix, ids.Add(1)) }
@@ -105,7 +88,7 @@ func (h *harness) app(id string) fsm.App {
 	h.t.Helper()
 	var a fsm.App
 	var ok bool
-	h.b.f.Read(func(s *fsm.State) { a, ok = s.App(id) })
+	h.b.FSM().Read(func(s *fsm.State) { a, ok = s.App(id) })
 	if !ok {
 		h.t.Fatalf("no app %s", id)
 	}
@@ -127,7 +110,7 @@ func (h *harness) complete(id string, ok bool, output string) {
 	h.t.Helper()
 	a := h.app(id)
 	var task fsm.Task
-	h.b.f.Read(func(s *fsm.State) { task, _ = s.Task(a.TaskID) })
+	h.b.FSM().Read(func(s *fsm.State) { task, _ = s.Task(a.TaskID) })
 	if task.ID == "" {
 		h.t.Fatalf("app %s has no task (step %q)", id, a.Step)
 	}
@@ -214,7 +197,7 @@ func TestBackupWithoutAnArchiveIsFailedNotReady(t *testing.T) {
 	h.complete("app1", true, `{"stdout":"INFO: done"}`)
 	a := h.advance("app1")
 	var b fsm.Backup
-	h.b.f.Read(func(s *fsm.State) { b, _ = s.Backup("bkp1") })
+	h.b.FSM().Read(func(s *fsm.State) { b, _ = s.Backup("bkp1") })
 	if b.Status != fsm.BackupFailed || b.Volid != "" || !strings.Contains(b.Error, "vzdump reported no archive") {
 		t.Fatalf("backup %+v, want failed with the reason", b)
 	}
@@ -234,7 +217,7 @@ func TestUnreadableTaskOutputFailsTheStage(t *testing.T) {
 	h.complete("app1", true, `{"volid": 42}`)
 	h.advance("app1")
 	var b fsm.Backup
-	h.b.f.Read(func(s *fsm.State) { b, _ = s.Backup("bkp1") })
+	h.b.FSM().Read(func(s *fsm.State) { b, _ = s.Backup("bkp1") })
 	if b.Status != fsm.BackupFailed || !strings.Contains(b.Error, "the node's answer could not be read") {
 		t.Fatalf("backup %+v, want failed: the answer could not be read", b)
 	}
@@ -251,7 +234,7 @@ func TestTaskFailedWithoutAReasonIsAFailure(t *testing.T) {
 	h.complete("app1", false, `{"volid":"local:backup/vzdump-lxc-100.tar.zst"}`)
 	h.advance("app1")
 	var b fsm.Backup
-	h.b.f.Read(func(s *fsm.State) { b, _ = s.Backup("bkp1") })
+	h.b.FSM().Read(func(s *fsm.State) { b, _ = s.Backup("bkp1") })
 	if b.Status != fsm.BackupFailed || b.Volid != "" || !strings.Contains(b.Error, "without a reason") {
 		t.Fatalf("backup %+v, want failed with a reason", b)
 	}

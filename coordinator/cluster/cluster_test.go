@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,24 +25,6 @@ import (
 	"github.com/proximity-ve/proximity/internal/problem"
 	"github.com/proximity-ve/proximity/internal/testutil"
 )
-
-// fakeClock is a clock a test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // loopbackHost picks a random 127.x.y.z on which the ports servers(n)
 // uses are free, so parallel test binaries never collide.
@@ -448,7 +429,7 @@ func TestKeyRotationKeepsSecretsOpen(t *testing.T) {
 func TestSecondServerJoinsIsPromotedAndTakesOver(t *testing.T) {
 	t.Parallel() // each on its own loopback address and data directory
 	host, dir, ks := loopbackHost(t), t.TempDir(), testKeys(t)
-	clk := &fakeClock{now: time.Now()}
+	clk := testutil.NewClock(time.Now())
 	cfg1 := serverConfig(t, host, dir, 0, ks)
 	cfg1.Now = clk.Now
 	cfg1.Timing.Stabilization = time.Hour // of the fake clock
