@@ -157,24 +157,12 @@ func (h *harness) mustAuthed(a *agent, method string) context.Context {
 
 func (h *harness) node(name string) fsm.NodeRecord {
 	h.t.Helper()
-	var n fsm.NodeRecord
-	var ok bool
-	h.b.FSM().Read(func(s *fsm.State) { n, ok = s.Node(name) })
-	if !ok {
-		h.t.Fatalf("node %s is not enrolled", name)
-	}
-	return n
+	return fsmtest.Get(h.t, h.b.FSM(), "enrolled node "+name, func(s *fsm.State) (fsm.NodeRecord, bool) { return s.Node(name) })
 }
 
 func (h *harness) task(id string) fsm.Task {
 	h.t.Helper()
-	var tk fsm.Task
-	var ok bool
-	h.b.FSM().Read(func(s *fsm.State) { tk, ok = s.Task(id) })
-	if !ok {
-		h.t.Fatalf("no task %s", id)
-	}
-	return tk
+	return fsmtest.Get(h.t, h.b.FSM(), "task "+id, func(s *fsm.State) (fsm.Task, bool) { return s.Task(id) })
 }
 
 // heartbeat reports a heartbeat from a's agent.

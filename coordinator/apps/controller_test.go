@@ -86,13 +86,7 @@ func (h *harness) apply(c fsm.Command) fsm.Result {
 
 func (h *harness) app(id string) fsm.App {
 	h.t.Helper()
-	var a fsm.App
-	var ok bool
-	h.b.FSM().Read(func(s *fsm.State) { a, ok = s.App(id) })
-	if !ok {
-		h.t.Fatalf("no app %s", id)
-	}
-	return a
+	return fsmtest.Get(h.t, h.b.FSM(), "app "+id, func(s *fsm.State) (fsm.App, bool) { return s.App(id) })
 }
 
 // advance runs one step of the app's operation, as the controller's loop

@@ -5,6 +5,7 @@ package fsmtest
 import (
 	"context"
 	"sync"
+	"testing"
 
 	"github.com/proximity-ve/proximity/coordinator/fsm"
 )
@@ -37,4 +38,17 @@ func (b *Backend) Index() uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.idx
+}
+
+// Get answers what get finds in f's state, and fails the test, naming
+// what, when it finds nothing.
+func Get[T any](t testing.TB, f *fsm.FSM, what string, get func(*fsm.State) (T, bool)) T {
+	t.Helper()
+	var v T
+	var ok bool
+	f.Read(func(s *fsm.State) { v, ok = get(s) })
+	if !ok {
+		t.Fatalf("no %s in the state", what)
+	}
+	return v
 }
