@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,49 +107,20 @@ func TestLinearizableRegistryWithLeaderKills(t *testing.T) {
 		return len(ops) >= minOps
 	}
 	// try runs one attempt; definite is false when the outcome is unknown.
-	try := func(in regInput) (out regOutput, definite bool) {
-		var raw json.RawMessage
-		switch in.Op {
-		case "reserve":
-			st, err := tc.call(pick(), "POST", "/api/v1/reservations", tc.token,
-				map[string]any{"request_id": in.Rid, "hostname": in.Host, "node": "pve1"}, nil, &raw)
-			switch {
-			case err != nil:
-			case st == 200 || st == 201:
-				var r reservation
-				_ = json.Unmarshal(raw, &r)
-				return regOutput{Status: "ok", ID: r.ID}, true
-			case st == 409 && strings.Contains(string(raw), "is taken"):
-				return regOutput{Status: "conflict"}, true
-			case st != 503:
-				t.Errorf("reserve %s: %d %s", in.Host, st, raw)
+	try := func(in regInput) (regOutput, bool) {
+		out, definite, unexpected := testutil.RegistryAttempt(in, func(method, path string, body any, key string) (int, []byte, error) {
+			var hdr map[string]string
+			if key != "" {
+				hdr = map[string]string{"Idempotency-Key": key}
 			}
-		case "release":
-			st, err := tc.call(pick(), "DELETE", "/api/v1/reservations/"+in.ID, tc.token, nil,
-				map[string]string{"Idempotency-Key": in.Rid}, &raw)
-			switch {
-			case err != nil:
-			case st == 204:
-				return regOutput{Status: "ok"}, true
-			case st == 404:
-				return regOutput{Status: "notfound"}, true
-			case st != 503:
-				t.Errorf("release %s: %d %s", in.ID, st, raw)
-			}
-		case "lookup":
-			var p reservationPage
-			st, err := tc.call(pick(), "GET", "/api/v1/reservations?hostname="+in.Host, tc.token, nil, nil, &p)
-			switch {
-			case err != nil:
-			case st == 200 && len(p.Items) == 0:
-				return regOutput{}, true
-			case st == 200:
-				return regOutput{ID: p.Items[0].ID}, true
-			case st != 503:
-				t.Errorf("lookup %s: %d", in.Host, st)
-			}
+			var raw json.RawMessage
+			st, err := tc.call(pick(), method, path, tc.token, body, hdr, &raw)
+			return st, raw, err
+		})
+		if unexpected != "" {
+			t.Errorf("%s", unexpected)
 		}
-		return regOutput{Status: "unknown"}, false
+		return out, definite
 	}
 
 	type open struct {

@@ -1,7 +1,11 @@
 package testutil
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -109,4 +113,60 @@ var RegistryModel = porcupine.NondeterministicModel{
 		return fmt.Sprintf("reserve(%s) -> %s %s", in.Host, out.Status, out.ID)
 	},
 	DescribeState: func(state any) string { return fmt.Sprintf("%q", state) },
+}
+
+// RegistryCall sends one request to the API (body nil for none; key, when
+// set, goes in Idempotency-Key) and answers the status and body.
+type RegistryCall func(method, path string, body any, key string) (status int, raw []byte, err error)
+
+// RegistryAttempt runs one operation of a history through the API. definite
+// is false when the outcome is unknown (no answer, a 503, or an answer no
+// operation gives, which unexpected then describes): the operation may or
+// may not have happened.
+func RegistryAttempt(in RegInput, call RegistryCall) (out RegOutput, definite bool, unexpected string) {
+	unknown := RegOutput{Status: "unknown"}
+	switch in.Op {
+	case "reserve":
+		st, raw, err := call("POST", "/api/v1/reservations", map[string]any{"request_id": in.Rid, "hostname": in.Host, "node": "pve1"}, "")
+		var r struct {
+			ID string `json:"id"`
+		}
+		switch {
+		case err != nil || st == 503:
+		case st == 201 && json.Unmarshal(raw, &r) == nil && r.ID != "":
+			return RegOutput{Status: "ok", ID: r.ID}, true, ""
+		case st == 409 && strings.Contains(string(raw), "is taken"):
+			return RegOutput{Status: "conflict"}, true, ""
+		default:
+			return unknown, false, fmt.Sprintf("reserve %s: %d %s", in.Host, st, bytes.TrimSpace(raw))
+		}
+	case "release":
+		st, raw, err := call("DELETE", "/api/v1/reservations/"+in.ID, nil, in.Rid)
+		switch {
+		case err != nil || st == 503:
+		case st == 204:
+			return RegOutput{Status: "ok"}, true, ""
+		case st == 404:
+			return RegOutput{Status: "notfound"}, true, ""
+		default:
+			return unknown, false, fmt.Sprintf("release %s: %d %s", in.ID, st, bytes.TrimSpace(raw))
+		}
+	case "lookup":
+		st, raw, err := call("GET", "/api/v1/reservations?hostname="+url.QueryEscape(in.Host), nil, "")
+		var p struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+		}
+		switch {
+		case err != nil || st == 503:
+		case st == 200 && json.Unmarshal(raw, &p) == nil && len(p.Items) == 0:
+			return RegOutput{}, true, ""
+		case st == 200 && len(p.Items) > 0:
+			return RegOutput{ID: p.Items[0].ID}, true, ""
+		default:
+			return unknown, false, fmt.Sprintf("lookup %s: %d %s", in.Host, st, bytes.TrimSpace(raw))
+		}
+	}
+	return unknown, false, ""
 }

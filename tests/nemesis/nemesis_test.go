@@ -1453,51 +1453,14 @@ func (h *registryHistory) record(client int, in regInput, call int64, out regOut
 func (h *registryHistory) try(in regInput) (regOutput, bool) {
 	w := h.w
 	i := rand.IntN(coordinators)
-	switch in.Op {
-	case "reserve":
-		st, raw, err := w.api(i, w.token, "POST", "/api/v1/reservations",
-			map[string]any{"request_id": in.Rid, "hostname": in.Host, "node": "pve1"}, "")
-		switch {
-		case err != nil:
-		case st == 200 || st == 201:
-			var r reservation
-			_ = json.Unmarshal(raw, &r)
-			return regOutput{Status: "ok", ID: r.ID}, true
-		case st == 409 && strings.Contains(string(raw), "is taken"):
-			return regOutput{Status: "conflict"}, true
-		case st != 503:
-			h.errors.Add(1)
-			w.logf("reserve %s: %d %s", in.Host, st, bytes.TrimSpace(raw))
-		}
-	case "release":
-		st, raw, err := w.api(i, w.token, "DELETE", "/api/v1/reservations/"+in.ID, nil, in.Rid)
-		switch {
-		case err != nil:
-		case st == 204:
-			return regOutput{Status: "ok"}, true
-		case st == 404:
-			return regOutput{Status: "notfound"}, true
-		case st != 503:
-			h.errors.Add(1)
-			w.logf("release %s: %d %s", in.ID, st, bytes.TrimSpace(raw))
-		}
-	case "lookup":
-		st, raw, err := w.api(i, w.token, "GET", "/api/v1/reservations?hostname="+in.Host, nil, "")
-		var p struct {
-			Items []reservation `json:"items"`
-		}
-		switch {
-		case err != nil:
-		case st == 200 && json.Unmarshal(raw, &p) == nil && len(p.Items) == 0:
-			return regOutput{}, true
-		case st == 200 && len(p.Items) > 0:
-			return regOutput{ID: p.Items[0].ID}, true
-		case st != 503:
-			h.errors.Add(1)
-			w.logf("lookup %s: %d %s", in.Host, st, bytes.TrimSpace(raw))
-		}
+	out, definite, unexpected := testutil.RegistryAttempt(in, func(method, path string, body any, key string) (int, []byte, error) {
+		return w.api(i, w.token, method, path, body, key)
+	})
+	if unexpected != "" {
+		h.errors.Add(1)
+		w.logf("%s", unexpected)
 	}
-	return regOutput{Status: "unknown"}, false
+	return out, definite
 }
 
 func (h *registryHistory) client(c int, stop chan struct{}) {
