@@ -352,15 +352,15 @@ func (a *API) runHere(rq *request, rt *route, token string) outcome {
 	return outcome{status, body, err}
 }
 
-// authenticate looks the token up in the local FSM. A follower may not yet
-// have applied a token the leader just created, so a follower that does
-// not know a token catches up with the leader's applied index (one
-// question to the leader) and looks again, within followerAuthWait; a
-// token it still does not know is refused then, at once for a forged one
-// rather than after a fixed wait.
-func (a *API) authenticate(rq *request, token string) bool {
-	if ok := a.lookupToken(rq, token); ok || a.b.IsLeader() {
-		return ok
+// lookupAfterCatchUp looks again for a token this server did not know. A
+// follower may not yet have applied a token the leader just created, so a
+// follower catches up with the leader's applied index (one question to the
+// leader) and looks again, within followerAuthWait; a token it still does
+// not know is refused then, at once for a forged one rather than after a
+// fixed wait. The leader knows every token already.
+func (a *API) lookupAfterCatchUp(rq *request, token string) bool {
+	if a.b.IsLeader() {
+		return false
 	}
 	ctx, cancel := context.WithTimeout(rq.ctx, followerAuthWait)
 	defer cancel()

@@ -78,8 +78,7 @@ func (a *API) checkToken(rq *request, token string) error {
 		a.authFailed(rq, th, "throttled")
 		return &errThrottled{wait: wait}
 	}
-	// A follower gives replication a moment (see authenticate).
-	if a.authenticate(rq, token) {
+	if a.lookupAfterCatchUp(rq, token) {
 		return nil
 	}
 	if wait := th.peers.Allow(remote, time.Now()); wait > 0 {
